@@ -1,0 +1,122 @@
+"""The `reasoner` command (click). Exit status: 0 success, 1 findings, 2 bad input or usage."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, NoReturn, TypeVar
+
+import click
+
+from . import check_goal, evaluate_chunks, load_facts, load_rules
+from .engine import DEFAULT_CHUNK, Engine
+from .errors import EvaluationLimit, ReasonerError
+from .facts import FactSet
+from .model import Model, row_key
+from .program import RuleSet
+from .render import answers as render_answers
+
+F = TypeVar("F", bound=Callable[..., object])
+
+EXIT_FINDINGS = 1
+EXIT_BAD_INPUT = 2
+
+
+def _fail(exc: ReasonerError) -> NoReturn:
+    for diagnostic in exc.diagnostics:
+        click.echo(str(diagnostic), err=True)
+    n = len(exc.diagnostics)
+    if n > 1:
+        click.echo(f"{n} errors; nothing was evaluated", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def rules_option(f: F) -> F:
+    return click.option("--rules", "rules_path", type=click.Path(), default=None, metavar="PATH",
+                        help="Rule set: a .dl file or a directory with main.dl (default: the bundled CRS rules).")(f)
+
+
+def settings_option(f: F) -> F:
+    return click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
+                        help="Override a rule-set setting (see `reasoner rules`), e.g. --set grade1_persistent_hours=24.")(f)
+
+
+def format_option(*choices: str) -> Callable[[F], F]:
+    def wrap(f: F) -> F:
+        return click.option("--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True,
+                            help="Output format.")(f)
+    return wrap
+
+
+def parse_settings(overrides: tuple[str, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[name.strip()] = float(value) if "." in value else int(value)
+        except ValueError:
+            raise click.BadParameter(f"expected NAME=NUMBER, got {item!r}", param_hint="--set") from None
+    return out
+
+
+def load_inputs(rules_path: str | None, fact_paths: tuple[str, ...]) -> tuple[RuleSet, FactSet]:
+    """Rules and facts, or every problem in either (exit 2)."""
+    try:
+        rules = load_rules(rules_path)
+    except ReasonerError as exc:
+        _fail(exc)
+    try:
+        facts = load_facts(rules, fact_paths)
+    except ReasonerError as exc:
+        _fail(exc)
+    return rules, facts
+
+
+def run_models(rules: RuleSet, facts: FactSet, overrides: tuple[str, ...], chunk_size: int = DEFAULT_CHUNK,
+               time_limit: float | None = None):
+    """Chunk models, one at a time; bad settings or an evaluation limit end the run (exit 2)."""
+    try:
+        engine = Engine(rules, parse_settings(overrides), time_limit=time_limit)
+        yield from evaluate_chunks(rules, facts, engine=engine, chunk_size=chunk_size)
+    except ReasonerError as exc:
+        _fail(exc)
+    except EvaluationLimit as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="guideline-reasoner")
+def main() -> None:
+    """Clinical guideline rules as Datalog: query, recommend, explain and check.
+
+    A research and authoring tool, not a medical device.
+    """
+
+
+@main.command()
+@click.argument("goal")
+@click.argument("facts", nargs=-1, required=True)
+@rules_option
+@settings_option
+@format_option("text", "json")
+@click.option("--time-limit", type=float, default=None, metavar="SECONDS",
+              help="Stop with exit status 2 if evaluation takes longer.")
+def query(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: tuple[str, ...], fmt: str,
+          time_limit: float | None) -> None:
+    """Answer GOAL (e.g. 'crs_grade(P, G)') over FACTS (files, directories, or - for stdin)."""
+    rules, factset = load_inputs(rules_path, facts)
+    try:
+        atom = check_goal(rules, goal)
+    except ReasonerError as exc:
+        _fail(exc)
+    answers = []
+    for model in run_models(rules, factset, overrides, time_limit=time_limit):
+        answers.extend(model.query(atom))
+    answers.sort(key=lambda a: row_key(tuple(a.values())))
+    click.echo(render_answers.render(goal, atom, answers, fmt), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

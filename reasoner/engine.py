@@ -1,0 +1,454 @@
+"""The only module that talks to pyDatalog.
+
+How a rule set runs (docs/engine.md says why):
+- Each rule's body becomes one pyDatalog clause `_rN(V1, ..., Vk) <= body`, whose
+  arguments are *all* the rule's variables. Firing a rule is one query of `_rN`; the rows
+  are the rule's firings (kept for proofs), the head follows from each row.
+- Strata run in dependency order; each derived fact is asserted back as a pyDatalog fact
+  before the next stratum runs. pyDatalog therefore never resolves a recursive
+  predicate itself (it hangs on right recursion over cycles): a recursive component is
+  run by a semi-naive fixpoint that asks only non-recursive questions.
+- Aggregates are computed from a query of their body (`count` counts rows, `count` and
+  `sum` of nothing are 0) and asserted as a helper fact the rule's clause joins with.
+- Negations of atoms with `_` go through a projection clause, so "no contraindication
+  of any reason" means what it says.
+- The clauses are built once per `Engine`; patients are asserted, queried and retracted
+  in chunks, so memory stays flat with the cohort's size.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Callable, Iterable, Iterator, Sequence
+
+from pyDatalog import pyEngine
+from pyDatalog.Logic import Logic
+
+from .errors import Diagnostic, EvaluationLimit, ReasonerError
+from .model import Firing, Model
+from .program import RuleSet, Step, aggregate_keys, order_body
+from .syntax import (
+    Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting,
+    Value, Var, expr_vars,
+)
+
+DEFAULT_CHUNK = 250
+"""Patients per chunk: pyDatalog's cost per query grows with the facts it holds."""
+
+
+# ----------------------------------------------------------------------------- arithmetic
+# Called by pyDatalog on bound values. Plain functions (not builtins): pyDatalog applies
+# a Python function operator only when it is a function object.
+def _div(a: float, b: float) -> float:
+    return a / b if b != 0 else math.nan  # NaN compares false: a rule dividing by zero does not fire
+
+
+def _min(*args: float) -> float:
+    return min(args)
+
+
+def _max(*args: float) -> float:
+    return max(args)
+
+
+def _abs(a: float) -> float:
+    return abs(a)
+
+
+_FUNCTIONS: dict[str, Callable[..., float]] = {"min": _min, "max": _max, "abs": _abs}
+_COMPARE = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+# ----------------------------------------------------------------------------- compiled form
+@dataclass
+class _CompiledAggregate:
+    literal: Aggregate
+    keys: list[str]
+    inner_vars: list[str]
+    inner_pred: str  # _aN_J(inner vars) <= aggregate body
+    domain_pred: str | None  # _dN_J(keys) <= the body steps before the aggregate
+    result_pred: str  # _gN_J(keys, value), asserted per evaluation
+    asserted: list = field(default_factory=list)
+
+
+@dataclass
+class _CompiledRule:
+    index: int
+    rule: Rule
+    variables: tuple[str, ...]
+    body_pred: str
+    head_args: list[tuple[str, object]]  # ("var", name) or ("const", value)
+    aggregates: list[_CompiledAggregate]
+    variants: list[str] = field(default_factory=list)  # semi-naive clauses (recursive rules)
+
+
+class Engine:
+    """A rule set compiled to pyDatalog clauses, ready to evaluate chunks of facts.
+
+    pyDatalog's state is global to the thread, so one engine is installed at a time;
+    an engine re-installs itself when another one was used in between.
+    """
+
+    _installed: "Engine | None" = None
+
+    def __init__(self, ruleset: RuleSet, settings: dict[str, float] | None = None,
+                 max_iterations: int = 100_000, time_limit: float | None = None):
+        self.ruleset = ruleset
+        self.settings = {name: s.value for name, s in ruleset.settings.items()}
+        for name, value in (settings or {}).items():
+            if name not in self.settings:
+                raise ReasonerError([Diagnostic(_NOSPAN, f"unknown setting {name} (known: "
+                                                f"{', '.join(sorted(self.settings)) or 'none'})", "E012")])
+            self.settings[name] = value
+        self.max_iterations = max_iterations
+        self.time_limit = time_limit
+        self._compile()  # fail early on what only compiling finds; install() redoes it
+
+    # ------------------------------------------------------------------ compiling
+    def _compile(self) -> None:
+        # pyDatalog interns predicates in its current state, so clauses are built anew
+        # right after each reset (about 20 ms for the CRS rule set).
+        self._fresh = count(1)
+        self._clauses: list = []
+        self._preds: set[tuple[str, int]] = set()
+        self._rules: list[_CompiledRule] = []
+        self._constraints: list[_CompiledRule] = []
+        self._static: list[tuple[str, tuple[Value, ...]]] = []
+        rs = self.ruleset
+        for pred, decl in rs.decls.items():
+            self._preds.add((pred, decl.arity))
+        for index, rule in enumerate(rs.rules):
+            if rule.head is not None and not rule.body:
+                self._static.append((rule.head.pred, tuple(self._const(a) for a in rule.head.args)))
+                continue
+            compiled = self._compile_rule(index, rule)
+            if rule.head is None:
+                self._constraints.append(compiled)
+            else:
+                self._rules.append(compiled)
+                if rule.head.pred in rs.recursive:
+                    self._add_variants(compiled)
+
+    def _const(self, e: Expr) -> Value:
+        if isinstance(e, Const):
+            return e.value
+        if isinstance(e, Setting):
+            return self.settings[e.name]
+        raise AssertionError(f"not a constant: {e}")
+
+    def _compile_rule(self, index: int, rule: Rule) -> _CompiledRule:
+        body = list(rule.body)
+        head_args: list[tuple[str, object]] = []
+        if rule.head is not None:
+            for arg in rule.head.args:
+                if isinstance(arg, Var):
+                    head_args.append(("var", arg.name))
+                elif isinstance(arg, (Const, Setting)):
+                    head_args.append(("const", self._const(arg)))
+                else:  # an expression in the head: computed in the body, by pyDatalog
+                    name = f"#h{next(self._fresh)}"  # a name no rule can spell
+                    body.append(Comparison("=", Var(name), arg, rule.span))
+                    head_args.append(("var", name))
+        steps = order_body(tuple(body), head=rule.head)
+        variables = _step_vars(steps)
+        aggregates: list[_CompiledAggregate] = []
+        literals = []
+        for position, step in enumerate(steps):
+            lit = step.literal
+            if isinstance(lit, Aggregate):
+                agg = self._compile_aggregate(index, len(aggregates), lit, tuple(body), rule, steps[:position])
+                aggregates.append(agg)
+                literals.append(_lit(agg.result_pred, [_var(k) for k in agg.keys] + [_var(lit.result.name)]))
+            else:
+                literals.append(self._literal(step))
+        body_pred = f"_r{index}"
+        self._add_clause(body_pred, variables, literals)
+        return _CompiledRule(index, rule, tuple(variables), body_pred, head_args, aggregates)
+
+    def _compile_aggregate(self, index: int, j: int, agg: Aggregate, body: tuple[Literal, ...], rule: Rule,
+                           before: Sequence[Step]) -> _CompiledAggregate:
+        keys = aggregate_keys(agg, body, rule.head)
+        inner_steps = order_body(agg.body)
+        inner_vars = _step_vars(inner_steps)
+        inner_pred = f"_a{index}_{j}"
+        self._add_clause(inner_pred, inner_vars, [self._literal(s) for s in inner_steps])
+        domain_pred = None
+        if keys:
+            domain_pred = f"_d{index}_{j}"
+            domain_literals = []
+            for step in before:
+                if isinstance(step.literal, Aggregate):
+                    raise ReasonerError.at(agg.span, "an aggregate's keys may not depend on another aggregate",
+                                           "E007")
+                domain_literals.append(self._literal(step))
+            self._add_clause(domain_pred, keys, domain_literals)
+        result_pred = f"_g{index}_{j}"
+        self._preds.add((result_pred, len(keys) + 1))
+        return _CompiledAggregate(agg, keys, inner_vars, inner_pred, domain_pred, result_pred)
+
+    def _add_variants(self, compiled: _CompiledRule) -> None:
+        """Semi-naive: one clause per recursive body atom, with that atom read from the
+        last round's new facts (`_delta_p`) instead of all of `p`."""
+        recursive = self.ruleset.recursive
+        body = list(compiled.rule.body)
+        if any(isinstance(lit, Aggregate) for lit in body):
+            return  # aggregates never range over their own component (stratification)
+        for position, lit in enumerate(body):
+            if not (isinstance(lit, Atom) and lit.pred in recursive):
+                continue
+            delta = Atom(f"_delta_{lit.pred}", lit.args, lit.span)
+            variant_body = body[:position] + [delta] + body[position + 1:]
+            steps = order_body(tuple(variant_body), first=delta, head=compiled.rule.head)
+            # the same variables, in the rule's own order, so rows read alike
+            name = f"{compiled.body_pred}_v{position}"
+            self._add_clause(name, list(compiled.variables), [self._literal(s) for s in steps])
+            self._preds.add((delta.pred, delta.arity))
+            compiled.variants.append(name)
+
+    def _add_clause(self, name: str, variables: Sequence[str], literals: list) -> None:
+        head = _lit(name, [_var(v) for v in variables])
+        self._clauses.append(pyEngine.Clause(head, literals))
+
+    def _literal(self, step: Step):
+        lit = step.literal
+        if isinstance(lit, Atom):
+            return _lit(lit.pred, [self._term(a) for a in lit.args])
+        if isinstance(lit, Negation):
+            atom = lit.atom
+            if any(isinstance(a, Var) and a.anonymous for a in atom.args):
+                # `!p(X, _)` means "no p(X, anything)": negate a projection of p onto X
+                kept = [a for a in atom.args if not (isinstance(a, Var) and a.anonymous)]
+                name = f"_n{next(self._fresh)}"
+                self._clauses.append(pyEngine.Clause(_lit(name, [self._term(a) for a in kept]),
+                                                     [_lit(atom.pred, [self._term(a) for a in atom.args])]))
+                self._preds.add((name, len(kept)))
+                return _lit("~" + name, [self._term(a) for a in kept])
+            return _lit("~" + atom.pred, [self._term(a) for a in atom.args])
+        if isinstance(lit, Comparison):
+            if step.assign is not None:
+                target = lit.left if isinstance(lit.left, Var) and lit.left.name == step.assign else lit.right
+                value = lit.right if target is lit.left else lit.left
+                return _lit("==", [self._term(target), self._term(value)])
+            return _lit(_COMPARE[lit.op], [self._term(lit.left), self._term(lit.right)])
+        raise AssertionError(f"unexpected literal {lit}")
+
+    def _term(self, e: Expr):
+        if isinstance(e, Var):
+            return _var(e.name)
+        if isinstance(e, (Const, Setting)):
+            return pyEngine.Const(self._const(e))
+        if isinstance(e, BinOp):
+            left, right = self._term(e.left), self._term(e.right)
+            if e.op == "/":
+                return pyEngine.Operation(pyEngine.Const(None), _div, pyEngine.VarTuple((left, right)))
+            return pyEngine.Operation(left, e.op, right)
+        if isinstance(e, Call):
+            args = tuple(self._term(a) for a in e.args)
+            return pyEngine.Operation(pyEngine.Const(None), _FUNCTIONS[e.func], pyEngine.VarTuple(args))
+        raise AssertionError(f"unexpected expression {e}")
+
+    # ------------------------------------------------------------------ installing
+    def install(self) -> None:
+        """Reset pyDatalog and load this engine's clauses (done once, and again only if
+        another engine was installed since)."""
+        if Engine._installed is self:
+            return
+        Logic()  # a fresh pyDatalog state: nothing of an earlier program leaks in
+        pyEngine.Float_Precision = None  # keep 37.95 as 37.95, not rounded to 8 digits
+        self._compile()
+        for pred, arity in sorted(self._preds):
+            # pyDatalog raises on negating a predicate it has never seen: make each known
+            placeholder = pyEngine.Clause(_lit(pred, [pyEngine.Const("_placeholder")] * arity), [])
+            pyEngine.assert_(placeholder)
+            pyEngine.retract(placeholder)
+        for clause in self._clauses:
+            pyEngine.assert_(clause)
+        for pred, args in self._static:
+            pyEngine.assert_(_fact(pred, args))
+        Engine._installed = self
+
+    # ------------------------------------------------------------------ evaluating
+    def evaluate(self, facts: Iterable[Fact]) -> Model:
+        """Evaluate the rule set over `facts` (one chunk) and return its model.
+
+        The chunk's facts are retracted afterwards, so the engine is ready for the next.
+        """
+        self.install()
+        started = time.monotonic()
+        model = Model()
+        asserted: list = []
+        try:
+            for pred, args in self._static:
+                model.facts[pred].add(args)
+            for fact in facts:
+                if fact.args not in model.facts[fact.pred]:
+                    model.facts[fact.pred].add(fact.args)
+                    clause = _fact(fact.pred, fact.args)
+                    pyEngine.assert_(clause)
+                    asserted.append(clause)
+                model.origins.setdefault((fact.pred, fact.args), fact.span)
+            rules_by_head: dict[str, list[_CompiledRule]] = {}
+            for compiled in self._rules:
+                assert compiled.rule.head is not None
+                rules_by_head.setdefault(compiled.rule.head.pred, []).append(compiled)
+                model.variables[compiled.index] = compiled.variables
+            for compiled in self._constraints:
+                model.variables[compiled.index] = compiled.variables
+            for component in self.ruleset.strata:
+                rules = [c for p in component for c in rules_by_head.get(p, [])]
+                if not rules:
+                    continue
+                if set(component) & self.ruleset.recursive:
+                    self._fixpoint(rules, model, asserted, started)
+                else:
+                    for compiled in rules:
+                        self._derive(compiled, compiled.body_pred, model, asserted)
+                        self._check_time(started)
+            for compiled in self._constraints:
+                for row in self._fire(compiled, compiled.body_pred, model):
+                    model.violations.append(Firing(compiled.index, dict(zip(compiled.variables, row))))
+        finally:
+            for clause in asserted:
+                pyEngine.retract(clause)
+            for compiled in self._rules + self._constraints:
+                for agg in compiled.aggregates:
+                    self._retract_aggregate(agg)
+        return model
+
+    def _check_time(self, started: float) -> None:
+        if self.time_limit is not None and time.monotonic() - started > self.time_limit:
+            raise EvaluationLimit(f"evaluation stopped after {self.time_limit:g} s (time limit)")
+
+    def _derive(self, compiled: _CompiledRule, clause: str, model: Model, asserted: list,
+                new: set | None = None) -> None:
+        assert compiled.rule.head is not None
+        pred = compiled.rule.head.pred
+        known = model.facts[pred]
+        for row in self._fire(compiled, clause, model):
+            env = dict(zip(compiled.variables, row))
+            head = tuple(env[v] if kind == "var" else v for kind, v in compiled.head_args)  # type: ignore[index]
+            if any(isinstance(v, float) and v != v for v in head):
+                continue  # a division by zero upstream: no conclusion
+            if head not in known:
+                known.add(head)
+                if new is not None:
+                    new.add(head)
+                clause_ = _fact(pred, head)
+                pyEngine.assert_(clause_)
+                asserted.append(clause_)
+
+    def _fire(self, compiled: _CompiledRule, clause: str, model: Model) -> list[tuple[Value, ...]]:
+        for agg in compiled.aggregates:
+            self._compute_aggregate(agg)
+        rows = _ask(clause, len(compiled.variables), compiled.rule)
+        model.firings[compiled.index].extend(rows)
+        return rows
+
+    def _compute_aggregate(self, agg: _CompiledAggregate) -> None:
+        self._retract_aggregate(agg)
+        lit = agg.literal
+        rows = _ask(agg.inner_pred, len(agg.inner_vars), None)
+        key_pos = [agg.inner_vars.index(k) for k in agg.keys]
+        target_pos = agg.inner_vars.index(lit.target.name) if isinstance(lit.target, Var) else None
+        groups: dict[tuple, list[tuple]] = {}
+        for row in rows:
+            groups.setdefault(tuple(row[i] for i in key_pos), []).append(row)
+        domain = _ask(agg.domain_pred, len(agg.keys), None) if agg.domain_pred else [()]
+        for key in set(domain) | (set(groups) if lit.func in ("min", "max") else set()):
+            members = groups.get(key, [])
+            if lit.func == "count":
+                value: Value = len(members)
+            elif lit.func == "sum":
+                value = sum(row[target_pos] for row in members)  # type: ignore[index,misc]
+            elif not members:
+                continue  # min/max of nothing: no value, the rule does not fire
+            else:
+                values = [row[target_pos] for row in members]  # type: ignore[index]
+                value = min(values) if lit.func == "min" else max(values)  # type: ignore[type-var]
+            clause = _fact(agg.result_pred, key + (value,))
+            pyEngine.assert_(clause)
+            agg.asserted.append(clause)
+
+    @staticmethod
+    def _retract_aggregate(agg: _CompiledAggregate) -> None:
+        for clause in agg.asserted:
+            pyEngine.retract(clause)
+        agg.asserted.clear()
+
+    def _fixpoint(self, rules: list[_CompiledRule], model: Model, asserted: list, started: float) -> None:
+        """Semi-naive evaluation of one recursive component, driven from here."""
+        delta: dict[str, set] = {}
+        for compiled in rules:  # round 0: every rule over what is known so far
+            assert compiled.rule.head is not None
+            self._derive(compiled, compiled.body_pred, model, asserted,
+                         delta.setdefault(compiled.rule.head.pred, set()))
+        for iteration in range(self.max_iterations):
+            if not any(delta.values()):
+                return
+            self._check_time(started)
+            delta_facts = [_fact(f"_delta_{pred}", args) for pred, rows in delta.items() for args in rows]
+            for clause in delta_facts:
+                pyEngine.assert_(clause)
+            new: dict[str, set] = {}
+            try:
+                for compiled in rules:
+                    assert compiled.rule.head is not None
+                    target = new.setdefault(compiled.rule.head.pred, set())
+                    if compiled.variants:
+                        for variant in compiled.variants:
+                            self._derive(compiled, variant, model, asserted, target)
+                    elif compiled.aggregates:
+                        self._derive(compiled, compiled.body_pred, model, asserted, target)
+            finally:
+                for clause in delta_facts:
+                    pyEngine.retract(clause)
+            delta = new
+        raise EvaluationLimit(f"recursion did not reach a fixpoint in {self.max_iterations} rounds")
+
+
+# ----------------------------------------------------------------------------- chunking
+def evaluate_chunks(engine: Engine, chunks: Iterable[list[Fact]]) -> Iterator[Model]:
+    """One model per chunk of facts (chunks must not share patients)."""
+    for chunk in chunks:
+        yield engine.evaluate(chunk)
+
+
+# ----------------------------------------------------------------------------- pyDatalog glue
+_NOSPAN = Var("_").span
+
+
+def _var(name: str):
+    return pyEngine.Var("V" + name)  # a prefix keeps `_1` clear of pyDatalog's own names
+
+
+def _lit(pred: str, terms: list):
+    return pyEngine.Literal(pred, terms)
+
+
+def _fact(pred: str, args: tuple[Value, ...]):
+    return pyEngine.Clause(pyEngine.Literal(pred, [pyEngine.Const(a) for a in args]), [])
+
+
+def _ask(pred: str, arity: int, rule: Rule | None) -> list[tuple[Value, ...]]:
+    query = _lit(pred, [pyEngine.Var(f"Q{i}") for i in range(arity)])
+    try:
+        result = query.ask()
+    except TypeError as exc:  # e.g. a number compared with a symbol in an untyped program
+        where = rule.span if rule is not None else _NOSPAN
+        raise ReasonerError.at(where, f"cannot evaluate this rule: {exc}", "E004") from None
+    if result is None or result is False:
+        return []
+    if result is True:
+        return [()]
+    return [tuple(row) for row in result]
+
+
+def _step_vars(steps: Sequence[Step]) -> list[str]:
+    names: list[str] = []
+    for step in steps:
+        for name in step.binds:
+            if name not in names:
+                names.append(name)
+    return names

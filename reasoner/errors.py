@@ -1,0 +1,50 @@
+"""The project's one error type: a list of located diagnostics.
+
+Every stage that rejects input raises `ReasonerError` carrying *all* the problems it
+found, so the user fixes a file in one pass. The CLI prints them as
+`file:line:col: message` and exits with status 2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from .syntax import NO_SPAN, Span
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem in one place. `code` names its kind (see docs/checks.md)."""
+
+    span: Span
+    message: str
+    code: str = "E000"
+
+    def __str__(self) -> str:
+        if self.span == NO_SPAN:
+            return f"error[{self.code}]: {self.message}"
+        return f"{self.span}: error[{self.code}]: {self.message}"
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.span.file, self.span.line, self.span.col, self.message)
+
+
+class ReasonerError(Exception):
+    """Bad input: a rule file, a fact file, a goal or an option the reasoner rejects."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]):
+        self.diagnostics = sorted(set(diagnostics), key=Diagnostic.sort_key)
+        super().__init__("\n".join(map(str, self.diagnostics)))
+
+    @property
+    def code(self) -> str:
+        """The first diagnostic's code (the conformance suite matches on it)."""
+        return self.diagnostics[0].code if self.diagnostics else "E000"
+
+    @classmethod
+    def at(cls, span: Span, message: str, code: str = "E000") -> "ReasonerError":
+        return cls([Diagnostic(span, message, code)])
+
+
+class EvaluationLimit(Exception):
+    """Evaluation went past its limit (time or iterations) and was stopped."""

@@ -1,0 +1,105 @@
+"""What an evaluation produces: the materialized model every later stage reads.
+
+Nothing after the engine talks to pyDatalog: answers, proofs and reports are computed
+from a `Model` (predicate → set of tuples, plus each rule's firings with their
+variable bindings), which a second engine could produce just as well.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from .syntax import Atom, Const, Span, Value, Var
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+@dataclass
+class Firing:
+    """One way a rule fired: its index in `RuleSet.rules` and the values of its variables."""
+
+    rule_index: int
+    bindings: dict[str, Value]
+
+
+@dataclass
+class Model:
+    """Facts (input and derived) of one evaluation, with how each derived fact arose."""
+
+    facts: dict[str, set[tuple[Value, ...]]] = field(default_factory=lambda: defaultdict(set))
+    firings: dict[int, list[tuple[Value, ...]]] = field(default_factory=lambda: defaultdict(list))
+    """rule index → rows of that rule's variables (order: `variables[rule index]`)."""
+    variables: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    origins: dict[tuple[str, tuple[Value, ...]], Span] = field(default_factory=dict)
+    """Where each input fact was read (file:line:col)."""
+    violations: list[Firing] = field(default_factory=list)
+    """Integrity constraints whose body held, with the bindings that made it hold."""
+
+    def tuples(self, pred: str) -> set[tuple[Value, ...]]:
+        """Every tuple of `pred` in the model (a copy)."""
+        return set(self.facts.get(pred, ()))
+
+    def holds(self, pred: str, args: tuple[Value, ...]) -> bool:
+        return args in self.facts.get(pred, ())
+
+    def rule_firings(self, rule_index: int) -> Iterable[dict[str, Value]]:
+        names = self.variables.get(rule_index, ())
+        for row in self.firings.get(rule_index, ()):
+            yield dict(zip(names, row))
+
+    def query(self, goal: Atom) -> list[dict[str, Value]]:
+        """Answers of `goal` as {variable: value}, sorted; `[{}]` for a ground goal that holds."""
+        names = [a.name for a in goal.args if isinstance(a, Var) and not a.anonymous]
+        out_vars = list(dict.fromkeys(names))
+        answers = set()
+        for row in self.facts.get(goal.pred, ()):
+            if len(row) != len(goal.args):
+                continue
+            env: dict[str, Value] = {}
+            ok = True
+            for arg, value in zip(goal.args, row):
+                if isinstance(arg, Const):
+                    if not values_equal(arg.value, value):
+                        ok = False
+                        break
+                elif isinstance(arg, Var) and not arg.anonymous:
+                    if arg.name in env and not values_equal(env[arg.name], value):
+                        ok = False
+                        break
+                    env[arg.name] = value
+            if ok:
+                answers.add(tuple(env[v] for v in out_vars))
+        return [dict(zip(out_vars, row)) for row in sorted(answers, key=row_key)]
+
+    def merge(self, other: "Model", rule_offset: int = 0) -> None:
+        """Add another chunk's model to this one (chunks hold disjoint patients)."""
+        for pred, rows in other.facts.items():
+            self.facts[pred] |= rows
+        for index, rows in other.firings.items():
+            self.firings[index].extend(rows)
+        self.variables.update(other.variables)
+        self.origins.update(other.origins)
+        self.violations.extend(other.violations)
+
+
+def values_equal(a: Value, b: Value) -> bool:
+    """Equality of constants: 38 equals 38.0, a number never equals a string."""
+    if isinstance(a, str) or isinstance(b, str):
+        return isinstance(a, str) and isinstance(b, str) and a == b
+    return a == b
+
+
+def value_key(v: Value) -> tuple:
+    """A total order on constants: numbers by value, then strings in natural order
+    (p2 before p10), so listings read the way a person expects."""
+    if isinstance(v, str):
+        parts = _DIGITS.split(v)
+        return (1, 0.0, tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), v)
+    return (0, float(v), (), "")
+
+
+def row_key(row: tuple[Value, ...]) -> tuple:
+    return tuple(value_key(v) for v in row)

@@ -1,0 +1,337 @@
+"""Text → syntax tree, for rule files and fact files, with lark (grammar.lark).
+
+The grammar is LALR(1) so that a cohort's fact file parses in linear time; lark gives
+each token its line and column, which every later stage reports errors with. Text is
+data here: nothing in it is ever executed.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from itertools import count
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from .errors import Diagnostic, ReasonerError
+from .syntax import (
+    Aggregate, ArgDecl, Atom, BinOp, Call, Comparison, Const, Decl, Expr, Fact, Include,
+    Literal, Negation, Requirement, Rule, SettingDecl, Setting, SourceDecl, Span, Statement,
+    TypeDecl, Var,
+)
+
+# How lark's terminal names read in an error message.
+_TERMINAL_WORDS = {
+    "IDENT": "a name", "VAR": "a variable", "NUMBER": "a number", "STRING": "a quoted string",
+    "DOT": "'.'", "COMMA": "','", "LPAR": "'('", "RPAR": "')'", "COLON": "':'",
+    "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMPOP": "a comparison",
+    "ADDOP": "'+' or '-'", "MULOP": "'*' or '/'", "SETTING": "a $setting", "BANG": "'!'",
+    "ROLE": "input, output or internal", "IF": "':-'", "__ANON_0": "':-'", "MINUS": "'-'",
+    "EQUAL": "'='", "VBAR": "'|'", "AGG": "count or sum", "MINMAX": "min or max",
+    "ANN_ID": "@id", "ANN_SOURCE": "@source", "REQKIND": "one or some",
+    "FOR": "'for'", "NONE": "'none'", "FUNC": "abs",
+}
+
+
+@lru_cache(maxsize=2)
+def _parser(start: str) -> tuple[Lark, "_Build"]:
+    # The tree is built inline (transformer= in the constructor): about twice as fast as
+    # building lark's tree first, which matters for cohort fact files. cache=True keeps
+    # the LALR tables in the temp directory so a one-patient run does not rebuild them.
+    grammar = resources.files("reasoner").joinpath("grammar.lark").read_text(encoding="utf-8")
+    builder = _Build("<text>")
+    parser = Lark(grammar, start=start, parser="lalr", transformer=builder, maybe_placeholders=True,
+                  cache=True)
+    return parser, builder
+
+
+def parse_program(text: str, file: str) -> list[Statement]:
+    """Parse a rule file into statements. Raises ReasonerError with every syntax error."""
+    return _parse(text, file, "program")
+
+
+def parse_facts(text: str, file: str) -> list[Fact]:
+    """Parse a fact file (ground atoms only). Raises ReasonerError on a syntax error."""
+    return _parse(text, file, "facts")
+
+
+def parse_goal(text: str, file: str = "<goal>") -> Atom:
+    """Parse a query goal such as `crs_grade(P, G)` (a trailing '.' is optional)."""
+    stripped = text.strip()
+    if not stripped.endswith("."):
+        stripped += "."
+    statements = _parse(stripped, file, "program")
+    if len(statements) != 1 or not isinstance(statements[0], Rule) or statements[0].body \
+            or statements[0].head is None:
+        raise ReasonerError.at(Span(file, 1, 1), f"a goal is one atom such as crs_grade(P, G), not {text!r}",
+                               "E016")
+    rule = statements[0]
+    assert rule.head is not None
+    return rule.head
+
+
+def _parse(text: str, file: str, start: str) -> Any:
+    parser, builder = _parser(start)
+    builder.reset(file)
+    try:
+        return parser.parse(text)
+    except UnexpectedInput as exc:
+        raise ReasonerError([_syntax_diagnostic(exc, text, file)]) from None
+    except VisitError as exc:  # a semantic problem found while building the tree
+        if isinstance(exc.orig_exc, ReasonerError):
+            raise exc.orig_exc from None
+        raise
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
+    line, col = getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1
+    if isinstance(exc, UnexpectedCharacters):
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "end of file"
+        message = f"unexpected character {char!r}"
+    elif isinstance(exc, UnexpectedEOF):
+        message = "unexpected end of file (a statement is missing its final '.'?)"
+        line, col = _end_position(text)
+    elif isinstance(exc, UnexpectedToken):
+        if exc.token.type == "$END":
+            message = "unexpected end of file (a statement is missing its final '.'?)"
+            line, col = _end_position(text)
+        else:
+            message = f"unexpected {exc.token.value!r}"
+        expected = sorted({_TERMINAL_WORDS.get(name, name.lower()) for name in exc.expected})
+        if expected and len(expected) <= 8:
+            message += "; expected " + ", ".join(expected)
+    else:
+        message = "syntax error"
+    return Diagnostic(Span(file, line, col), message, "E001")
+
+
+def _end_position(text: str) -> tuple[int, int]:
+    lines = text.split("\n")
+    return len(lines), len(lines[-1]) + 1
+
+
+def _unquote(token: str) -> str:
+    body = token[1:-1]
+    out, i = [], 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            out.append({"n": "\n", "t": "\t"}.get(nxt, nxt))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _number(text: str) -> int | float:
+    return float(text) if "." in text else int(text)
+
+
+class _Build(Transformer):  # type: ignore[type-arg]
+    """Turns lark's parse tree into syntax.py nodes."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.reset(file)
+
+    def reset(self, file: str) -> None:
+        self.file = file
+        self._fresh = count(1)
+
+    def _span(self, token: Token) -> Span:
+        return Span(self.file, token.line or 0, token.column or 0)
+
+    # ---- terms and expressions
+    def var(self, children: list[Token]) -> Var:
+        (tok,) = children
+        name = str(tok)
+        if name == "_":
+            name = f"_{next(self._fresh)}"
+        return Var(name, self._span(tok))
+
+    def symbol(self, children: list[Token]) -> Const:
+        (tok,) = children
+        return Const(str(tok), self._span(tok))
+
+    def string(self, children: list[Token]) -> Const:
+        (tok,) = children
+        return Const(_unquote(str(tok)), self._span(tok))
+
+    def number(self, children: list[Token]) -> Const:
+        (tok,) = children
+        return Const(_number(str(tok)), self._span(tok))
+
+    def negative_number(self, children: list[Token]) -> Const:
+        (tok,) = children
+        return Const(-_number(str(tok)), Span(self.file, tok.line or 0, max((tok.column or 1) - 1, 1)))
+
+    def signed_number(self, children: list[Token]) -> Const:
+        (tok,) = children
+        return Const(_number(str(tok)), self._span(tok))
+
+    def setting(self, children: list[Token]) -> Setting:
+        (tok,) = children
+        return Setting(str(tok)[1:], self._span(tok))
+
+    def binop(self, children: list[Any]) -> Expr:
+        left, op, right = children
+        return BinOp(str(op), left, right, _span_of(left))
+
+    def negate(self, children: list[Any]) -> Expr:
+        (inner,) = children
+        if isinstance(inner, Const) and isinstance(inner.value, (int, float)):
+            return Const(-inner.value, inner.span)
+        return BinOp("-", Const(0, _span_of(inner)), inner, _span_of(inner))
+
+    def call(self, children: list[Any]) -> Call:
+        func, *args = children
+        if str(func) == "abs" and len(args) != 1:
+            raise ReasonerError.at(self._span(func), "abs takes one argument", "E001")
+        if str(func) in ("min", "max") and len(args) < 2:
+            raise ReasonerError.at(self._span(func), f"{func} takes two or more arguments", "E001")
+        return Call(str(func), tuple(args), self._span(func))
+
+    # ---- literals
+    def atom(self, children: list[Any]) -> Atom:
+        name, *args = children
+        args = [a for a in args if a is not None]
+        return Atom(str(name), tuple(args), self._span(name))
+
+    def negation(self, children: list[Any]) -> Negation:
+        (atom,) = children
+        return Negation(atom, atom.span)
+
+    def comparison(self, children: list[Any]) -> Comparison:
+        left, op, right = children
+        return Comparison(str(op), left, right, _span_of(left))
+
+    def aggregate_term(self, children: list[Any]) -> tuple[str, Var | None, tuple[Literal, ...], Span]:
+        func, target, body = children
+        target_var = Var(str(target), self._span(target)) if target is not None else None
+        return (str(func), target_var, body, self._span(func))
+
+    def aggregate(self, children: list[Any]) -> Aggregate:
+        result, op, (func, target, body, span) = children
+        if not isinstance(result, Var) or result.anonymous or str(op) != "=":
+            raise ReasonerError.at(_span_of(result), "an aggregate is written `V = count : { ... }` "
+                                   "with a named variable V on the left", "E001")
+        if func in ("sum", "min", "max") and target is None:
+            raise ReasonerError.at(span, f"{func} needs a variable to aggregate: `V = {func} X : {{ ... }}`",
+                                   "E001")
+        if func == "count" and target is not None:
+            raise ReasonerError.at(span, "count takes no variable: `N = count : { ... }`", "E001")
+        return Aggregate(result, func, target, body, _span_of(result))
+
+    def body(self, children: list[Literal]) -> tuple[Literal, ...]:
+        return tuple(children)
+
+    # ---- clauses
+    def ann_id(self, children: list[Token]) -> tuple[str, str, Span]:
+        (tok,) = children
+        return ("id", str(tok)[3:].strip(), self._span(tok))
+
+    def ann_source(self, children: list[Token]) -> tuple[str, str, Span]:
+        (tok,) = children
+        return ("source", str(tok)[7:].strip(), self._span(tok))
+
+    def ann_says(self, children: list[Token]) -> tuple[str, str, Span]:
+        (tok,) = children
+        return ("says", _unquote(str(tok)), self._span(tok))
+
+    def fact_clause(self, children: list[Any]) -> tuple[Atom | None, tuple[Literal, ...], Span]:
+        (head,) = children
+        return (head, (), head.span)
+
+    def rule_clause(self, children: list[Any]) -> tuple[Atom | None, tuple[Literal, ...], Span]:
+        head, body = children
+        return (head, body, head.span)
+
+    def constraint_clause(self, children: list[Any]) -> tuple[Atom | None, tuple[Literal, ...], Span]:
+        (body,) = children
+        return (None, body, _span_of(body[0]))
+
+    def clause(self, children: list[Any]) -> Rule:
+        *annotations, (head, body, span) = children
+        rule_id, says, sources = None, None, []
+        problems = []
+        for kind, value, ann_span in annotations:
+            if kind == "id":
+                if rule_id is not None:
+                    problems.append(Diagnostic(ann_span, "a rule has one @id", "E001"))
+                rule_id = value
+            elif kind == "says":
+                if says is not None:
+                    problems.append(Diagnostic(ann_span, "a rule has one @says", "E001"))
+                says = value
+            else:
+                sources += [s.strip() for s in value.split(",")]
+        if problems:
+            raise ReasonerError(problems)
+        if annotations:
+            span = annotations[0][2]
+        return Rule(head, body, rule_id, tuple(sources), says, span)
+
+    # ---- directives
+    def include(self, children: list[Token]) -> Include:
+        (path,) = children
+        return Include(_unquote(str(path)), self._span(path))
+
+    def type_decl(self, children: list[Token]) -> TypeDecl:
+        name, *values = children
+        return TypeDecl(str(name), tuple(str(v) for v in values), self._span(name))
+
+    def arg_decl(self, children: list[Any]) -> ArgDecl:
+        name, type_name, bounds, unit = children
+        low = high = None
+        if bounds is not None:
+            low, high = bounds
+        return ArgDecl(str(name), str(type_name), low, high, _unquote(str(unit)) if unit is not None else None)
+
+    def range(self, children: list[Const]) -> tuple[float, float]:
+        low, high = children
+        if low.value > high.value:  # type: ignore[operator]
+            raise ReasonerError.at(low.span, f"empty range [{low}, {high}]", "E001")
+        return (low.value, high.value)  # type: ignore[return-value]
+
+    def decl(self, children: list[Any]) -> Decl:
+        name, *rest = children
+        role, description = rest[-2], rest[-1]
+        args = tuple(a for a in rest[:-2] if a is not None)
+        return Decl(str(name), args, str(role), _unquote(str(description)) if description is not None else "",
+                    self._span(name))
+
+    def source_decl(self, children: list[Token]) -> SourceDecl:
+        key, text = children
+        return SourceDecl(str(key), _unquote(str(text)), self._span(key))
+
+    def setting_decl(self, children: list[Any]) -> SettingDecl:
+        name, value, reason = children
+        return SettingDecl(str(name), value.value, _unquote(str(reason)) if reason is not None else "",
+                           self._span(name))
+
+    def requirement(self, children: list[Any]) -> Requirement:
+        kind, head, body, text = children
+        return Requirement(str(kind), head, body, _unquote(str(text)), self._span(kind))
+
+    def forbid_requirement(self, children: list[Any]) -> Requirement:
+        body, text = children
+        return Requirement("none", None, body, _unquote(str(text)), _span_of(body[0]))
+
+    def program(self, children: list[Statement]) -> list[Statement]:
+        return list(children)
+
+    # ---- fact files
+    def fact(self, children: list[Any]) -> Fact:
+        name, *values = children
+        return Fact(str(name), tuple(v.value for v in values if v is not None), self._span(name))
+
+    def facts(self, children: list[Fact]) -> list[Fact]:
+        return list(children)
+
+
+def _span_of(node: Any) -> Span:
+    span = getattr(node, "span", None)
+    return span if isinstance(span, Span) else Span("<none>", 0, 0)

@@ -1,0 +1,303 @@
+"""The syntax tree: the one model of rules and facts that every stage shares.
+
+Parsing produces it, the checker annotates nothing in place (it reports), the engine
+compiles it, the explainer and renderers read it. Every node carries a `Span` so any
+stage can point the user at `file:line:col`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+Value = Union[int, float, str]
+"""A constant: numbers are int or float, identifiers and quoted strings are str."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a node starts in its source file."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+NO_SPAN = Span("<none>", 0, 0)
+
+
+# --------------------------------------------------------------------------- terms
+@dataclass(frozen=True)
+class Var:
+    """A variable. Anonymous `_` variables are renamed `_1`, `_2`, ... by the parser."""
+
+    name: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    @property
+    def anonymous(self) -> bool:
+        return self.name.startswith("_")
+
+    def __str__(self) -> str:
+        return "_" if self.anonymous else self.name
+
+
+@dataclass(frozen=True)
+class Const:
+    value: Value
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    def __str__(self) -> str:
+        return format_value(self.value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """`$name`: a named number of the rule set, replaced by its value before evaluation."""
+
+    name: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    def __str__(self) -> str:
+        return "$" + self.name
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # + - * /
+    left: "Expr"
+    right: "Expr"
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    def __str__(self) -> str:
+        return f"({self.left} {self.op} {self.right})"
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str  # min, max, abs
+    args: tuple["Expr", ...]
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.func}({', '.join(map(str, self.args))})"
+
+
+Term = Union[Var, Const]
+Expr = Union[Var, Const, Setting, BinOp, Call]
+
+
+# --------------------------------------------------------------------------- literals
+@dataclass(frozen=True)
+class Atom:
+    pred: str
+    args: tuple[Expr, ...]
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    @property
+    def arity(self) -> int:
+        return len(self.args)
+
+    def __str__(self) -> str:
+        return f"{self.pred}({', '.join(map(str, self.args))})"
+
+
+@dataclass(frozen=True)
+class Negation:
+    atom: Atom
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    def __str__(self) -> str:
+        return f"!{self.atom}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    op: str  # = != < <= > >=
+    left: Expr
+    right: Expr
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.left} {self.op} {self.right}"
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """`result = func [target] : { body }`."""
+
+    result: Var
+    func: str  # count, sum, min, max
+    target: Expr | None
+    body: tuple["Literal", ...]
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    def __str__(self) -> str:
+        target = f" {self.target}" if self.target is not None else ""
+        return f"{self.result} = {self.func}{target} : {{ {', '.join(map(str, self.body))} }}"
+
+
+Literal = Union[Atom, Negation, Comparison, Aggregate]
+
+
+# --------------------------------------------------------------------------- statements
+@dataclass(frozen=True)
+class Rule:
+    """A rule, a fact of the rule set (empty body) or an integrity constraint (no head)."""
+
+    head: Atom | None
+    body: tuple[Literal, ...]
+    id: str | None
+    sources: tuple[str, ...]
+    says: str | None
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    @property
+    def is_constraint(self) -> bool:
+        return self.head is None
+
+    def __str__(self) -> str:
+        body = ", ".join(map(str, self.body))
+        if self.head is None:
+            return f":- {body}."
+        return f"{self.head} :- {body}." if body else f"{self.head}."
+
+
+@dataclass(frozen=True)
+class ArgDecl:
+    name: str
+    type: str  # id, symbol, number, or an enumeration name
+    low: float | None = None
+    high: float | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class Decl:
+    pred: str
+    args: tuple[ArgDecl, ...]
+    role: str  # input, output, internal
+    description: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    @property
+    def arity(self) -> int:
+        return len(self.args)
+
+    @property
+    def key_index(self) -> int | None:
+        """Position of the patient key: the first argument of type `id`."""
+        for i, arg in enumerate(self.args):
+            if arg.type == "id":
+                return i
+        return None
+
+
+@dataclass(frozen=True)
+class TypeDecl:
+    name: str
+    values: tuple[str, ...]
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class SourceDecl:
+    key: str
+    text: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class SettingDecl:
+    name: str
+    value: int | float
+    reason: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A coverage requirement: `one`/`some` HEAD for BODY, or `none` BODY."""
+
+    kind: str  # one, some, none
+    head: Atom | None
+    body: tuple[Literal, ...]
+    text: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Include:
+    path: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+Statement = Union[Rule, Decl, TypeDecl, SourceDecl, SettingDecl, Requirement, Include]
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One input fact: a ground atom with where it was read."""
+
+    pred: str
+    args: tuple[Value, ...]
+    span: Span = NO_SPAN
+
+    def __str__(self) -> str:
+        return f"{self.pred}({', '.join(format_value(a) for a in self.args)})"
+
+
+# --------------------------------------------------------------------------- helpers
+def format_value(value: Value) -> str:
+    """Write a constant back in the language's own syntax."""
+    if isinstance(value, bool):  # never produced by the parser; guard anyway
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return format_number(value)
+    if _is_identifier(value):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def format_number(value: int | float) -> str:
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{value:.1f}"
+        return repr(value)
+    return str(value)
+
+
+def _is_identifier(text: str) -> bool:
+    return bool(text) and text[0].islower() and text[0].isascii() and all(
+        c.isascii() and (c.isalnum() or c == "_") for c in text
+    )
+
+
+def expr_vars(expr: Expr) -> list[Var]:
+    """Variables of an expression, in order of appearance."""
+    if isinstance(expr, Var):
+        return [expr]
+    if isinstance(expr, BinOp):
+        return expr_vars(expr.left) + expr_vars(expr.right)
+    if isinstance(expr, Call):
+        return [v for arg in expr.args for v in expr_vars(arg)]
+    return []
+
+
+def literal_vars(literal: Literal) -> list[Var]:
+    """Variables a literal mentions (for an aggregate: its result and its keys' candidates)."""
+    if isinstance(literal, Atom):
+        return [v for a in literal.args for v in expr_vars(a)]
+    if isinstance(literal, Negation):
+        return literal_vars(literal.atom)
+    if isinstance(literal, Comparison):
+        return expr_vars(literal.left) + expr_vars(literal.right)
+    out = [literal.result]
+    for inner in literal.body:
+        out += literal_vars(inner)
+    if literal.target is not None:
+        out += expr_vars(literal.target)
+    return out

@@ -1,0 +1,168 @@
+"""Malformed rule files and fact files: each is rejected with its message and place."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reasoner import load_facts, load_rules
+from reasoner.errors import ReasonerError
+from reasoner.parse import parse_facts, parse_program
+
+DECLS = """\
+.type device = room_air | nasal_cannula | facemask
+.decl temp(p: id, c: number[30, 45] "C") input "temperature"
+.decl oxygen(p: id, d: device, l: number[0, 80] "L/min") input "oxygen"
+.decl weight(p: id, kg: number[1, 400] "kg") input "weight"
+.decl flag(p: id) input "a flag"
+.decl out(p: id, x: number) output "an output"
+.source astct "Lee 2019"
+"""
+DECL_LINES = DECLS.count("\n")
+
+# (rule text appended after DECLS, code, line within the appended text, text in message)
+BAD_RULES = [
+    ("out(P, X) :- temp(P, X)", "E001", 1, "end of file"),                      # missing final '.'
+    ("out(P, X) :- temp(P, X),.", "E001", 1, "unexpected '.'"),
+    ("out(P X) :- temp(P, X).", "E001", 1, "unexpected 'X'"),
+    ("out(P, X) :- temp(P, X) & flag(P).", "E001", 1, "unexpected character '&'"),
+    ("out(P, X) :- tmp(P, X).", "E002", 1, "did you mean temp"),
+    ("outt(P, 1) :- flag(P).", "E002", 1, "undeclared predicate outt/2"),
+    ("out(P) :- flag(P).", "E003", 1, "out takes 2 arguments"),
+    ("out(P, X) :- temp(P, X, 1).", "E003", 1, "temp takes 2 arguments"),
+    ("out(P, 1) :- oxygen(P, nasal, _).", "E004", 1, "'nasal' is not a device"),
+    ("out(P, 1) :- temp(P, hot).", "E004", 1, "expected a number"),
+    ("out(P, X) :- oxygen(P, X, _).", "E004", 1, "variable X is used as device here but as number"),
+    ("out(P, 1) :- temp(P, T), T > cold.", "E004", 1, "cold is not a number"),
+    ("out(P, X) :- flag(P).", "E007", 1, "variable X is not bound"),
+    ("out(P, 1) :- flag(P), !temp(Q, _).", "E007", 1, "variable Q in the negation"),
+    ("out(P, 1) :- flag(P), T > 38.", "E007", 1, "variable T in the comparison"),
+    ("out(P, _) :- flag(P).", "E007", 1, "_ in a head"),
+    ("out(P, N) :- N = count : { flag(P) }.", "E007", 1, "aggregate's key variable P"),
+    ("@source nope\nout(P, 1) :- flag(P).", "E011", 1, "unknown source nope"),
+    ("@source astc\nout(P, 1) :- flag(P).", "E011", 1, "did you mean astct"),
+    ("out(P, X) :- temp(P, T), X = T * $factor.", "E012", 1, "unknown setting $factor"),
+    ("@id a.b\nout(P, 1) :- flag(P).\n@id a.b\nout(P, 2) :- flag(P).", "E010", 3, "rule id a.b is already used"),
+    (".decl temp(p: id) input \"again\"", "E010", 1, "predicate temp is already declared"),
+    (".decl x(p: id, d: dev) input \"x\"", "E004", 1, "unknown type dev (did you mean device?)"),
+    (".decl x(p: id, d: symbol[0, 1]) input \"x\"", "E004", 1, "a range needs type number"),
+    (".decl x(p: id, d: number[5, 1]) input \"x\"", "E001", 1, "empty range"),
+    (".include \"missing.dl\"", "E013", 1, "included file not found"),
+    ("out(P, X) :- flag(P), X = count : { }.", "E001", 1, "unexpected '}'"),
+    ("out(P, S) :- flag(P), S = sum : { temp(P, _) }.", "E001", 1, "sum needs a variable"),
+    ("out(P, S) :- flag(P), S = count T : { temp(P, T) }.", "E001", 1, "count takes no variable"),
+    ("out(P, X) :- temp(P, X), out(P, X + 1).", "E001", 1, "arithmetic in a body atom"),
+    ("@id a\n@id b\nout(P, 1) :- flag(P).", "E001", 2, "one @id"),
+    ("out(P, 1) :- flag(P). % fine\n.type t = a | b\n.decl y(v: t) input \"\"\ny(c).", "E004", 4, "'c' is not a t"),
+    ("out(P, 5) :- flag(P), abs(1, 2) > 0.", "E001", 1, "abs takes one argument"),
+    ("out(P, 1) :- flag(P), P = 3.", "E004", 1, "sets a id against a number"),
+]
+
+
+@pytest.mark.parametrize("text,code,line,needle", BAD_RULES, ids=[f"rule{i}" for i in range(len(BAD_RULES))])
+def test_bad_rule_files(text: str, code: str, line: int, needle: str | None) -> None:
+    with pytest.raises(ReasonerError) as err:
+        load_rules(text=DECLS + text, path="bad.dl")
+    first = err.value.diagnostics[0]
+    assert first.code == code, str(err.value)
+    assert first.span.file == "bad.dl"
+    assert first.span.line == DECL_LINES + line, str(err.value)
+    assert first.span.col >= 1
+    if needle:
+        assert needle in first.message, str(err.value)
+
+
+# (fact text, code, line, text in message)
+BAD_FACTS = [
+    ("temp(p1, 389).", "E005", 1, "389 C is outside the valid range 30–45 C"),
+    ("weight(p1, -5).", "E005", 1, "outside the valid range"),
+    ("weight(p1, 0).", "E005", 1, "outside the valid range 1–400"),
+    ("oxygen(p1, nasal, 4).", "E006", 1, "'nasal' is not a device"),
+    ("oxygen(p1, nasal_canula, 4).", "E006", 1, "did you mean nasal_cannula"),
+    ("tmp(p1, 38).", "E002", 1, "did you mean temp"),
+    ("temp(p1).", "E003", 1, "temp takes 2 arguments"),
+    ("temp(p1, hot).", "E004", 1, "expected a number"),
+    ("out(p1, 3).", "E014", 1, "derived by the rules"),
+    ("temp(p1, 38)", "E001", 1, "end of file"),
+    ("temp(P, 38).", "E001", 1, "unexpected 'P'"),
+    ("temp(p1, 38) :- flag(p1).", "E001", 1, "unexpected ':'"),
+    ("\n\ntemp(p1, 3 8).", "E001", 3, "unexpected '8'"),
+    ("temp(p1, __import__('os').system('touch /tmp/pwned')).", "E001", 1, None),
+    ("flag(p1).\n  weight(p1, 1e3).", "E001", 2, None),
+]
+
+
+@pytest.mark.parametrize("text,code,line,needle", BAD_FACTS, ids=[f"facts{i}" for i in range(len(BAD_FACTS))])
+def test_bad_fact_files(text: str, code: str, line: int, needle: str | None) -> None:
+    rules = load_rules(text=DECLS)
+    with pytest.raises(ReasonerError) as err:
+        load_facts(rules, text=text, name="p.facts")
+    first = err.value.diagnostics[0]
+    assert (first.code, first.span.file, first.span.line) == (code, "p.facts", line), str(err.value)
+    if needle:
+        assert needle in first.message, str(err.value)
+
+
+def test_every_fact_error_is_reported_at_once() -> None:
+    rules = load_rules(text=DECLS)
+    text = "temp(p1, 389).\nweight(p1, 70).\noxygen(p1, nasal, 4).\nwieght(p2, 70).\n"
+    with pytest.raises(ReasonerError) as err:
+        load_facts(rules, text=text, name="p.facts")
+    assert [(d.span.line, d.code) for d in err.value.diagnostics] == [(1, "E005"), (3, "E006"), (4, "E002")]
+
+
+def test_json_and_csv_errors_are_located(tmp_path) -> None:
+    rules = load_rules(text=DECLS)
+    bad_json = tmp_path / "a.json"
+    bad_json.write_text('[\n  {"predicate": "temp", "args": ["p1", 389]},\n  {"predicate": "temp"}\n]')
+    with pytest.raises(ReasonerError) as err:
+        load_facts(rules, [bad_json])
+    assert [(d.span.line, d.span.col, d.code) for d in err.value.diagnostics] == [(2, 3, "E005"), (3, 3, "E015")]
+    truncated = tmp_path / "b.json"
+    truncated.write_text('[{"predicate": "temp", "args": ["p1", 38]')
+    with pytest.raises(ReasonerError, match="b.json:1:"):
+        load_facts(rules, [truncated])
+    bad_csv = tmp_path / "c.csv"
+    bad_csv.write_text("predicate,arg1,arg2\ntemp,p1,38\ntemp,p2,warm\nweight,p3,-1\n")
+    with pytest.raises(ReasonerError) as err:
+        load_facts(rules, [bad_csv])
+    assert [(d.span.line, d.code) for d in err.value.diagnostics] == [(3, "E004"), (4, "E005")]
+
+
+def test_a_fact_file_holding_python_runs_nothing(tmp_path) -> None:
+    marker = tmp_path / "pwned"
+    payload = f"temp(p1, 38).\n__import__('os').system('touch {marker}').\n"
+    rules = load_rules(text=DECLS)
+    with pytest.raises(ReasonerError) as err:
+        load_facts(rules, text=payload, name="evil.facts")
+    assert err.value.diagnostics[0].span.line == 2
+    quoted = f'temp("__import__(\'os\').system(\'touch {marker}\')", 38).'
+    facts = load_facts(rules, text=quoted)  # as a quoted string it is only a (strange) patient id
+    assert facts.facts[0].args[0].startswith("__import__")
+    assert not marker.exists()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=80))
+def test_arbitrary_text_raises_only_our_error(text: str) -> None:
+    for parse in (parse_program, parse_facts):
+        try:
+            parse(text, "fuzz")
+        except ReasonerError:
+            pass
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(["p(", ")", "X", "a", ",", ".", ":-", "!", "=", "count", ":", "{", "}", "1",
+                                 "\"s\"", "%", "\n", ".decl", "@id", "x", "-", "+", "<", "$s", " "]), max_size=30))
+def test_token_soup_raises_only_our_error(tokens: list[str]) -> None:
+    text = "".join(tokens)
+    for parse in (parse_program, parse_facts):
+        try:
+            parse(text, "fuzz")
+        except ReasonerError:
+            pass
+    try:
+        load_rules(text=DECLS + text)
+    except ReasonerError:
+        pass
