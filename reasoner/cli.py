@@ -13,6 +13,7 @@ from .errors import EvaluationLimit, ReasonerError
 from .facts import FactSet
 from .model import Model, row_key
 from .program import RuleSet
+from .syntax import Const, Var
 from .render import answers as render_answers
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -116,6 +117,87 @@ def query(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: 
         answers.extend(model.query(atom))
     answers.sort(key=lambda a: row_key(tuple(a.values())))
     click.echo(render_answers.render(goal, atom, answers, fmt), nl=False)
+
+
+def _goal_facts(model: Model, atom) -> list[tuple]:
+    """The full tuples of `atom`'s predicate that match the goal, in order."""
+    from .match import match_atom
+    rows = {tuple(env[a.name] if isinstance(a, Var) else a.value for a in atom.args)
+            for env in match_atom(atom, {}, model, model.settings)}
+    return sorted(rows, key=row_key)
+
+
+def _only_patient(rules: RuleSet, facts: FactSet, atom) -> FactSet:
+    """When the goal names a patient, evaluate that patient alone."""
+    k = rules.key_index(atom.pred)
+    if k is None or not isinstance(atom.args[k], Const):
+        return facts
+    patient = atom.args[k].value
+    keep = [f for f in facts.facts
+            if rules.key_index(f.pred) is None or f.args[rules.key_index(f.pred)] == patient]  # type: ignore[index]
+    return FactSet(keep)
+
+
+@main.command()
+@click.argument("goal")
+@click.argument("facts", nargs=-1, required=True)
+@rules_option
+@settings_option
+@format_option("text", "json", "dot", "markdown")
+@click.option("--all", "all_proofs", is_flag=True, help="Show alternative proofs, not only the shortest.")
+@click.option("--max-proofs", type=click.IntRange(1), default=10, show_default=True,
+              help="With --all: at most this many proofs per answer.")
+@click.option("--depth", type=click.IntRange(1), default=50, show_default=True,
+              help="Cut proof trees deeper than this.")
+def why(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: tuple[str, ...], fmt: str,
+        all_proofs: bool, max_proofs: int, depth: int) -> None:
+    """Prove every answer of GOAL: the chain of rules back to the facts and sources."""
+    from .explain import Explainer
+    from .render.proof import render_proofs
+    rules, factset = load_inputs(rules_path, facts)
+    try:
+        atom = check_goal(rules, goal)
+    except ReasonerError as exc:
+        _fail(exc)
+    roots = []
+    for model in run_models(rules, _only_patient(rules, factset, atom), overrides):
+        explainer = Explainer(rules, model)
+        for row in _goal_facts(model, atom):
+            if all_proofs:
+                roots.extend(explainer.proofs(atom.pred, row, max_proofs=max_proofs, depth=depth))
+            else:
+                roots.append(explainer._prove((atom.pred, row), depth, None))
+    click.echo(render_proofs(roots, rules, fmt, goal.strip()), nl=False)
+
+
+@main.command("why-not")
+@click.argument("goal")
+@click.argument("facts", nargs=-1, required=True)
+@rules_option
+@settings_option
+@format_option("text", "json", "dot", "markdown")
+@click.option("--depth", type=click.IntRange(0), default=3, show_default=True,
+              help="How many derived literals deep to explain a failure.")
+def why_not(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: tuple[str, ...], fmt: str,
+            depth: int) -> None:
+    """Explain why a ground GOAL (e.g. 'recommend(p1, anakinra)') does not hold."""
+    from .explain import Explainer
+    from .render.proof import render_proofs
+    rules, factset = load_inputs(rules_path, facts)
+    try:
+        atom = check_goal(rules, goal)
+    except ReasonerError as exc:
+        _fail(exc)
+    if not all(isinstance(a, Const) for a in atom.args):
+        click.echo(f"{atom.span}: error[E016]: why-not needs a ground goal, such as recommend(p1, anakinra); "
+                   f"use `reasoner query` to find values", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    args = tuple(a.value for a in atom.args)  # type: ignore[union-attr]
+    model = Model()
+    for part in run_models(rules, _only_patient(rules, factset, atom), overrides):
+        model.merge(part)
+    node = Explainer(rules, model).why_not(atom.pred, args, depth=depth)
+    click.echo(render_proofs([node], rules, fmt, goal.strip()), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

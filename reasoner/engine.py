@@ -70,6 +70,7 @@ class _CompiledAggregate:
     inner_pred: str  # _aN_J(inner vars) <= aggregate body
     domain_pred: str | None  # _dN_J(keys) <= the body steps before the aggregate
     result_pred: str  # _gN_J(keys, value), asserted per evaluation
+    position: int  # where the aggregate stands in the rule's body as written
     asserted: list = field(default_factory=list)
 
 
@@ -186,7 +187,8 @@ class Engine:
             self._add_clause(domain_pred, keys, domain_literals)
         result_pred = f"_g{index}_{j}"
         self._preds.add((result_pred, len(keys) + 1))
-        return _CompiledAggregate(agg, keys, inner_vars, inner_pred, domain_pred, result_pred)
+        position = next(i for i, lit in enumerate(rule.body) if lit is agg)
+        return _CompiledAggregate(agg, keys, inner_vars, inner_pred, domain_pred, result_pred, position)
 
     def _add_variants(self, compiled: _CompiledRule) -> None:
         """Semi-naive: one clause per recursive body atom, with that atom read from the
@@ -290,10 +292,12 @@ class Engine:
                     asserted.append(clause)
                 model.origins.setdefault((fact.pred, fact.args), fact.span)
             rules_by_head: dict[str, list[_CompiledRule]] = {}
+            model.settings = dict(self.settings)
             for compiled in self._rules:
                 assert compiled.rule.head is not None
                 rules_by_head.setdefault(compiled.rule.head.pred, []).append(compiled)
                 model.variables[compiled.index] = compiled.variables
+                model.heads[compiled.index] = tuple(compiled.head_args)
             for compiled in self._constraints:
                 model.variables[compiled.index] = compiled.variables
             for component in self.ruleset.strata:
@@ -341,12 +345,14 @@ class Engine:
 
     def _fire(self, compiled: _CompiledRule, clause: str, model: Model) -> list[tuple[Value, ...]]:
         for agg in compiled.aggregates:
-            self._compute_aggregate(agg)
+            rows = self._compute_aggregate(agg)
+            model.aggregate_rows[(compiled.index, agg.position)] = (tuple(agg.inner_vars), rows)
         rows = _ask(clause, len(compiled.variables), compiled.rule)
         model.firings[compiled.index].extend(rows)
         return rows
 
-    def _compute_aggregate(self, agg: _CompiledAggregate) -> None:
+    def _compute_aggregate(self, agg: _CompiledAggregate) -> list[tuple[Value, ...]]:
+        """Assert the aggregate's value for each key; return the rows it aggregated."""
         self._retract_aggregate(agg)
         lit = agg.literal
         rows = _ask(agg.inner_pred, len(agg.inner_vars), None)
@@ -370,6 +376,7 @@ class Engine:
             clause = _fact(agg.result_pred, key + (value,))
             pyEngine.assert_(clause)
             agg.asserted.append(clause)
+        return rows
 
     @staticmethod
     def _retract_aggregate(agg: _CompiledAggregate) -> None:

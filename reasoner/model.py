@@ -37,6 +37,18 @@ class Model:
     """Where each input fact was read (file:line:col)."""
     violations: list[Firing] = field(default_factory=list)
     """Integrity constraints whose body held, with the bindings that made it hold."""
+    heads: dict[int, tuple[tuple[str, Value], ...]] = field(default_factory=dict)
+    """rule index → its head as ("var", name) / ("const", value) per argument."""
+    aggregate_rows: dict[tuple[int, int], tuple[tuple[str, ...], list[tuple[Value, ...]]]] = \
+        field(default_factory=dict)
+    """(rule index, position of the aggregate in the body) → (its body's variables, the rows
+    it aggregated)."""
+    settings: dict[str, Value] = field(default_factory=dict)
+    """The setting values the model was computed with."""
+
+    def head_of(self, rule_index: int, bindings: dict[str, Value]) -> tuple[Value, ...]:
+        """The head tuple a firing of rule `rule_index` with `bindings` concluded."""
+        return tuple(bindings[v] if kind == "var" else v for kind, v in self.heads[rule_index])  # type: ignore[index]
 
     def tuples(self, pred: str) -> set[tuple[Value, ...]]:
         """Every tuple of `pred` in the model (a copy)."""
@@ -81,8 +93,15 @@ class Model:
         for index, rows in other.firings.items():
             self.firings[index].extend(rows)
         self.variables.update(other.variables)
+        self.heads.update(other.heads)
         self.origins.update(other.origins)
         self.violations.extend(other.violations)
+        self.settings.update(other.settings)
+        for key, (names, rows) in other.aggregate_rows.items():
+            if key in self.aggregate_rows:
+                self.aggregate_rows[key][1].extend(rows)
+            else:
+                self.aggregate_rows[key] = (names, list(rows))
 
 
 def values_equal(a: Value, b: Value) -> bool:

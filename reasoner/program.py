@@ -490,11 +490,13 @@ class Step:
 
 
 def order_body(body: tuple[Literal, ...], first: Literal | None = None,
-               initially_bound: frozenset[str] = frozenset(), head: Atom | None = None) -> list[Step]:
+               initially_bound: frozenset[str] = frozenset(), head: Atom | None = None,
+               as_written: bool = False) -> list[Step]:
     """Order literals so each negation, comparison and aggregate runs once its variables
     are bound: filters as early as possible, positive atoms in the order written.
-    `first` puts one positive atom first (semi-naive deltas). Raises ReasonerError for
-    an unsafe body, naming the variables nothing binds."""
+    `first` puts one positive atom first (semi-naive deltas). `as_written` keeps the
+    written order wherever safety allows (for explanations a reader follows).
+    Raises ReasonerError for an unsafe body, naming the variables nothing binds."""
     bound: set[str] = set(initially_bound)
     remaining = list(body)
     steps: list[Step] = []
@@ -513,6 +515,8 @@ def order_body(body: tuple[Literal, ...], first: Literal | None = None,
             elif isinstance(lit, Aggregate):
                 if agg_keys[id(lit)] <= bound:
                     chosen = Step(lit, () if lit.result.name in bound else (lit.result.name,))
+            elif as_written and isinstance(lit, Atom):
+                chosen = Step(lit, tuple(dict.fromkeys(v.name for v in literal_vars(lit) if v.name not in bound)))
             if chosen is not None:
                 break
         if chosen is None:

@@ -235,3 +235,18 @@ def test_unknown_setting_override_is_rejected() -> None:
     rules = load_rules(text=DECLS)
     with pytest.raises(ReasonerError, match="unknown setting"):
         evaluate(rules, load_facts(rules, text=""), settings={"nope": 1})
+
+
+def test_names_that_begin_with_a_keyword_are_plain_names() -> None:
+    rules = """
+.decl max_dose(p: id, mg: number) output "m"
+.decl count_of(p: id, n: number) output "c"
+max_dose(P, min_w) :- weight(P, min_w).
+count_of(P, N) :- weight(P, _), N = count : { given(P, _, _, _) }.
+"""
+    with pytest.raises(ReasonerError):  # min_w is a constant, not a number: a type error, not a parse error
+        run(rules, "weight(a, 70).", "max_dose")
+    rules = rules.replace("max_dose(P, min_w) :- weight(P, min_w).", "max_dose(P, W) :- weight(P, W), max_w(W).")
+    rules = '.decl max_w(w: number) input "x"\n' + rules
+    assert run(rules, "weight(a, 70). max_w(70).", "max_dose") == {("a", 70)}
+    assert run(rules, "weight(a, 70). max_w(70).", "count_of") == {("a", 0)}

@@ -1,0 +1,148 @@
+"""Matching rule bodies against a finished model, in plain Python.
+
+pyDatalog derives the model; this module only *inspects* it, for the two jobs that need
+to look at literals one at a time: why-not (which literal fails, and with which values)
+and the proof checker (does each step really hold). Keeping it separate from the engine
+is the point: the checker must not trust the code that produced the proofs.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+from .model import Model, values_equal
+from .program import aggregate_keys
+from .syntax import Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Literal, Negation, Setting, Value, Var
+
+Env = dict[str, Value]
+
+
+class Unbound(Exception):
+    """An expression mentions a variable that has no value yet."""
+
+
+def eval_expr(expr: Expr, env: Env, settings: dict[str, Value]) -> Value:
+    if isinstance(expr, Var):
+        if expr.name not in env:
+            raise Unbound(expr.name)
+        return env[expr.name]
+    if isinstance(expr, Const):
+        return expr.value
+    if isinstance(expr, Setting):
+        return settings[expr.name]
+    if isinstance(expr, BinOp):
+        a, b = eval_expr(expr.left, env, settings), eval_expr(expr.right, env, settings)
+        if expr.op == "+":
+            return a + b  # type: ignore[operator]
+        if expr.op == "-":
+            return a - b  # type: ignore[operator]
+        if expr.op == "*":
+            return a * b  # type: ignore[operator]
+        return a / b if b != 0 else math.nan  # type: ignore[operator]
+    if isinstance(expr, Call):
+        args = [eval_expr(a, env, settings) for a in expr.args]
+        if expr.func == "abs":
+            return abs(args[0])  # type: ignore[arg-type]
+        return min(args) if expr.func == "min" else max(args)  # type: ignore[type-var]
+    raise TypeError(f"not an expression: {expr!r}")
+
+
+def compare(op: str, a: Value, b: Value) -> bool:
+    if op == "=":
+        return values_equal(a, b)
+    if op == "!=":
+        return not values_equal(a, b)
+    if isinstance(a, str) or isinstance(b, str):
+        return False
+    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+def match_atom(atom: Atom, env: Env, model: Model, settings: dict[str, Value]) -> Iterator[Env]:
+    """Every extension of `env` under which `atom` is a fact of the model."""
+    for row in model.facts.get(atom.pred, ()):
+        if len(row) != len(atom.args):
+            continue
+        new = dict(env)
+        for arg, value in zip(atom.args, row):
+            if isinstance(arg, Var):
+                if arg.name in new:
+                    if not values_equal(new[arg.name], value):
+                        break
+                else:
+                    new[arg.name] = value
+            elif not values_equal(eval_expr(arg, new, settings), value):
+                break
+        else:
+            yield new
+
+
+def present(atom: Atom, env: Env, model: Model, settings: dict[str, Value]) -> list[tuple[Value, ...]]:
+    """The facts matching a (possibly partly bound) atom: what a negation finds."""
+    out = []
+    for new in match_atom(atom, env, model, settings):
+        out.append(tuple(new[a.name] if isinstance(a, Var) else eval_expr(a, new, settings) for a in atom.args))
+    return out
+
+
+def solve_literal(lit: Literal, env: Env, model: Model, settings: dict[str, Value], body: tuple[Literal, ...],
+                  head: Atom | None) -> Iterator[Env]:
+    """Extensions of `env` that satisfy one literal (its variables bound as order_body says)."""
+    if isinstance(lit, Atom):
+        yield from match_atom(lit, env, model, settings)
+    elif isinstance(lit, Negation):
+        if not present(lit.atom, env, model, settings):
+            yield env
+    elif isinstance(lit, Comparison):
+        left_var = isinstance(lit.left, Var) and lit.left.name not in env
+        right_var = isinstance(lit.right, Var) and lit.right.name not in env
+        if lit.op == "=" and left_var:
+            yield {**env, lit.left.name: eval_expr(lit.right, env, settings)}  # type: ignore[union-attr]
+        elif lit.op == "=" and right_var:
+            yield {**env, lit.right.name: eval_expr(lit.left, env, settings)}  # type: ignore[union-attr]
+        elif compare(lit.op, eval_expr(lit.left, env, settings), eval_expr(lit.right, env, settings)):
+            yield env
+    else:
+        value, _rows = aggregate(lit, env, model, settings, body, head)
+        if value is None:
+            return
+        name = lit.result.name
+        if name in env:
+            if values_equal(env[name], value):
+                yield env
+        else:
+            yield {**env, name: value}
+
+
+def aggregate(agg: Aggregate, env: Env, model: Model, settings: dict[str, Value], body: tuple[Literal, ...],
+              head: Atom | None) -> tuple[Value | None, list[Env]]:
+    """The aggregate's value under `env` and the distinct rows it was computed from."""
+    keys = aggregate_keys(agg, body, head)
+    start = {k: env[k] for k in keys if k in env}
+    rows: dict[tuple, Env] = {}
+    for sol in solve(agg.body, start, model, settings, None):
+        rows[tuple(sorted((k, repr(v)) for k, v in sol.items()))] = sol
+    members = list(rows.values())
+    if agg.func == "count":
+        return len(members), members
+    values = [eval_expr(agg.target, m, settings) for m in members]  # type: ignore[arg-type]
+    if agg.func == "sum":
+        return sum(values), members  # type: ignore[arg-type]
+    if not values:
+        return None, members
+    return (min(values) if agg.func == "min" else max(values)), members  # type: ignore[type-var]
+
+
+def solve(body: tuple[Literal, ...], env: Env, model: Model, settings: dict[str, Value],
+          head: Atom | None) -> Iterator[Env]:
+    """Every extension of `env` satisfying the whole body (a naive nested-loop join)."""
+    from .program import order_body
+    steps = order_body(body, initially_bound=frozenset(env), head=head)
+
+    def go(i: int, current: Env) -> Iterator[Env]:
+        if i == len(steps):
+            yield current
+            return
+        for nxt in solve_literal(steps[i].literal, current, model, settings, body, head):
+            yield from go(i + 1, nxt)
+
+    yield from go(0, env)
