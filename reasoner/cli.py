@@ -119,6 +119,55 @@ def query(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: 
     click.echo(render_answers.render(goal, atom, answers, fmt), nl=False)
 
 
+@main.command()
+@click.argument("facts", nargs=-1, required=True)
+@rules_option
+@settings_option
+@format_option("text", "json", "csv")
+@click.option("--explain", is_flag=True, help="Attach the proof of each recommendation and each conflict.")
+@click.option("--chunk-size", type=click.IntRange(1), default=DEFAULT_CHUNK, show_default=True,
+              help="Patients evaluated together (memory stays flat in the cohort's size).")
+def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[str, ...], fmt: str, explain: bool,
+              chunk_size: int) -> None:
+    """Per patient: CRS grade, recommended actions with dose, contraindications, conflicts, warnings."""
+    from .explain import Explainer
+    from .render import proof as proof_render
+    from .render import recommend as render
+    from .report import build_reports, require_crs_vocabulary
+    rules, factset = load_inputs(rules_path, facts)
+    try:
+        require_crs_vocabulary(rules)
+    except ReasonerError as exc:
+        _fail(exc)
+    collected = []
+    settings: dict = {}
+    first = True
+    for model in run_models(rules, factset, overrides, chunk_size=chunk_size):
+        reports = build_reports(rules, model)
+        settings = model.settings
+        proof = None
+        if explain:
+            explainer = Explainer(rules, model)
+            if fmt == "json":
+                def proof(_p, pred, args, explainer=explainer):  # type: ignore[no-redef]
+                    return proof_render.to_json_obj(explainer.prove(pred, args), rules)
+            else:
+                def proof(_p, pred, args, explainer=explainer):  # type: ignore[no-redef]
+                    return proof_render.to_text(explainer.prove(pred, args), rules)
+        if fmt == "json":
+            collected.append((reports, proof))
+        elif fmt == "csv":
+            click.echo(render.to_csv(reports, header=first), nl=False)
+        else:
+            click.echo(render.to_text(reports, proof), nl=False)
+        first = False
+    if fmt == "json":
+        patients = [r for reports, _ in collected for r in reports]
+        proofs = {r.patient: p for reports, p in collected for r in reports}
+        joint = (lambda patient, pred, args: proofs[patient](patient, pred, args)) if explain else None
+        click.echo(render.to_json(patients, rules.path, settings, joint), nl=False)
+
+
 def _goal_facts(model: Model, atom) -> list[tuple]:
     """The full tuples of `atom`'s predicate that match the goal, in order."""
     from .match import match_atom

@@ -17,7 +17,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from .errors import Diagnostic, ReasonerError
 from .syntax import (
     Aggregate, ArgDecl, Atom, BinOp, Call, Comparison, Const, Decl, Expr, Fact, Include,
-    Literal, Negation, Requirement, Rule, SettingDecl, Setting, SourceDecl, Span, Statement,
+    Literal, Negation, Requirement, Rule, SectionDecl, SettingDecl, Setting, SourceDecl, Span, Statement,
     TypeDecl, Var,
 )
 
@@ -306,6 +306,10 @@ class _Build(Transformer):  # type: ignore[type-arg]
     def source_decl(self, children: list[Token]) -> SourceDecl:
         key, text = children
         return SourceDecl(str(key), _unquote(str(text)), self._span(key))
+
+    def section_decl(self, children: list[Token]) -> SectionDecl:
+        (title,) = children
+        return SectionDecl(_unquote(str(title)), self._span(title))
 
     def setting_decl(self, children: list[Any]) -> SettingDecl:
         name, value, reason = children

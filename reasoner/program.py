@@ -16,7 +16,7 @@ from .errors import Diagnostic, ReasonerError
 from .parse import parse_program
 from .syntax import (
     Aggregate, ArgDecl, Atom, BinOp, Call, Comparison, Const, Decl, Expr, Include, Literal,
-    Negation, Requirement, Rule, SettingDecl, Setting, SourceDecl, Span, TypeDecl, Var, expr_vars,
+    Negation, Requirement, Rule, SectionDecl, SettingDecl, Setting, SourceDecl, Span, TypeDecl, Var, expr_vars,
     literal_vars,
 )
 
@@ -42,6 +42,8 @@ class RuleSet:
     patient_local: bool = True
     """Every rule joins facts of one patient only: patients may be evaluated apart."""
     nonlocal_rules: list[Rule] = field(default_factory=list)
+    sections: dict[str, str] = field(default_factory=dict)
+    """Rule file → the guideline section it encodes (`.section`), in include order."""
 
     @property
     def facts_rules(self) -> list[Rule]:
@@ -52,6 +54,11 @@ class RuleSet:
 
     def key_index(self, pred: str) -> int | None:
         return self.decls[pred].key_index if pred in self.decls else None
+
+    def section_of(self, rule: Rule) -> str:
+        """The guideline section of a rule: its file's `.section`, or the file's name."""
+        file = rule.span.file
+        return self.sections.get(file) or Path(file).stem.replace("_", " ")
 
     def rule_name(self, rule: Rule) -> str:
         """The rule's id, or a stable name made of its position when it has none."""
@@ -152,6 +159,7 @@ def _build(origin: str, statements: list, infer: bool) -> RuleSet:
     settings: dict[str, SettingDecl] = {}
     rules: list[Rule] = []
     requirements: list[Requirement] = []
+    sections: dict[str, str] = {}
 
     def unique(table: dict, key: str, item, what: str) -> None:
         if key in table:
@@ -170,6 +178,10 @@ def _build(origin: str, statements: list, infer: bool) -> RuleSet:
             unique(settings, s.name, s, "setting")
         elif isinstance(s, Requirement):
             requirements.append(s)
+        elif isinstance(s, SectionDecl):
+            if s.span.file in sections:
+                problems.append(Diagnostic(s.span, "a file has one .section", "E010"))
+            sections[s.span.file] = s.title
         elif isinstance(s, Rule):
             rules.append(s)
 
@@ -200,7 +212,7 @@ def _build(origin: str, statements: list, infer: bool) -> RuleSet:
             if key not in sources:
                 problems.append(Diagnostic(rule.span, f"unknown source {key}" + _suggest(key, sources), "E011"))
 
-    ruleset = RuleSet(origin, decls, types, sources, settings, rules, requirements)
+    ruleset = RuleSet(origin, decls, types, sources, settings, rules, requirements, sections=sections)
     checker = _RuleChecker(ruleset)
     for rule in rules:
         problems += checker.check_rule(rule)

@@ -229,12 +229,20 @@ class Requirement:
 
 
 @dataclass(frozen=True)
+class SectionDecl:
+    """`.section "title"`: the guideline section the rules of this file encode."""
+
+    title: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
 class Include:
     path: str
     span: Span = field(default=NO_SPAN, compare=False)
 
 
-Statement = Union[Rule, Decl, TypeDecl, SourceDecl, SettingDecl, Requirement, Include]
+Statement = Union[Rule, Decl, TypeDecl, SourceDecl, SettingDecl, Requirement, Include, SectionDecl]
 
 
 @dataclass(frozen=True)

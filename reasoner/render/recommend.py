@@ -1,0 +1,122 @@
+"""Recommendation reports as text (people), JSON (programs) and CSV (cohort analysis).
+
+JSON: `{"rule_set": ..., "settings": {...}, "patients": [PatientReport...]}`, schema in
+docs/output.md. CSV: one row per patient and item, with a `grade` row per patient so a
+patient with nothing recommended still appears.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Callable
+
+from ..report import Item, PatientReport
+from ..syntax import Value, format_value
+
+CSV_COLUMNS = ["patient", "crs_grade", "hypoxia_grade", "hypotension_grade", "kind", "action", "reason",
+               "dose_mg", "frequency", "section", "rules", "sources"]
+
+Proofs = Callable[[str, str, tuple], Any]
+"""(patient, kind, fact args) → a rendered proof (text) or a JSON object, for --explain."""
+
+
+def _v(value: Value | None) -> str:
+    return "?" if value is None else format_value(value)
+
+
+def to_text(reports: list[PatientReport], proof: Proofs | None = None) -> str:
+    out: list[str] = []
+    for r in reports:
+        out.append(f"Patient {r.patient}: CRS grade {_v(r.crs_grade)} "
+                   f"(hypoxia grade {_v(r.hypoxia_grade)}, hypotension grade {_v(r.hypotension_grade)})")
+        if not r.recommendations:
+            out.append("  No action recommended.")
+        section = None
+        for item in r.recommendations:
+            if item.section != section:
+                section = item.section
+                out.append(f"  {section[:1].upper() + section[1:]}")
+            dose = f" {format_value(item.dose_mg)} mg" if item.dose_mg is not None else ""
+            freq = f", {'; '.join(item.frequency)}" if item.frequency else ""
+            out.append(f"    - {item.action}{dose}{freq}")
+            out.append(f"      {_why(item)}")
+            if proof is not None:
+                out += _indent(proof(r.patient, "recommend", (r.patient, item.action)), 8)
+        _list(out, "Contraindicated", r.contraindications, lambda i: f"{i.action}: {i.reason}")
+        _list(out, "CONFLICTS (indicated or ordered, and contraindicated)", r.conflicts, _conflict_line,
+              proof and (lambda i: proof(r.patient, "conflict", (r.patient, i.action, i.reason))))
+        _list(out, "Warnings", r.warnings, lambda i: i.action)
+        for v in r.violations:
+            out.append(f"  Rule-set constraint violated: {v}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _conflict_line(i: Item) -> str:
+    line = f"{i.action}: {i.reason}" + (" (ordered by the team)" if i.ordered else "")
+    if i.alternatives:
+        line += f"; alternative: {', '.join(i.alternatives)}"
+    return line
+
+
+def _list(out: list[str], title: str, items: list[Item], line: Callable[[Item], str],
+          proof: Callable[[Item], Any] | None = None) -> None:
+    if not items:
+        return
+    out.append(f"  {title}")
+    for item in items:
+        out.append(f"    - {line(item)}")
+        out.append(f"      {_why(item)}")
+        if proof is not None:
+            out += _indent(proof(item), 8)
+
+
+def _why(item: Item) -> str:
+    sources = f"; sources {', '.join(item.sources)}" if item.sources else ""
+    return f"(rules {', '.join(item.rules)}{sources})" if item.rules else "(no rule recorded)"
+
+
+def _indent(text: str, n: int) -> list[str]:
+    return [" " * n + line if line else line for line in text.rstrip("\n").split("\n")]
+
+
+def to_json(reports: list[PatientReport], rule_set: str, settings: dict[str, Value],
+            proof: Proofs | None = None) -> str:
+    patients = []
+    for r in reports:
+        doc = r.as_json()
+        if proof is not None:
+            for item, obj in zip(r.recommendations, doc["recommendations"]):
+                obj["proof"] = proof(r.patient, "recommend", (r.patient, item.action))
+            for item, obj in zip(r.conflicts, doc["conflicts"]):
+                obj["proof"] = proof(r.patient, "conflict", (r.patient, item.action, item.reason))
+        patients.append(doc)
+    doc_all = {"rule_set": rule_set, "settings": dict(sorted(settings.items())), "patients": patients}
+    return json.dumps(doc_all, ensure_ascii=False, indent=1) + "\n"
+
+
+def csv_rows(reports: list[PatientReport]) -> list[list[str]]:
+    rows = []
+    for r in reports:
+        base = [r.patient, _c(r.crs_grade), _c(r.hypoxia_grade), _c(r.hypotension_grade)]
+        rows.append(base + ["grade", "", "", "", "", "", "", ""])
+        for kind, items in (("recommend", r.recommendations), ("contraindicated", r.contraindications),
+                            ("conflict", r.conflicts), ("warning", r.warnings)):
+            for i in items:
+                rows.append(base + [kind, i.action, i.reason or "", _c(i.dose_mg), "; ".join(i.frequency),
+                                    i.section, " ".join(i.rules), " ".join(i.sources)])
+    return rows
+
+
+def to_csv(reports: list[PatientReport], header: bool = True) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if header:
+        writer.writerow(CSV_COLUMNS)
+    writer.writerows(csv_rows(reports))
+    return buf.getvalue()
+
+
+def _c(value: Value | None) -> str:
+    return "" if value is None else format_value(value)
