@@ -82,6 +82,8 @@ class _CompiledRule:
     body_pred: str
     head_args: list[tuple[str, object]]  # ("var", name) or ("const", value)
     aggregates: list[_CompiledAggregate]
+    needs: tuple[str, ...] = ()  # predicates of its positive atoms: none may be empty
+    projections: tuple[str, ...] = ()  # `_nK` projections its negations read
     variants: list[str] = field(default_factory=list)  # semi-naive clauses (recursive rules)
 
 
@@ -117,6 +119,8 @@ class Engine:
         self._rules: list[_CompiledRule] = []
         self._constraints: list[_CompiledRule] = []
         self._static: list[tuple[str, tuple[Value, ...]]] = []
+        self._projections: dict[str, tuple[str, tuple[int, ...]]] = {}
+        _PREDS.clear()
         rs = self.ruleset
         for pred, decl in rs.decls.items():
             self._preds.add((pred, decl.arity))
@@ -156,6 +160,7 @@ class Engine:
         variables = _step_vars(steps)
         aggregates: list[_CompiledAggregate] = []
         literals = []
+        before = set(self._projections)
         for position, step in enumerate(steps):
             lit = step.literal
             if isinstance(lit, Aggregate):
@@ -166,7 +171,9 @@ class Engine:
                 literals.append(self._literal(step))
         body_pred = f"_r{index}"
         self._add_clause(body_pred, variables, literals)
-        return _CompiledRule(index, rule, tuple(variables), body_pred, head_args, aggregates)
+        needs = tuple(dict.fromkeys(lit.pred for lit in rule.body if isinstance(lit, Atom)))
+        projections = tuple(sorted(set(self._projections) - before))
+        return _CompiledRule(index, rule, tuple(variables), body_pred, head_args, aggregates, needs, projections)
 
     def _compile_aggregate(self, index: int, j: int, agg: Aggregate, body: tuple[Literal, ...], rule: Rule,
                            before: Sequence[Step]) -> _CompiledAggregate:
@@ -220,13 +227,14 @@ class Engine:
         if isinstance(lit, Negation):
             atom = lit.atom
             if any(isinstance(a, Var) and a.anonymous for a in atom.args):
-                # `!p(X, _)` means "no p(X, anything)": negate a projection of p onto X
-                kept = [a for a in atom.args if not (isinstance(a, Var) and a.anonymous)]
+                # `!p(X, _)` means "no p(X, anything)": negate a projection of p onto X.
+                # p is complete by then (a lower stratum), so the projection is
+                # asserted as facts once per chunk rather than re-derived per row.
+                positions = tuple(i for i, a in enumerate(atom.args) if not (isinstance(a, Var) and a.anonymous))
                 name = f"_n{next(self._fresh)}"
-                self._clauses.append(pyEngine.Clause(_lit(name, [self._term(a) for a in kept]),
-                                                     [_lit(atom.pred, [self._term(a) for a in atom.args])]))
-                self._preds.add((name, len(kept)))
-                return _lit("~" + name, [self._term(a) for a in kept])
+                self._projections[name] = (atom.pred, positions)
+                self._preds.add((name, len(positions)))
+                return _lit("~" + name, [self._term(atom.args[i]) for i in positions])
             return _lit("~" + atom.pred, [self._term(a) for a in atom.args])
         if isinstance(lit, Comparison):
             if step.assign is not None:
@@ -281,6 +289,7 @@ class Engine:
         started = time.monotonic()
         model = Model()
         asserted: list = []
+        self._projected: set[str] = set()
         try:
             for pred, args in self._static:
                 model.facts[pred].add(args)
@@ -311,7 +320,7 @@ class Engine:
                         self._derive(compiled, compiled.body_pred, model, asserted)
                         self._check_time(started)
             for compiled in self._constraints:
-                for row in self._fire(compiled, compiled.body_pred, model):
+                for row in self._fire(compiled, compiled.body_pred, model, asserted):
                     model.violations.append(Firing(compiled.index, dict(zip(compiled.variables, row))))
         finally:
             for clause in asserted:
@@ -330,7 +339,7 @@ class Engine:
         assert compiled.rule.head is not None
         pred = compiled.rule.head.pred
         known = model.facts[pred]
-        for row in self._fire(compiled, clause, model):
+        for row in self._fire(compiled, clause, model, asserted):
             env = dict(zip(compiled.variables, row))
             head = tuple(env[v] if kind == "var" else v for kind, v in compiled.head_args)  # type: ignore[index]
             if any(isinstance(v, float) and v != v for v in head):
@@ -343,7 +352,19 @@ class Engine:
                 pyEngine.assert_(clause_)
                 asserted.append(clause_)
 
-    def _fire(self, compiled: _CompiledRule, clause: str, model: Model) -> list[tuple[Value, ...]]:
+    def _fire(self, compiled: _CompiledRule, clause: str, model: Model,
+              asserted: list | None = None) -> list[tuple[Value, ...]]:
+        if clause == compiled.body_pred and not all(model.facts.get(p) for p in compiled.needs):
+            return []  # a positive atom has no facts at all: nothing to ask pyDatalog
+        for name in compiled.projections:
+            if name not in self._projected:
+                self._projected.add(name)
+                pred, positions = self._projections[name]
+                for row in {tuple(r[i] for i in positions) for r in model.facts.get(pred, ())}:
+                    fact = _fact(name, row)
+                    pyEngine.assert_(fact)
+                    if asserted is not None:
+                        asserted.append(fact)
         for agg in compiled.aggregates:
             rows = self._compute_aggregate(agg)
             model.aggregate_rows[(compiled.index, agg.position)] = (tuple(agg.inner_vars), rows)
@@ -430,12 +451,22 @@ def _var(name: str):
     return pyEngine.Var("V" + name)  # a prefix keeps `_1` clear of pyDatalog's own names
 
 
+_PREDS: dict[tuple[str, int], object] = {}
+"""pyDatalog's predicate objects, looked up once per install (its registry is slow)."""
+
+
 def _lit(pred: str, terms: list):
-    return pyEngine.Literal(pred, terms)
+    key = (pred, len(terms))
+    known = _PREDS.get(key)
+    if known is None:
+        literal = pyEngine.Literal(pred, terms)
+        _PREDS[key] = literal.pred
+        return literal
+    return pyEngine.Literal(known, terms)
 
 
 def _fact(pred: str, args: tuple[Value, ...]):
-    return pyEngine.Clause(pyEngine.Literal(pred, [pyEngine.Const(a) for a in args]), [])
+    return pyEngine.Clause(_lit(pred, [pyEngine.Const(a) for a in args]), [])
 
 
 def _ask(pred: str, arity: int, rule: Rule | None) -> list[tuple[Value, ...]]:
