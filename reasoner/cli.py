@@ -168,6 +168,101 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
         click.echo(render.to_json(patients, rules.path, settings, joint), nl=False)
 
 
+def _load_rules_only(path: str | None) -> RuleSet:
+    try:
+        return load_rules(path)
+    except ReasonerError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.argument("rules_path", required=False, metavar="[RULES]")
+@format_option("text", "markdown", "json")
+def rules(rules_path: str | None, fmt: str) -> None:
+    """The rulebook: every rule with its id, sources and sentence, by guideline section."""
+    from .render import rulebook
+    rs = _load_rules_only(rules_path)
+    render = {"text": rulebook.to_text, "markdown": rulebook.to_markdown, "json": rulebook.to_json}[fmt]
+    click.echo(render(rs), nl=False)
+
+
+@main.command("test")
+@click.argument("rules_path", required=False, metavar="[RULES]")
+@click.option("--cases", "cases_dir", type=click.Path(), default=None,
+              help="Directory of test cases (default: tests/ beside the rule set).")
+def test_command(rules_path: str | None, cases_dir: str | None) -> None:
+    """Run the rule set's own test cases; exit 1 if any fails."""
+    from .casetests import case_dir, read_case, run_case
+    rs = _load_rules_only(rules_path)
+    folder = Path(cases_dir) if cases_dir else case_dir(rs)
+    files = sorted(folder.glob("*.facts")) if folder.is_dir() else []
+    if not files:
+        click.echo(f"error: no test cases (*.facts) in {folder}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    passed = failed = 0
+    for path in files:
+        try:
+            outcome = run_case(read_case(path, rs), rs)
+        except ReasonerError as exc:
+            _fail(exc)
+        if outcome.passed:
+            passed += 1
+            click.echo(f"PASS {path.stem}")
+        else:
+            failed += 1
+            click.echo(f"FAIL {path.stem}")
+            for failure in outcome.failures:
+                click.echo(f"     {path}: {failure}")
+    click.echo(f"{passed} passed, {failed} failed")
+    sys.exit(EXIT_FINDINGS if failed else 0)
+
+
+@main.command()
+@click.argument("facts", nargs=-1, required=True)
+@rules_option
+@settings_option
+@format_option("text", "json")
+def conflicts(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[str, ...], fmt: str) -> None:
+    """Every conflict(P, Action, Reason), with both sides explained; exit 1 if there is any."""
+    import json as json_module
+
+    from .explain import Explainer
+    from .render import proof as proof_render
+    rules_set, factset = load_inputs(rules_path, facts)
+    if "conflict" not in rules_set.decls:
+        click.echo(f"error: {rules_set.path} declares no conflict/3 predicate", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    found = []
+    for model in run_models(rules_set, factset, overrides):
+        explainer = Explainer(rules_set, model)
+        alternatives = model.tuples("alternative") if "alternative" in rules_set.decls else set()
+        for row in sorted(model.tuples("conflict"), key=row_key):
+            patient, action, reason = row
+            sides = []
+            for pred, args in (("indicated", (patient, action)), ("ordered", (patient, action)),
+                               ("contraindicated", (patient, action, reason))):
+                if pred in rules_set.decls and model.holds(pred, args):
+                    sides.append((pred, explainer.prove(pred, args)))
+            alts = sorted(b for p, a, b in alternatives if p == patient and a == action)
+            found.append((row, sides, alts))
+    if fmt == "json":
+        doc = {"conflicts": [{"patient": r[0], "action": r[1], "reason": r[2], "alternatives": alts,
+                              "because": {pred: proof_render.to_json_obj(node, rules_set) for pred, node in sides}}
+                             for r, sides, alts in found]}
+        click.echo(json_module.dumps(doc, ensure_ascii=False, indent=1))
+    else:
+        if not found:
+            click.echo("no conflicts")
+        for (patient, action, reason), sides, alts in found:
+            click.echo(f"CONFLICT {patient}: {action} is {'indicated' if sides and sides[0][0] == 'indicated' else 'ordered'}"
+                       f" and contraindicated ({reason})" + (f"; alternative: {', '.join(alts)}" if alts else ""))
+            for pred, node in sides:
+                click.echo(f"  why {pred}:")
+                click.echo("\n".join("    " + line for line in proof_render.to_text(node, rules_set).rstrip().split("\n")))
+            click.echo("")
+    sys.exit(EXIT_FINDINGS if found else 0)
+
+
 def _goal_facts(model: Model, atom) -> list[tuple]:
     """The full tuples of `atom`'s predicate that match the goal, in order."""
     from .match import match_atom

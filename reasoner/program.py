@@ -92,7 +92,7 @@ def load_rules(path: str | Path | None = None, *, text: str | None = None,
     else:
         file = _resolve_rules_path(path)
         _collect_file(file, statements, diagnostics, set(), None)
-        origin = str(path if path is not None else file)
+        origin = str(path) if path is not None else _display(file.parent)
     if diagnostics:
         raise ReasonerError(diagnostics)
     return _build(origin, statements, infer_declarations)
