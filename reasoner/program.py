@@ -42,6 +42,8 @@ class RuleSet:
     patient_local: bool = True
     """Every rule joins facts of one patient only: patients may be evaluated apart."""
     nonlocal_rules: list[Rule] = field(default_factory=list)
+    problems: list[Diagnostic] = field(default_factory=list)
+    """With `load_rules(lenient=True)`: what was wrong; the rules at fault were left out."""
     sections: dict[str, str] = field(default_factory=dict)
     """Rule file → the guideline section it encodes (`.section`), in include order."""
 
@@ -76,14 +78,16 @@ def bundled_rules_path(name: str = "crs") -> Path:
 
 
 def load_rules(path: str | Path | None = None, *, text: str | None = None,
-               infer_declarations: bool = False) -> RuleSet:
+               infer_declarations: bool = False, lenient: bool = False) -> RuleSet:
     """Load and check a rule set.
 
     `path` is a `.dl` file or a directory holding `main.dl` (default: the bundled CRS
     set). `text` parses a rule set given as a string instead. With
     `infer_declarations`, predicates without `.decl` get one inferred from their use
     (arity from the first use, arguments of type `any`): for plain Datalog programs.
-    Raises `ReasonerError` listing every problem found.
+    Raises `ReasonerError` listing every problem found; with `lenient` (the checker's
+    mode) it returns what is sound instead, the problems in `RuleSet.problems` and the
+    rules at fault left out.
     """
     statements, diagnostics = [], []
     if text is not None:
@@ -93,9 +97,11 @@ def load_rules(path: str | Path | None = None, *, text: str | None = None,
         file = _resolve_rules_path(path)
         _collect_file(file, statements, diagnostics, set(), None)
         origin = str(path) if path is not None else _display(file.parent)
-    if diagnostics:
+    if diagnostics and not lenient:
         raise ReasonerError(diagnostics)
-    return _build(origin, statements, infer_declarations)
+    ruleset = _build(origin, statements, infer_declarations, lenient)
+    ruleset.problems = sorted(set(diagnostics + ruleset.problems), key=Diagnostic.sort_key)
+    return ruleset
 
 
 def _resolve_rules_path(path: str | Path | None) -> Path:
@@ -151,7 +157,7 @@ def _display(file: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- building
-def _build(origin: str, statements: list, infer: bool) -> RuleSet:
+def _build(origin: str, statements: list, infer: bool, lenient: bool = False) -> RuleSet:
     problems: list[Diagnostic] = []
     decls: dict[str, Decl] = {}
     types: dict[str, TypeDecl] = {}
@@ -214,15 +220,32 @@ def _build(origin: str, statements: list, infer: bool) -> RuleSet:
 
     ruleset = RuleSet(origin, decls, types, sources, settings, rules, requirements, sections=sections)
     checker = _RuleChecker(ruleset)
+    faulty: set[int] = set()
     for rule in rules:
-        problems += checker.check_rule(rule)
+        found = checker.check_rule(rule)
+        if found:
+            faulty.add(id(rule))
+        problems += found
+    bad_requirements = set()
     for req in requirements:
-        problems += checker.check_requirement(req)
-    if problems:
+        found = checker.check_requirement(req)
+        if found:
+            bad_requirements.add(id(req))
+        problems += found
+    if problems and not lenient:
         raise ReasonerError(problems)
-    problems += _stratify(ruleset)
-    if problems:
-        raise ReasonerError(problems)
+    ruleset.rules = [r for r in rules if id(r) not in faulty]
+    ruleset.requirements = [q for q in requirements if id(q) not in bad_requirements]
+    cyclic = _stratify(ruleset)
+    if cyclic and not lenient:
+        raise ReasonerError(problems + cyclic)
+    if cyclic:  # leave out the rules that negate or aggregate through recursion, and try again
+        spans = {d.span for d in cyclic}
+        ruleset.rules = [r for r in ruleset.rules
+                         if not any(getattr(lit, "span", None) in spans for lit in r.body)]
+        _stratify(ruleset)
+        problems += cyclic
+    ruleset.problems = problems
     _analyse_locality(ruleset)
     return ruleset
 
