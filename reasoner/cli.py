@@ -186,6 +186,32 @@ def rules(rules_path: str | None, fmt: str) -> None:
     click.echo(render(rs), nl=False)
 
 
+@main.command()
+@click.argument("rules_path", required=False, metavar="[RULES]")
+@format_option("text", "json")
+@click.option("--witness-dir", type=click.Path(file_okay=False), default=None,
+              help="Write each semantic finding's witness patient here, as a ready-to-run fact file.")
+@click.option("--static-only", is_flag=True, help="Skip the semantic checks (no patients explored).")
+@click.option("--budget", type=click.IntRange(10), default=3000, show_default=True,
+              help="At most this many patients from the covering array.")
+@click.option("--codes", is_flag=True, help="List every finding code with its explanation, and exit.")
+@settings_option
+def check(rules_path: str | None, fmt: str, witness_dir: str | None, static_only: bool, budget: int,
+          codes: bool, overrides: tuple[str, ...]) -> None:
+    """Find contradictions, coverage gaps, dead and redundant rules; exit 1 on errors."""
+    from .check import CODES, run_check, write_witnesses
+    from .render import findings as render_findings
+    if codes:
+        for code, (severity, text) in CODES.items():
+            click.echo(f"{code}  {severity:<7}  {text}")
+        return
+    report = run_check(rules_path, semantic=not static_only, budget=budget, settings=parse_settings(overrides))
+    if witness_dir:
+        write_witnesses(report, Path(witness_dir))
+    click.echo(render_findings.render(report, fmt), nl=False)
+    sys.exit(EXIT_FINDINGS if report.errors else 0)
+
+
 @main.command("test")
 @click.argument("rules_path", required=False, metavar="[RULES]")
 @click.option("--cases", "cases_dir", type=click.Path(), default=None,

@@ -76,6 +76,7 @@ def load_facts(ruleset: RuleSet, paths: Iterable[str | Path] = (), *, text: str 
                 problems.append(problem)
             else:
                 facts.append(fact)
+    problems += _single_problems(ruleset, facts)
     if problems:
         raise ReasonerError(problems)
     return FactSet(facts)
@@ -119,6 +120,23 @@ def check_fact(ruleset: RuleSet, fact: Fact) -> Diagnostic | None:
             code = "E005" if "range" in problem else "E006" if " is not a " in problem else "E004"
             return Diagnostic(fact.span, f"{fact.pred} argument {spec.name}: {problem}", code)
     return None
+
+
+def _single_problems(ruleset: RuleSet, facts: list[Fact]) -> list[Diagnostic]:
+    """A predicate declared `one` holds at most one fact per patient: a second, different
+    weight for the same patient is an error in the data, not a second patient state."""
+    first: dict[tuple[str, Value], Fact] = {}
+    problems = []
+    for fact in facts:
+        decl = ruleset.decls[fact.pred]
+        k = decl.key_index
+        if not decl.single or k is None:
+            continue
+        seen = first.setdefault((fact.pred, fact.args[k]), fact)
+        if seen is not fact and seen.args != fact.args:
+            problems.append(Diagnostic(fact.span, f"{fact.pred} holds one fact per patient; {seen} is already "
+                                       f"stated at {seen.span}", "E017"))
+    return problems
 
 
 # ----------------------------------------------------------------------------- the three forms
@@ -203,7 +221,7 @@ def _parse_csv(text: str, name: str, ruleset: RuleSet) -> Parsed:
         decl = ruleset.decls.get(pred)
         values: list[Value] = []
         for i, cell in enumerate(cells):
-            wants_number = decl is not None and i < decl.arity and decl.args[i].type == "number"
+            wants_number = decl is not None and i < decl.arity and decl.args[i].type in ("number", "integer")
             if wants_number:
                 try:
                     values.append(_csv_number(cell))

@@ -16,7 +16,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from .errors import Diagnostic, ReasonerError
 from .syntax import (
-    Aggregate, ArgDecl, Atom, BinOp, Call, Comparison, Const, Decl, Expr, Fact, Include,
+    AllowDecl, Aggregate, ArgDecl, Atom, BinOp, Call, Comparison, Const, Decl, Expr, Fact, Include,
     Literal, Negation, Requirement, Rule, SectionDecl, SettingDecl, Setting, SourceDecl, Span, Statement,
     TypeDecl, Var,
 )
@@ -298,14 +298,20 @@ class _Build(Transformer):  # type: ignore[type-arg]
 
     def decl(self, children: list[Any]) -> Decl:
         name, *rest = children
-        role, description = rest[-2], rest[-1]
-        args = tuple(a for a in rest[:-2] if a is not None)
+        role, single, description = rest[-3], rest[-2], rest[-1]
+        if single is not None and str(single) != "one":
+            raise ReasonerError.at(self._span(single), f"after the role, only `one` may follow, not {single}", "E001")
+        args = tuple(a for a in rest[:-3] if a is not None)
         return Decl(str(name), args, str(role), _unquote(str(description)) if description is not None else "",
-                    self._span(name))
+                    self._span(name), single=single is not None)
 
     def source_decl(self, children: list[Token]) -> SourceDecl:
         key, text = children
         return SourceDecl(str(key), _unquote(str(text)), self._span(key))
+
+    def allow_decl(self, children: list[Token]) -> AllowDecl:
+        code, target, reason = children
+        return AllowDecl(str(code), _unquote(str(target)), _unquote(str(reason)), self._span(code))
 
     def section_decl(self, children: list[Token]) -> SectionDecl:
         (title,) = children

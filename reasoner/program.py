@@ -15,12 +15,13 @@ from pathlib import Path
 from .errors import Diagnostic, ReasonerError
 from .parse import parse_program
 from .syntax import (
-    Aggregate, ArgDecl, Atom, BinOp, Call, Comparison, Const, Decl, Expr, Include, Literal,
+    AllowDecl, Aggregate, ArgDecl, Atom, BinOp, Call, Comparison, Const, Decl, Expr, Include, Literal,
     Negation, Requirement, Rule, SectionDecl, SettingDecl, Setting, SourceDecl, Span, TypeDecl, Var, expr_vars,
     literal_vars,
 )
 
-BASE_TYPES = ("id", "symbol", "number")
+BASE_TYPES = ("id", "symbol", "number", "integer")
+NUMERIC = ("number", "integer")
 ANY = "any"  # the type of an argument whose declaration was inferred (plain Datalog programs)
 
 
@@ -46,6 +47,10 @@ class RuleSet:
     """With `load_rules(lenient=True)`: what was wrong; the rules at fault were left out."""
     sections: dict[str, str] = field(default_factory=dict)
     """Rule file → the guideline section it encodes (`.section`), in include order."""
+    allows: list[AllowDecl] = field(default_factory=list)
+    """Checker findings marked intended (`.allow`)."""
+    left_out: list[Rule] = field(default_factory=list)
+    """With `lenient`: the rules left out for their problems."""
 
     @property
     def facts_rules(self) -> list[Rule]:
@@ -166,6 +171,7 @@ def _build(origin: str, statements: list, infer: bool, lenient: bool = False) ->
     rules: list[Rule] = []
     requirements: list[Requirement] = []
     sections: dict[str, str] = {}
+    allows: list[AllowDecl] = []
 
     def unique(table: dict, key: str, item, what: str) -> None:
         if key in table:
@@ -184,6 +190,8 @@ def _build(origin: str, statements: list, infer: bool, lenient: bool = False) ->
             unique(settings, s.name, s, "setting")
         elif isinstance(s, Requirement):
             requirements.append(s)
+        elif isinstance(s, AllowDecl):
+            allows.append(s)
         elif isinstance(s, SectionDecl):
             if s.span.file in sections:
                 problems.append(Diagnostic(s.span, "a file has one .section", "E010"))
@@ -200,8 +208,8 @@ def _build(origin: str, statements: list, infer: bool, lenient: bool = False) ->
                 problems.append(Diagnostic(d.span, f"unknown type {arg.type}"
                                            + _suggest(arg.type, list(BASE_TYPES) + list(types))
                                            + f" for argument {arg.name} of {d.pred}", "E004"))
-            if arg.low is not None and arg.type != "number":
-                problems.append(Diagnostic(d.span, f"a range needs type number, not {arg.type}", "E004"))
+            if arg.low is not None and arg.type not in NUMERIC:
+                problems.append(Diagnostic(d.span, f"a range needs type number or integer, not {arg.type}", "E004"))
 
     if infer:
         _infer_declarations(rules, requirements, decls)
@@ -218,7 +226,8 @@ def _build(origin: str, statements: list, infer: bool, lenient: bool = False) ->
             if key not in sources:
                 problems.append(Diagnostic(rule.span, f"unknown source {key}" + _suggest(key, sources), "E011"))
 
-    ruleset = RuleSet(origin, decls, types, sources, settings, rules, requirements, sections=sections)
+    ruleset = RuleSet(origin, decls, types, sources, settings, rules, requirements, sections=sections,
+                      allows=allows)
     checker = _RuleChecker(ruleset)
     faulty: set[int] = set()
     for rule in rules:
@@ -235,14 +244,16 @@ def _build(origin: str, statements: list, infer: bool, lenient: bool = False) ->
     if problems and not lenient:
         raise ReasonerError(problems)
     ruleset.rules = [r for r in rules if id(r) not in faulty]
+    ruleset.left_out = [r for r in rules if id(r) in faulty]
     ruleset.requirements = [q for q in requirements if id(q) not in bad_requirements]
     cyclic = _stratify(ruleset)
     if cyclic and not lenient:
         raise ReasonerError(problems + cyclic)
     if cyclic:  # leave out the rules that negate or aggregate through recursion, and try again
         spans = {d.span for d in cyclic}
-        ruleset.rules = [r for r in ruleset.rules
-                         if not any(getattr(lit, "span", None) in spans for lit in r.body)]
+        cut = [r for r in ruleset.rules if any(getattr(lit, "span", None) in spans for lit in r.body)]
+        ruleset.rules = [r for r in ruleset.rules if r not in cut]
+        ruleset.left_out += cut
         _stratify(ruleset)
         problems += cyclic
     ruleset.problems = problems
@@ -351,14 +362,14 @@ class _RuleChecker:
                 problems += self._bind(arg, spec.type, var_types)
             elif isinstance(arg, Setting):
                 problems += self._setting(arg)
-                if spec.type not in ("number", ANY):
+                if spec.type not in NUMERIC + (ANY,):
                     problems.append(Diagnostic(arg.span, f"{atom.pred} argument {spec.name} is {spec.type}, "
                                                f"but ${arg.name} is a number", "E004"))
             else:  # an arithmetic expression
                 if not head:
                     problems.append(Diagnostic(atom.span, f"arithmetic in a body atom is not allowed; "
                                                f"bind it first: V = {arg}", "E001"))
-                elif spec.type not in ("number", ANY):
+                elif spec.type not in NUMERIC + (ANY,):
                     problems.append(Diagnostic(atom.span, f"{atom.pred} argument {spec.name} is {spec.type}, "
                                                f"but {arg} is a number", "E004"))
                 problems += self._need_number(arg, var_types, f"{atom.pred} argument {spec.name}")
@@ -377,9 +388,9 @@ class _RuleChecker:
         return []
 
     def _compatible(self, a: str, b: str) -> bool:
-        if a == b or ANY in (a, b):
+        if a == b or ANY in (a, b) or (a in NUMERIC and b in NUMERIC):
             return True
-        if "number" in (a, b):
+        if a in NUMERIC or b in NUMERIC:
             return False
         ta, tb = self.rs.types.get(a), self.rs.types.get(b)
         if ta is not None and tb is not None:
@@ -438,11 +449,13 @@ def check_value(value: object, spec: ArgDecl, types: dict[str, TypeDecl]) -> str
     t = spec.type
     if t == ANY:
         return None
-    if t == "number":
+    if t in NUMERIC:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"expected a number, got {value!r}"
+            return f"expected a{'n integer' if t == 'integer' else ' number'}, got {value!r}"
         if value != value:  # NaN
             return "not a number"
+        if t == "integer" and not float(value).is_integer():
+            return f"expected a whole number, got {value!r}"
         if spec.low is not None and spec.high is not None and not (spec.low <= value <= spec.high):
             unit = f" {spec.unit}" if spec.unit else ""
             return f"{value}{unit} is outside the valid range {_num(spec.low)}–{_num(spec.high)}{unit}"

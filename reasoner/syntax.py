@@ -181,6 +181,8 @@ class Decl:
     role: str  # input, output, internal
     description: str
     span: Span = field(default=NO_SPAN, compare=False)
+    single: bool = False
+    """`one`: at most one fact per patient (a weight, a highest temperature)."""
 
     @property
     def arity(self) -> int:
@@ -237,12 +239,23 @@ class SectionDecl:
 
 
 @dataclass(frozen=True)
+class AllowDecl:
+    """`.allow CODE "target" "why"`: a checker finding the author intends (a rule id,
+    a predicate, or * for any)."""
+
+    code: str
+    target: str
+    reason: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
 class Include:
     path: str
     span: Span = field(default=NO_SPAN, compare=False)
 
 
-Statement = Union[Rule, Decl, TypeDecl, SourceDecl, SettingDecl, Requirement, Include, SectionDecl]
+Statement = Union[Rule, Decl, TypeDecl, SourceDecl, SettingDecl, Requirement, Include, SectionDecl, AllowDecl]
 
 
 @dataclass(frozen=True)
