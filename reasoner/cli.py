@@ -96,76 +96,164 @@ def main() -> None:
     """
 
 
+class Cohort:
+    """The facts of a run: loaded whole (small inputs, any form), or for CSV and Parquet
+    cohorts checked in one streaming pass and evaluated in a second, memory flat."""
+
+    def __init__(self, rules: RuleSet, paths: tuple[str, ...], stream: bool | None):
+        from .facts import validate_stream
+        self.rules, self.paths = rules, paths
+        cohort_forms = all(Path(p).suffix in (".csv", ".parquet") for p in paths if p != "-")
+        self.stream = cohort_forms and "-" not in paths if stream is None else stream
+        self.factset: FactSet | None = None
+        try:
+            if self.stream:
+                validate_stream(rules, paths)
+            else:
+                self.factset = load_facts(rules, paths)
+        except ReasonerError as exc:
+            _fail(exc)
+
+    def chunks(self, size: int):
+        from .facts import chunks, stream_chunks
+        if self.factset is not None:
+            return chunks(self.rules, self.factset, size)
+        return stream_chunks(self.rules, self.paths, size)
+
+    def patients(self) -> int | None:
+        return len(self.factset.patients(self.rules)) if self.factset is not None else None
+
+
+def cohort_options(f: F) -> F:
+    f = click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
+                     help="Worker processes (patients are split among them; patient-local rule sets only).")(f)
+    f = click.option("--chunk-size", type=click.IntRange(1), default=DEFAULT_CHUNK, show_default=True,
+                     help="Patients evaluated together.")(f)
+    f = click.option("--stream/--no-stream", default=None,
+                     help="Read CSV/Parquet cohorts in chunks (default for them) or whole.")(f)
+    return click.option("--time-limit", type=float, default=None, metavar="SECONDS",
+                        help="Stop with exit status 2 if evaluating a chunk takes longer.")(f)
+
+
+def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk_size: int,
+              time_limit: float | None):
+    from .parallel import map_chunks
+    try:
+        settings = parse_settings(overrides)
+        Engine(cohort.rules, settings)  # reject unknown settings before any worker starts
+        yield from map_chunks(cohort.rules, cohort.chunks(chunk_size), task, jobs=jobs, settings=settings,
+                              time_limit=time_limit, total=cohort.patients(), progress=True)
+    except ReasonerError as exc:
+        _fail(exc)
+    except EvaluationLimit as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _query_task(atom, rules: RuleSet, model: Model) -> list[dict]:
+    return model.query(atom)
+
+
 @main.command()
 @click.argument("goal")
 @click.argument("facts", nargs=-1, required=True)
 @rules_option
 @settings_option
 @format_option("text", "json")
-@click.option("--time-limit", type=float, default=None, metavar="SECONDS",
-              help="Stop with exit status 2 if evaluation takes longer.")
+@cohort_options
 def query(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: tuple[str, ...], fmt: str,
-          time_limit: float | None) -> None:
+          time_limit: float | None, stream: bool | None, chunk_size: int, jobs: int) -> None:
     """Answer GOAL (e.g. 'crs_grade(P, G)') over FACTS (files, directories, or - for stdin)."""
-    rules, factset = load_inputs(rules_path, facts)
+    import functools
+    rules = _load_rules_only(rules_path)
     try:
         atom = check_goal(rules, goal)
     except ReasonerError as exc:
         _fail(exc)
+    cohort = Cohort(rules, facts, stream)
     answers = []
-    for model in run_models(rules, factset, overrides, time_limit=time_limit):
-        answers.extend(model.query(atom))
+    for part in _evaluate(cohort, functools.partial(_query_task, atom), overrides, jobs, chunk_size, time_limit):
+        answers.extend(part)
     answers.sort(key=lambda a: row_key(tuple(a.values())))
     click.echo(render_answers.render(goal, atom, answers, fmt), nl=False)
+
+
+def _recommend_task(fmt: str, explain: bool, rules: RuleSet, model: Model):
+    """Everything `recommend` prints for one chunk, computed where the chunk was evaluated."""
+    from .explain import Explainer
+    from .render import proof as proof_render
+    from .report import build_reports, rule_patient_counts
+    reports = build_reports(rules, model)
+    proofs: dict = {}
+    if explain:
+        explainer = Explainer(rules, model)
+        render = proof_render.to_json_obj if fmt == "json" else proof_render.to_text
+        for r in reports:
+            for item in r.recommendations:
+                key = ("recommend", (r.patient, item.action))
+                proofs[(r.patient,) + key] = render(explainer.prove(*key), rules)
+            for item in r.conflicts:
+                key = ("conflict", (r.patient, item.action, item.reason))
+                proofs[(r.patient,) + key] = render(explainer.prove(*key), rules)
+    return reports, proofs, rule_patient_counts(rules, model), model.settings
 
 
 @main.command()
 @click.argument("facts", nargs=-1, required=True)
 @rules_option
 @settings_option
-@format_option("text", "json", "csv")
+@format_option("text", "json", "csv", "parquet")
 @click.option("--explain", is_flag=True, help="Attach the proof of each recommendation and each conflict.")
-@click.option("--chunk-size", type=click.IntRange(1), default=DEFAULT_CHUNK, show_default=True,
-              help="Patients evaluated together (memory stays flat in the cohort's size).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write here instead of standard output (required for parquet).")
+@click.option("--rule-counts", type=click.Path(dir_okay=False), default=None,
+              help="Also write, as CSV, for how many patients each rule fired.")
+@cohort_options
 def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[str, ...], fmt: str, explain: bool,
-              chunk_size: int) -> None:
+              output: str | None, rule_counts: str | None, time_limit: float | None, stream: bool | None,
+              chunk_size: int, jobs: int) -> None:
     """Per patient: CRS grade, recommended actions with dose, contraindications, conflicts, warnings."""
-    from .explain import Explainer
-    from .render import proof as proof_render
+    import functools
+
     from .render import recommend as render
-    from .report import build_reports, require_crs_vocabulary
-    rules, factset = load_inputs(rules_path, facts)
+    from .report import require_crs_vocabulary, write_rule_counts
+    rules = _load_rules_only(rules_path)
     try:
         require_crs_vocabulary(rules)
     except ReasonerError as exc:
         _fail(exc)
-    collected = []
-    settings: dict = {}
-    first = True
-    for model in run_models(rules, factset, overrides, chunk_size=chunk_size):
-        reports = build_reports(rules, model)
-        settings = model.settings
-        proof = None
-        if explain:
-            explainer = Explainer(rules, model)
+    if fmt == "parquet" and not output:
+        raise click.UsageError("--format parquet writes a file: give --output FILE.parquet")
+    cohort = Cohort(rules, facts, stream)
+    task = functools.partial(_recommend_task, fmt, explain)
+    out = open(output if fmt != "parquet" else output + ".csv.tmp", "w", encoding="utf-8", newline="") \
+        if output else sys.stdout
+    collected, settings, counts, first = [], {}, {}, True
+    try:
+        for reports, proofs, chunk_counts, settings in _evaluate(cohort, task, overrides, jobs, chunk_size,
+                                                                 time_limit):
+            for index, n in chunk_counts.items():
+                counts[index] = counts.get(index, 0) + n
+            proof = (lambda p, pred, args, proofs=proofs: proofs[(p, pred, args)]) if explain else None
             if fmt == "json":
-                def proof(_p, pred, args, explainer=explainer):  # type: ignore[no-redef]
-                    return proof_render.to_json_obj(explainer.prove(pred, args), rules)
+                collected.append((reports, proof))
+            elif fmt in ("csv", "parquet"):
+                out.write(render.to_csv(reports, header=first))
             else:
-                def proof(_p, pred, args, explainer=explainer):  # type: ignore[no-redef]
-                    return proof_render.to_text(explainer.prove(pred, args), rules)
+                out.write(render.to_text(reports, proof))
+            first = False
         if fmt == "json":
-            collected.append((reports, proof))
-        elif fmt == "csv":
-            click.echo(render.to_csv(reports, header=first), nl=False)
-        else:
-            click.echo(render.to_text(reports, proof), nl=False)
-        first = False
-    if fmt == "json":
-        patients = [r for reports, _ in collected for r in reports]
-        proofs = {r.patient: p for reports, p in collected for r in reports}
-        joint = (lambda patient, pred, args: proofs[patient](patient, pred, args)) if explain else None
-        click.echo(render.to_json(patients, rules.path, settings, joint), nl=False)
+            patients = [r for reports, _ in collected for r in reports]
+            by_patient = {r.patient: p for reports, p in collected for r in reports}
+            joint = (lambda patient, pred, args: by_patient[patient](patient, pred, args)) if explain else None
+            out.write(render.to_json(patients, rules.path, settings, joint))
+    finally:
+        if output:
+            out.close()
+    if fmt == "parquet":
+        render.csv_to_parquet(output + ".csv.tmp", output)  # type: ignore[operator]
+    if rule_counts:
+        write_rule_counts(rules, counts, rule_counts)
 
 
 def _load_rules_only(path: str | None) -> RuleSet:

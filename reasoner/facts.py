@@ -25,7 +25,7 @@ from .parse import parse_facts
 from .program import RuleSet, _suggest, check_value
 from .syntax import Fact, Span, Value
 
-FACT_SUFFIXES = (".facts", ".json", ".csv")
+FACT_SUFFIXES = (".facts", ".json", ".csv", ".parquet")
 
 
 @dataclass
@@ -94,6 +94,8 @@ def _read_path(path: str, stdin_format: str) -> list[tuple[str, str, str]]:
         return [entry for f in files for entry in _read_path(str(f), stdin_format)]
     if not p.is_file():
         raise ReasonerError.at(Span(path, 0, 0), "no such fact file", "E015")
+    if p.suffix == ".parquet":
+        return [(path, "parquet", "")]  # read by streaming, not as text
     form = {".json": "json", ".csv": "csv"}.get(p.suffix, "facts")
     try:
         return [(path, form, p.read_text(encoding="utf-8"))]
@@ -200,40 +202,70 @@ def _json_fact(item: object, span: Span) -> Fact | Diagnostic:
 
 
 def _parse_csv(text: str, name: str, ruleset: RuleSet) -> Parsed:
-    """Long layout: `predicate,arg1,arg2,...`; cells typed by the declaration."""
-    reader = csv.reader(io.StringIO(text))
     facts: list[Fact] = []
     problems: list[Diagnostic] = []
-    header = next(reader, None)
+    for item in _csv_rows(csv.reader(io.StringIO(text)), name, ruleset, _stem(name)):
+        (facts if isinstance(item, Fact) else problems).append(item)  # type: ignore[arg-type]
+    return facts, problems
+
+
+def _stem(name: str) -> str:
+    return Path(name).stem
+
+
+def _csv_rows(rows: Iterator[list[str]], name: str, ruleset: RuleSet, stem: str) -> Iterator[Fact | Diagnostic]:
+    """Two layouts. Long: header `predicate,arg1,arg2,...`, one fact of any predicate
+    per row. Per predicate: the file is named after the predicate (`weight_kg.csv`)
+    and its header names the declared arguments (`p,kg`). Cells are typed by the
+    declaration; every row is located by its line."""
+    header = next(rows, None)
     if header is None:
-        return facts, problems
-    if not header or header[0].strip() != "predicate":
-        raise ReasonerError.at(Span(name, 1, 1), "a fact CSV starts with the header predicate,arg1,arg2,...", "E015")
-    for row in reader:
-        line = reader.line_num
+        return
+    header = [h.strip() for h in header]
+    per_predicate = header[:1] != ["predicate"]
+    decl = ruleset.decls.get(stem) if per_predicate else None
+    if per_predicate:
+        if decl is None:
+            yield Diagnostic(Span(name, 1, 1), "a fact CSV starts with the header predicate,arg1,arg2,... or is "
+                             "named after a declared predicate (weight_kg.csv) with its argument names as header"
+                             + _suggest(stem, ruleset.decls), "E015")
+            return
+        expected = [a.name for a in decl.args]
+        if header != expected:
+            yield Diagnostic(Span(name, 1, 1), f"{stem}.csv needs the header {','.join(expected)}, "
+                             f"not {','.join(header)}", "E015")
+            return
+    line = 1
+    for row in rows:
+        line += 1
         if not row or all(not c.strip() for c in row):
             continue
-        pred = row[0].strip()
-        cells = [c.strip() for c in row[1:]]
-        while cells and cells[-1] == "":
-            cells.pop()
-        span = Span(name, line, 1)
-        decl = ruleset.decls.get(pred)
-        values: list[Value] = []
-        for i, cell in enumerate(cells):
-            wants_number = decl is not None and i < decl.arity and decl.args[i].type in ("number", "integer")
-            if wants_number:
-                try:
-                    values.append(_csv_number(cell))
-                except ValueError:
-                    problems.append(Diagnostic(span, f"{pred} argument {decl.args[i].name}: "  # type: ignore[union-attr]
-                                               f"expected a number, got {cell!r}", "E004"))
-                    break
-            else:
-                values.append(cell)
+        if per_predicate:
+            pred, cells = stem, [c.strip() for c in row]
         else:
-            facts.append(Fact(pred, tuple(values), span))
-    return facts, problems
+            pred, cells = row[0].strip(), [c.strip() for c in row[1:]]
+            while cells and cells[-1] == "":
+                cells.pop()
+        yield _typed_fact(ruleset, pred, cells, Span(name, line, 1))
+
+
+def _typed_fact(ruleset: RuleSet, pred: str, cells: list, span: Span) -> Fact | Diagnostic:
+    decl = ruleset.decls.get(pred)
+    values: list[Value] = []
+    for i, cell in enumerate(cells):
+        wants_number = decl is not None and i < decl.arity and decl.args[i].type in ("number", "integer")
+        if wants_number and isinstance(cell, str):
+            try:
+                values.append(_csv_number(cell))
+            except ValueError:
+                return Diagnostic(span, f"{pred} argument {decl.args[i].name}: "  # type: ignore[union-attr]
+                                  f"expected a number, got {cell!r}", "E004")
+        elif isinstance(cell, float) and cell.is_integer() and decl is not None and i < decl.arity \
+                and decl.args[i].type == "integer":
+            values.append(int(cell))
+        else:
+            values.append(cell)
+    return Fact(pred, tuple(values), span)
 
 
 def _csv_number(cell: str) -> int | float:
@@ -246,7 +278,144 @@ def _csv_number(cell: str) -> int | float:
         return value
 
 
-_PARSERS = {"facts": _parse_datalog, "json": _parse_json, "csv": _parse_csv}
+def _parse_parquet(text: str, name: str, ruleset: RuleSet) -> Parsed:
+    facts: list[Fact] = []
+    problems: list[Diagnostic] = []
+    for item in _parquet_rows(name, ruleset):
+        (facts if isinstance(item, Fact) else problems).append(item)  # type: ignore[arg-type]
+    return facts, problems
+
+
+def _parquet_rows(name: str, ruleset: RuleSet) -> Iterator[Fact | Diagnostic]:
+    """Parquet in the same two layouts as CSV, read in batches through DuckDB.
+    A row's place is given as `file:ROW:1` (rows count from 1)."""
+    import duckdb  # a dependency: the second engine
+
+    con = duckdb.connect()
+    try:
+        relation = con.execute("SELECT * FROM read_parquet(?)", [name])
+    except duckdb.Error as exc:
+        yield Diagnostic(Span(name, 0, 0), f"cannot read Parquet: {str(exc).splitlines()[0]}", "E015")
+        return
+    first = [d[0] for d in relation.description]
+    header = (row for batch in iter(lambda: relation.fetchmany(10_000), []) for row in batch)
+    # the same layouts and checks as CSV; cells keep their Parquet types
+    stem = _stem(name)
+    per_predicate = first[:1] != ["predicate"]
+    if per_predicate:
+        decl = ruleset.decls.get(stem)
+        if decl is None or [a.name for a in decl.args] != first:
+            yield Diagnostic(Span(name, 0, 0), "a Parquet fact file has a column `predicate` then arguments, or is "
+                             "named after a declared predicate with its argument names as columns", "E015")
+            return
+    for n, row in enumerate(header, 1):
+        cells = list(row)
+        if per_predicate:
+            pred = stem
+        else:
+            pred, cells = str(cells[0]), cells[1:]
+            while cells and cells[-1] in (None, ""):
+                cells.pop()
+        yield _typed_fact(ruleset, pred, [c if not isinstance(c, str) else c.strip() for c in cells],
+                          Span(name, n, 1))
+
+
+_PARSERS = {"facts": _parse_datalog, "json": _parse_json, "csv": _parse_csv, "parquet": _parse_parquet}
+
+
+# ----------------------------------------------------------------------------- streaming cohorts
+def _stream_file(path: str, ruleset: RuleSet) -> Iterator[Fact | Diagnostic]:
+    p = Path(path)
+    if p.suffix == ".csv":
+        with open(p, newline="", encoding="utf-8") as handle:
+            yield from _csv_rows(csv.reader(handle), path, ruleset, p.stem)
+    elif p.suffix == ".parquet":
+        yield from _parquet_rows(path, ruleset)
+    else:  # the human-written forms are read whole
+        for display, form, content in _read_path(path, "facts"):
+            try:
+                parsed, found = _PARSERS[form](content, display, ruleset)
+            except ReasonerError as exc:
+                yield from exc.diagnostics
+                continue
+            yield from found
+            yield from parsed
+
+
+def _expand(paths: Iterable[str | Path]) -> list[str]:
+    out: list[str] = []
+    for path in paths:
+        p = Path(path)
+        if str(path) != "-" and p.is_dir():
+            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix in FACT_SUFFIXES)
+        else:
+            out.append(str(path))
+    return out
+
+
+def validate_stream(ruleset: RuleSet, paths: Iterable[str | Path], limit: int = 1000) -> int:
+    """Pass one over a cohort: check every fact without keeping any. Raises
+    ReasonerError with the problems (the first `limit`, and how many more)."""
+    problems: list[Diagnostic] = []
+    more = 0
+    count = 0
+    for path in _expand(paths):
+        if path != "-" and not Path(path).is_file():
+            problems.append(Diagnostic(Span(path, 0, 0), "no such fact file", "E015"))
+            continue
+        for item in _stream_file(path, ruleset):
+            problem = item if isinstance(item, Diagnostic) else check_fact(ruleset, item)
+            count += isinstance(item, Fact)
+            if problem is not None:
+                if len(problems) < limit:
+                    problems.append(problem)
+                else:
+                    more += 1
+    if more:
+        problems.append(Diagnostic(Span("<facts>", 0, 0), f"... and {more} more problems", "E015"))
+    if problems:
+        raise ReasonerError(problems)
+    return count
+
+
+def stream_chunks(ruleset: RuleSet, paths: Iterable[str | Path], size: int) -> Iterator[list[Fact]]:
+    """Pass two: chunks of `size` patients, read as the files go, memory flat in the
+    cohort's size. A file must hold each patient's facts together (grouped by patient);
+    a patient that comes back after its chunk was handed on is an error, never split."""
+    if not ruleset.patient_local:
+        yield [f for path in _expand(paths) for f in _stream_file(path, ruleset) if isinstance(f, Fact)]
+        return
+    done: set[Value] = set()  # patient ids only: a million of them is tens of MB
+    batch: list[Fact] = []
+    current: dict[Value, None] = {}
+    shared: list[Fact] = []
+    handed_on = False
+    for path in _expand(paths):
+        for fact in _stream_file(path, ruleset):
+            if not isinstance(fact, Fact):
+                continue
+            k = ruleset.key_index(fact.pred)
+            if k is None:
+                if handed_on:
+                    raise ReasonerError.at(fact.span, f"{fact.pred} holds no patient: in a cohort read in chunks, "
+                                           "such facts come before every patient's facts", "E015")
+                shared.append(fact)
+                continue
+            key = fact.args[k]
+            if key not in current:
+                if key in done:
+                    raise ReasonerError.at(fact.span, f"patient {key} appears again after other patients: a cohort "
+                                           "read in chunks must hold each patient's facts together (sort it by "
+                                           "patient), or read it whole with --no-stream", "E015")
+                if len(current) == size:
+                    yield shared + batch
+                    handed_on = True
+                    done.update(current)
+                    batch, current = [], {}
+                current[key] = None
+            batch.append(fact)
+    if batch or shared:
+        yield shared + batch
 
 
 def _skip_ws(text: str, pos: int) -> int:

@@ -178,3 +178,43 @@ def build_reports(rules: RuleSet, model: Model) -> list[PatientReport]:
 
 def _one(rows: list[tuple] | None) -> Value | None:
     return rows[0][1] if rows else None
+
+
+def rule_patient_counts(rules: RuleSet, model: Model) -> dict[int, int]:
+    """rule index → for how many patients of this model the rule fired."""
+    counts: dict[int, int] = {}
+    for index, rows in model.firings.items():
+        if not rows:
+            continue
+        names = model.variables.get(index, ())
+        key = _key_variable(rules, rules.rules[index])
+        if key is None or key not in names:
+            counts[index] = 1  # a rule about no patient in particular: fired at all
+            continue
+        position = names.index(key)
+        counts[index] = len({row[position] for row in rows})
+    return counts
+
+
+def _key_variable(rules: RuleSet, rule) -> str | None:
+    from .syntax import Atom, Var
+    atoms = ([rule.head] if rule.head is not None else []) + [a for a in rule.body if isinstance(a, Atom)]
+    for atom in atoms:
+        k = rules.key_index(atom.pred)
+        if k is not None and isinstance(atom.args[k], Var):
+            return atom.args[k].name
+    return None
+
+
+def write_rule_counts(rules: RuleSet, counts: dict[int, int], path: str) -> None:
+    """The adherence-study table: every rule, its section, and the patients it fired for."""
+    import csv
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["rule", "section", "concludes", "patients", "sources"])
+        for index, rule in enumerate(rules.rules):
+            if not rule.body:
+                continue
+            head = rule.head.pred if rule.head is not None else "(constraint)"
+            writer.writerow([rules.rule_name(rule), rules.section_of(rule), head, counts.get(index, 0),
+                             " ".join(rule.sources)])

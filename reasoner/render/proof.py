@@ -109,6 +109,7 @@ def to_dot(roots: list[Node], rs: RuleSet) -> str:
         COMPARISON: 'shape=ellipse, style=filled, fillcolor="#fff6d5"',
         ABSENT: 'shape=ellipse, style="dashed,filled", fillcolor="#ffffff"',
         AGGREGATE: 'shape=hexagon, style=filled, fillcolor="#efe1f5"',
+        CUT: 'shape=box, style="rounded,dashed", color="#888888"',
     }
     failing = 'shape=box, style="rounded,filled", fillcolor="#f8d7d4"'
     for r, root in enumerate(roots):

@@ -120,3 +120,25 @@ def to_csv(reports: list[PatientReport], header: bool = True) -> str:
 
 def _c(value: Value | None) -> str:
     return "" if value is None else format_value(value)
+
+
+def csv_to_parquet(csv_path: str, parquet_path: str) -> None:
+    """Convert the CSV just written to Parquet with DuckDB (no other dependency), typed:
+    grades and doses as numbers, the rest as text."""
+    import os
+
+    import duckdb
+    types = {c: "VARCHAR" for c in CSV_COLUMNS}
+    types.update({"crs_grade": "INTEGER", "hypoxia_grade": "INTEGER", "hypotension_grade": "INTEGER",
+                  "dose_mg": "DOUBLE"})
+    con = duckdb.connect()
+    try:
+        con.execute(f"COPY (SELECT * FROM read_csv(?, header=true, columns={types!r})) TO '{_sql_path(parquet_path)}' "
+                    "(FORMAT parquet)", [csv_path])
+    finally:
+        con.close()
+        os.unlink(csv_path)
+
+
+def _sql_path(path: str) -> str:
+    return path.replace("'", "''")

@@ -1,0 +1,90 @@
+"""Patient-partitioned evaluation across worker processes.
+
+pyDatalog keeps its state per thread and its loops run in compiled code, so the only
+parallelism is processes. Each worker builds the engine once (the rules are compiled
+once per process) and evaluates whole chunks of patients; results come back in chunk
+order, so the output is the same bytes whatever `jobs` is.
+
+Only rule sets the checker finds patient-local can be split: `chunks()` hands a
+non-local rule set over as one chunk.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from typing import Callable, Iterable, Iterator, TypeVar
+
+import click
+
+from .engine import Engine
+from .model import Model
+from .program import RuleSet
+from .syntax import Fact
+
+T = TypeVar("T")
+
+_worker: dict = {}
+
+
+def _init(ruleset: RuleSet, settings: dict | None, time_limit: float | None,
+          task: Callable[[RuleSet, Model], object]) -> None:
+    _worker["engine"] = Engine(ruleset, settings, time_limit=time_limit)
+    _worker["ruleset"] = ruleset
+    _worker["task"] = task
+
+
+def _run(chunk: list[Fact]) -> object:
+    model = _worker["engine"].evaluate(chunk)
+    return _worker["task"](_worker["ruleset"], model)
+
+
+def map_chunks(ruleset: RuleSet, chunks: Iterable[list[Fact]], task: Callable[[RuleSet, Model], T], *,
+               jobs: int = 1, settings: dict | None = None, time_limit: float | None = None,
+               total: int | None = None, progress: bool = False) -> Iterator[T]:
+    """`task(ruleset, model)` for each chunk's model, in chunk order, over `jobs` processes.
+
+    `task` must be a module-level function (it is sent to the workers by name).
+    With `progress`, a bar on stderr (only when stderr is a terminal).
+    """
+    bar = None
+    if progress and sys.stderr.isatty():
+        bar = click.progressbar(length=total or 0, label="patients", file=sys.stderr, show_pos=True)
+        bar.__enter__()
+    try:
+        if jobs <= 1:
+            engine = Engine(ruleset, settings, time_limit=time_limit)
+            for chunk in chunks:
+                yield task(ruleset, engine.evaluate(chunk))
+                if bar is not None:
+                    bar.update(_patients(ruleset, chunk))
+            return
+        context = multiprocessing.get_context("fork")
+        with context.Pool(jobs, initializer=_init, initargs=(ruleset, settings, time_limit, task)) as pool:
+            for result, size in _ordered(pool, ruleset, chunks, jobs):
+                yield result
+                if bar is not None:
+                    bar.update(size)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+def _ordered(pool, ruleset: RuleSet, chunks: Iterable[list[Fact]], jobs: int) -> Iterator[tuple[object, int]]:
+    """imap with a bounded window, so a streamed cohort is never queued whole in memory."""
+    window: list = []
+    for chunk in chunks:
+        window.append((pool.apply_async(_run, (chunk,)), _patients(ruleset, chunk)))
+        if len(window) >= 2 * jobs:
+            handle, size = window.pop(0)
+            yield handle.get(), size
+    for handle, size in window:
+        yield handle.get(), size
+
+
+def _patients(ruleset: RuleSet, chunk: list[Fact]) -> int:
+    keys = set()
+    for fact in chunk:
+        k = ruleset.key_index(fact.pred)
+        if k is not None:
+            keys.add(fact.args[k])
+    return len(keys)

@@ -1,0 +1,142 @@
+"""Cohorts: CSV and Parquet in both layouts, streamed in chunks, split across processes,
+with the same answers and the same bytes as a whole, single-process run."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from reasoner import evaluate, load_facts, load_rules
+from reasoner.cli import main
+from reasoner.errors import ReasonerError
+from reasoner.facts import stream_chunks, validate_stream
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from generate import generate_patients  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return load_rules()
+
+
+@pytest.fixture(scope="module")
+def cohort(rules, tmp_path_factory):
+    """120 generated patients as .facts, long CSV and per-predicate CSV files."""
+    base = tmp_path_factory.mktemp("cohort")
+    text = generate_patients(120, seed=3)
+    (base / "c.facts").write_text(text)
+    facts = load_facts(rules, text=text)
+    with open(base / "long.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["predicate", "arg1", "arg2", "arg3", "arg4"])
+        for f in facts.facts:
+            writer.writerow([f.pred, *f.args, *[""] * (4 - len(f.args))])
+    tables = base / "tables"
+    tables.mkdir()
+    by_pred: dict[str, list] = {}
+    for f in facts.facts:
+        by_pred.setdefault(f.pred, []).append(f.args)
+    for pred, rows in by_pred.items():
+        with open(tables / f"{pred}.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([a.name for a in rules.decls[pred].args])
+            writer.writerows(rows)
+    return base, facts
+
+
+def test_csv_layouts_read_the_same_facts(rules, cohort) -> None:
+    base, facts = cohort
+    expected = {(f.pred, f.args) for f in facts.facts}
+    long = load_facts(rules, [base / "long.csv"])
+    tables = load_facts(rules, [base / "tables"])
+    assert {(f.pred, f.args) for f in long.facts} == expected
+    assert {(f.pred, f.args) for f in tables.facts} == expected
+
+
+def test_streamed_chunks_hold_whole_patients_and_give_the_same_model(rules, cohort) -> None:
+    base, facts = cohort
+    assert validate_stream(rules, [base / "long.csv"]) == len(facts)
+    chunks = list(stream_chunks(rules, [base / "long.csv"], 25))
+    assert len(chunks) == 5
+    seen: set = set()
+    for chunk in chunks:
+        patients = {f.args[0] for f in chunk}
+        assert not patients & seen
+        seen |= patients
+    whole = evaluate(rules, facts).tuples("recommend")
+    from reasoner.engine import Engine
+    engine = Engine(rules)
+    streamed = set().union(*(engine.evaluate(c).tuples("recommend") for c in chunks))
+    assert streamed == whole
+
+
+def test_a_cohort_not_grouped_by_patient_is_refused_not_split(rules, tmp_path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_text("predicate,arg1,arg2\nweight_kg,a,70\nweight_kg,b,70\ntemperature_c,a,39\n")
+    with pytest.raises(ReasonerError, match="appears again"):
+        list(stream_chunks(rules, [path], 1))
+
+
+def test_stream_validation_reports_every_bad_row_before_evaluating(rules, tmp_path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("predicate,arg1,arg2\nweight_kg,a,-3\ntemperature_c,a,389\nwieght_kg,b,70\n")
+    with pytest.raises(ReasonerError) as err:
+        validate_stream(rules, [path])
+    assert [(d.span.line, d.code) for d in err.value.diagnostics] == [(2, "E005"), (3, "E005"), (4, "E002")]
+
+
+def test_parquet_both_layouts(rules, cohort, tmp_path) -> None:
+    base, facts = cohort
+    con = duckdb.connect()
+    long_path = tmp_path / "long.parquet"
+    con.execute(f"COPY (SELECT * FROM read_csv('{base / 'long.csv'}', all_varchar=true, header=true)) TO '{long_path}' "
+                "(FORMAT parquet)")
+    weights = tmp_path / "weight_kg.parquet"
+    con.execute(f"COPY (SELECT * FROM read_csv('{base / 'tables' / 'weight_kg.csv'}')) TO '{weights}' "
+                "(FORMAT parquet)")
+    got = load_facts(rules, [long_path])
+    assert {(f.pred, f.args) for f in got.facts} == {(f.pred, f.args) for f in facts.facts}
+    got_w = load_facts(rules, [weights])
+    assert {f.args for f in got_w.facts} == {f.args for f in facts.facts if f.pred == "weight_kg"}
+
+
+def test_jobs_and_streaming_give_the_same_bytes(cohort) -> None:
+    base, _ = cohort
+    runner = CliRunner()
+    outputs = []
+    for args in (["--no-stream"], ["--jobs", "2", "--chunk-size", "17"], ["--chunk-size", "7"]):
+        result = runner.invoke(main, ["recommend", "--format", "csv", *args, str(base / "long.csv")])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1] == outputs[2]
+    from_facts = runner.invoke(main, ["recommend", "--format", "csv", str(base / "c.facts")])
+    assert sorted(from_facts.output.splitlines()) == sorted(outputs[0].splitlines())
+
+
+def test_parquet_output_and_rule_counts(cohort, tmp_path) -> None:
+    base, facts = cohort
+    out, counts = tmp_path / "r.parquet", tmp_path / "counts.csv"
+    result = CliRunner().invoke(main, ["recommend", "--format", "parquet", "-o", str(out), "--rule-counts",
+                                       str(counts), "--jobs", "2", str(base / "long.csv")])
+    assert result.exit_code == 0, result.output
+    rows = duckdb.connect().execute(f"SELECT count(DISTINCT patient), count(*) FROM '{out}'").fetchone()
+    assert rows[0] == 120 and rows[1] > 120
+    table = {row["rule"]: row for row in csv.DictReader(open(counts))}
+    assert int(table["patient.from.weight"]["patients"]) == len({f.args[0] for f in facts.facts
+                                                                 if f.pred == "weight_kg"})
+    assert all(int(r["patients"]) <= 120 for r in table.values())
+
+
+def test_json_output_is_deterministic_with_jobs(cohort) -> None:
+    base, _ = cohort
+    runner = CliRunner()
+    a = runner.invoke(main, ["recommend", "--format", "json", str(base / "long.csv")]).output
+    b = runner.invoke(main, ["recommend", "--format", "json", "--jobs", "2", str(base / "long.csv")]).output
+    assert a == b and len(json.loads(a)["patients"]) == 120
