@@ -90,6 +90,8 @@ class Explainer:
         self._static = {(r.head.pred, tuple(a.value for a in r.head.args if isinstance(a, Const)))
                         for r in ruleset.facts_rules if r.head is not None}
         self._support: dict[FactKey, list[tuple[int, Env]]] = {}
+        self._agg_index: dict[tuple[int, int], dict[tuple, list[Env]]] = {}
+        self._premise_cache: dict[tuple[int, int], list[FactKey]] = {}
         for index in sorted(model.firings):
             rule = ruleset.rules[index]
             if rule.head is None or index not in model.heads:
@@ -102,6 +104,14 @@ class Explainer:
     # ------------------------------------------------------------------ ranks
     def _premises(self, index: int, bindings: Env) -> list[FactKey]:
         """The facts one firing rests on: its positive atoms and what its aggregates counted."""
+        cached = self._premise_cache.get((index, id(bindings)))
+        if cached is not None:
+            return cached
+        cached = self._premises_of(index, bindings)
+        self._premise_cache[(index, id(bindings))] = cached
+        return cached
+
+    def _premises_of(self, index: int, bindings: Env) -> list[FactKey]:
         rule = self.rs.rules[index]
         out: list[FactKey] = []
         for position, lit in enumerate(rule.body):
@@ -195,15 +205,18 @@ class Explainer:
         return node
 
     def _counted(self, index: int, position: int, agg: Aggregate, env: Env) -> list[Env]:
-        names, rows = self.model.aggregate_rows.get((index, position), ((), []))
+        """The rows an aggregate counted for these bindings (rows indexed by their keys)."""
         rule = self.rs.rules[index]
-        keys = aggregate_keys(agg, rule.body, rule.head)
-        out = []
-        for row in rows:
-            r = dict(zip(names, row))
-            if all(values_equal(r[k], env[k]) for k in keys if k in r and k in env):
-                out.append(r)
-        return out
+        keys = [k for k in aggregate_keys(agg, rule.body, rule.head)]
+        table = self._agg_index.get((index, position))
+        if table is None:
+            names, rows = self.model.aggregate_rows.get((index, position), ((), []))
+            table = {}
+            for row in rows:
+                r = dict(zip(names, row))
+                table.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+            self._agg_index[(index, position)] = table
+        return list(table.get(tuple(env.get(k) for k in keys), []))
 
     # ------------------------------------------------------------------ why not
     def why_not(self, pred: str, args: tuple[Value, ...], depth: int = 3) -> Node:
