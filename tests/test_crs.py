@@ -777,3 +777,35 @@ def test_recommend_is_indicated_minus_contraindicated(rules):
     assert model.tuples("recommend") == {t for t in indicated if t not in contra}
     conflicts = {(p, a) for (p, a, _) in model.tuples("conflict")}
     assert {t for t in indicated if t in contra} <= conflicts
+
+
+# ---------------------------------------------------------------------------
+# Traceability: every statement of the guideline text has a row in
+# rules/crs/README.md, and every rule id named there exists.
+# ---------------------------------------------------------------------------
+def _norm(text: str) -> str:
+    import re
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def test_every_guideline_statement_has_a_traceability_row() -> None:
+    guideline = (ROOT / "rules" / "crs" / "guideline.txt").read_text(encoding="utf-8").splitlines()
+    table = _norm((ROOT / "rules" / "crs" / "README.md").read_text(encoding="utf-8"))
+    statements = [guideline[1]] + [line[2:] for line in guideline if line.startswith("- ")]
+    assert len(statements) == 26
+    missing = [s for s in statements if " ".join(_norm(s).split()[:7]) not in table]
+    assert missing == []
+
+
+def test_every_rule_id_in_the_traceability_table_exists_and_every_rule_is_traced() -> None:
+    import fnmatch
+    import re
+    readme = (ROOT / "rules" / "crs" / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Traceability")
+    rows = [line for line in readme[start:].splitlines() if line.startswith("| ")]
+    named = set(re.findall(r"`([a-z_0-9]+(?:\.[a-z_0-9*]+)+|recommend)`", "\n".join(rows)))
+    ids = {r.id for r in load_rules(RULES_DIR).rules if r.id}
+    unknown = [n for n in named if not fnmatch.filter(ids, n)]
+    assert unknown == []
+    untraced = [i for i in ids if not any(fnmatch.fnmatch(i, n) for n in named)]
+    assert untraced == [], "rules missing from the traceability table"
