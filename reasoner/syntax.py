@@ -72,7 +72,17 @@ class BinOp:
     span: Span = field(default=NO_SPAN, compare=False)
 
     def __str__(self) -> str:
-        return f"({self.left} {self.op} {self.right})"
+        # parentheses only where precedence needs them: 2 * (W + 1), W * 8 - 1
+        def side(e: "Expr", right: bool) -> str:
+            if isinstance(e, BinOp):
+                inner, outer = _PRECEDENCE[e.op], _PRECEDENCE[self.op]
+                if inner < outer or (right and inner == outer and self.op in "-/"):
+                    return f"({e})"
+            return str(e)
+        return f"{side(self.left, False)} {self.op} {side(self.right, True)}"
+
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 
 
 @dataclass(frozen=True)
