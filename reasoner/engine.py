@@ -107,6 +107,8 @@ class Engine:
             self.settings[name] = value
         self.max_iterations = max_iterations
         self.time_limit = time_limit
+        self._sizes: dict[str, float] | None = None  # facts per predicate seen in the first chunk
+        self._tuned = False
         self._compile()  # fail early on what only compiling finds; install() redoes it
 
     # ------------------------------------------------------------------ compiling
@@ -122,6 +124,7 @@ class Engine:
         self._projections: dict[str, tuple[str, tuple[int, ...]]] = {}
         _PREDS.clear()
         rs = self.ruleset
+        self._read = {atom.pred for rule in rs.rules for atom in _body_atoms(rule.body)}
         for pred, decl in rs.decls.items():
             self._preds.add((pred, decl.arity))
         for index, rule in enumerate(rs.rules):
@@ -156,7 +159,7 @@ class Engine:
                     name = f"#h{next(self._fresh)}"  # a name no rule can spell
                     body.append(Comparison("=", Var(name), arg, rule.span))
                     head_args.append(("var", name))
-        steps = order_body(tuple(body), head=rule.head)
+        steps = order_body(tuple(body), head=rule.head, cost=self._cost if self._sizes else None)
         variables = _step_vars(steps)
         aggregates: list[_CompiledAggregate] = []
         literals = []
@@ -196,6 +199,14 @@ class Engine:
         self._preds.add((result_pred, len(keys) + 1))
         position = next(i for i, lit in enumerate(rule.body) if lit is agg)
         return _CompiledAggregate(agg, keys, inner_vars, inner_pred, domain_pred, result_pred, position)
+
+    def _cost(self, atom: Atom, bound: set[str]) -> float:
+        """Estimated rows of an atom given what is bound: its size in the first chunk,
+        divided by ten for each bound argument (a textbook selectivity guess)."""
+        assert self._sizes is not None
+        size = self._sizes.get(atom.pred, 0.0)
+        fixed = sum(1 for a in atom.args if not isinstance(a, Var) or a.name in bound)
+        return (size + 1) / (10 ** fixed)
 
     def _add_variants(self, compiled: _CompiledRule) -> None:
         """Semi-naive: one clause per recursive body atom, with that atom read from the
@@ -328,6 +339,12 @@ class Engine:
             for compiled in self._rules + self._constraints:
                 for agg in compiled.aggregates:
                     self._retract_aggregate(agg)
+        if not self._tuned:
+            # Join order from what the first chunk looked like: the body clauses are
+            # rebuilt once, smallest relations first (the answers are the same).
+            self._tuned = True
+            self._sizes = {pred: float(len(rows)) for pred, rows in model.facts.items()}
+            Engine._installed = None
         return model
 
     def _check_time(self, started: float) -> None:
@@ -339,18 +356,21 @@ class Engine:
         assert compiled.rule.head is not None
         pred = compiled.rule.head.pred
         known = model.facts[pred]
+        read_later = pred in self._read  # only what some rule reads goes back into pyDatalog
+        where = {v: i for i, v in enumerate(compiled.variables)}
+        picks = [(True, where[v]) if kind == "var" else (False, v) for kind, v in compiled.head_args]
         for row in self._fire(compiled, clause, model, asserted):
-            env = dict(zip(compiled.variables, row))
-            head = tuple(env[v] if kind == "var" else v for kind, v in compiled.head_args)  # type: ignore[index]
+            head = tuple(row[x] if is_var else x for is_var, x in picks)  # type: ignore[index]
             if any(isinstance(v, float) and v != v for v in head):
                 continue  # a division by zero upstream: no conclusion
             if head not in known:
                 known.add(head)
                 if new is not None:
                     new.add(head)
-                clause_ = _fact(pred, head)
-                pyEngine.assert_(clause_)
-                asserted.append(clause_)
+                if read_later:
+                    clause_ = _fact(pred, head)
+                    pyEngine.assert_(clause_)
+                    asserted.append(clause_)
 
     def _fire(self, compiled: _CompiledRule, clause: str, model: Model,
               asserted: list | None = None) -> list[tuple[Value, ...]]:
@@ -481,6 +501,18 @@ def _ask(pred: str, arity: int, rule: Rule | None) -> list[tuple[Value, ...]]:
     if result is True:
         return [()]
     return [tuple(row) for row in result]
+
+
+def _body_atoms(body: Sequence[Literal]) -> list[Atom]:
+    out: list[Atom] = []
+    for lit in body:
+        if isinstance(lit, Atom):
+            out.append(lit)
+        elif isinstance(lit, Negation):
+            out.append(lit.atom)
+        elif isinstance(lit, Aggregate):
+            out += _body_atoms(lit.body)
+    return out
 
 
 def _step_vars(steps: Sequence[Step]) -> list[str]:

@@ -539,11 +539,13 @@ class Step:
 
 def order_body(body: tuple[Literal, ...], first: Literal | None = None,
                initially_bound: frozenset[str] = frozenset(), head: Atom | None = None,
-               as_written: bool = False) -> list[Step]:
+               as_written: bool = False, cost=None) -> list[Step]:
     """Order literals so each negation, comparison and aggregate runs once its variables
     are bound: filters as early as possible, positive atoms in the order written.
     `first` puts one positive atom first (semi-naive deltas). `as_written` keeps the
-    written order wherever safety allows (for explanations a reader follows).
+    written order wherever safety allows (for explanations a reader follows). `cost`,
+    given (atom, bound variable names) → estimated rows, picks the cheapest atom next
+    instead of the first written (the engine's join order from observed sizes).
     Raises ReasonerError for an unsafe body, naming the variables nothing binds."""
     bound: set[str] = set(initially_bound)
     remaining = list(body)
@@ -568,7 +570,11 @@ def order_body(body: tuple[Literal, ...], first: Literal | None = None,
             if chosen is not None:
                 break
         if chosen is None:
-            atom = next((l for l in remaining if isinstance(l, Atom)), None)
+            atoms = [l for l in remaining if isinstance(l, Atom)]
+            if cost is not None and atoms and not (first is not None and atoms[0] is first):
+                atom = min(atoms, key=lambda a: cost(a, bound))
+            else:
+                atom = atoms[0] if atoms else None
             if atom is not None:
                 names = []
                 for v in literal_vars(atom):
