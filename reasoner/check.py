@@ -211,8 +211,11 @@ def semantic_findings(rs: RuleSet, settings: dict[str, Value] | None = None, bud
         how.update(extra.how)
         fired = _fired_rules(rs, model)
     stats = {"patients": len(patients), "covering_patients": covering.covering_rows,
-             "targeted_patients": len(patients) - covering.covering_rows, "dimensions": covering.dimensions,
-             "space": covering.space, "exhaustive": covering.exhaustive}
+             "sampled_patients": covering.sampled_rows,
+             "targeted_patients": len(patients) - covering.covering_rows - covering.sampled_rows,
+             "dimensions": covering.dimensions,
+             "space": covering.space, "exhaustive": covering.exhaustive,
+             "pairs_covered": covering.pairs[0], "pairs": covering.pairs[1]}
     findings: list[Finding] = []
     findings += _violations(rs, model, patients)
     findings += _conflicts(rs, model, patients)

@@ -6,12 +6,12 @@ none of the patients explored; it may still fire for a patient outside them. The
 report says how many patients were explored, out of how large a space, and how.
 
 Two sources of patients, run as one batch:
-1. A covering array over *dimensions*: each input predicate is one dimension whose
-   values are "absent" or one fact built from each argument's representative values
+1. A covering array over *dimensions*: each input predicate's presence (a flag present
+   or absent) and each of its arguments, whose values are the representative ones
    (every constant a rule compares the argument with, just above and just below it,
-   every enumeration value, each flag present and absent). When the full product is
-   small it is explored whole (exhaustive); otherwise a greedy pairwise covering array
-   puts every pair of dimension values into some patient.
+   every enumeration value). When the full product is small it is explored whole
+   (exhaustive); otherwise a greedy pairwise covering array puts every pair of values
+   of two dimensions into some patient.
 2. A targeted witness per rule: the rule's body is unfolded through the rules of its
    derived literals down to input facts (choosing among alternative rules
    depth-first), count aggregates are unrolled to the counts the rules compare with,
@@ -199,7 +199,10 @@ class Exploration:
     how: dict[str, str] = field(default_factory=dict)
     """patient id → how it was made (covering row, or the rule it is a witness for)."""
     space: int = 0
+    pairs: tuple[int, int] = (0, 0)
+    """(value pairs covered, value pairs in all)."""
     covering_rows: int = 0
+    sampled_rows: int = 0
     exhaustive: bool = False
     dimensions: int = 0
 
@@ -207,22 +210,15 @@ class Exploration:
 _SPAN = Span("<explored>", 0, 0)
 
 
-def dimension_values(rs: RuleSet, domain: Domain, pred: str) -> list[tuple[tuple[Value, ...], ...]]:
-    """One dimension: absent, or one fact (as arguments with the key left as 'x')."""
-    decl = rs.decls[pred]
-    choices = [domain.values[(pred, i)] for i in range(decl.arity)]
-    singles = [tuple(c) for c in itertools.product(*choices)]
-    return [()] + [(s,) for s in singles]
-
-
-def covering_array(dims: list[list], budget: int) -> tuple[list[tuple[int, ...]], bool, int]:
+def covering_array(dims: list[list], budget: int) -> tuple[list[tuple[int, ...]], bool, int, tuple[int, int]]:
     """Rows of value indices: the full product when it fits the budget, else a greedy
     pairwise covering array (every pair of values of two dimensions in some row)."""
     space = 1
     for d in dims:
         space *= len(d)
+    pairs = sum(len(dims[a]) * len(dims[b]) for a, b in itertools.combinations(range(len(dims)), 2))
     if space <= budget:
-        return list(itertools.product(*(range(len(d)) for d in dims))), True, space
+        return list(itertools.product(*(range(len(d)) for d in dims))), True, space, (pairs, pairs)
     uncovered: set[tuple[int, int, int, int]] = {
         (a, i, b, j) for a, b in itertools.combinations(range(len(dims)), 2)
         for i in range(len(dims[a])) for j in range(len(dims[b]))}
@@ -245,24 +241,50 @@ def covering_array(dims: list[list], budget: int) -> tuple[list[tuple[int, ...]]
         for x, y in itertools.combinations(range(len(dims)), 2):
             uncovered.discard((x, row[x], y, row[y]))
         rows.append(tuple(row))
-    return rows, False, space
+    return rows, False, space, (pairs - len(uncovered), pairs)
 
 
 def explore(rs: RuleSet, domain: Domain, budget: int = 4000) -> Exploration:
-    """Patients from the covering array over the input predicates."""
+    """Patients from a covering array whose dimensions are each input predicate's
+    presence and each of its arguments' representative values: pairs of thresholds
+    across arguments (a drug and the hours since it was given, a device and its flow)
+    are what rules combine, and argument-level dimensions keep pairwise coverage
+    affordable. Several facts of one predicate come from the targeted witnesses."""
     inputs = sorted(p for p, d in rs.decls.items() if d.role == "input" and d.key_index is not None)
-    dims = [dimension_values(rs, domain, p) for p in inputs]
-    rows, exhaustive, space = covering_array(dims, budget)
-    out = Exploration(space=space, covering_rows=len(rows), exhaustive=exhaustive, dimensions=len(dims))
+    dims: list[list] = []
+    where: list[tuple[str, int | None]] = []
+    for pred in inputs:
+        decl = rs.decls[pred]
+        dims.append([False, True])
+        where.append((pred, None))
+        for i in range(decl.arity):
+            if i != decl.key_index:
+                dims.append(list(domain.values[(pred, i)]))
+                where.append((pred, i))
+    rows, exhaustive, space, pairs = covering_array(dims, budget)
+    covering = len(rows)
+    if not exhaustive:  # spend the rest of the budget on a seeded random sample: higher-order mixes
+        import random
+        rng = random.Random(0)
+        seen = set(rows)
+        for _ in range(budget - len(rows)):
+            row = tuple(rng.randrange(len(d)) for d in dims)
+            if row not in seen:
+                seen.add(row)
+                rows.append(row)
+    out = Exploration(space=space, covering_rows=covering, exhaustive=exhaustive, dimensions=len(dims),
+                      pairs=pairs, sampled_rows=len(rows) - covering)
     for n, row in enumerate(rows, 1):
         pid = f"e{n}"
+        chosen = {w: dims[d][row[d]] for d, w in enumerate(where)}
         facts = []
-        for pred, dim, choice in zip(inputs, dims, row):
-            k = rs.decls[pred].key_index
-            for args in dim[choice]:
-                facts.append(Fact(pred, tuple(pid if i == k else a for i, a in enumerate(args)), _SPAN))
+        for pred in inputs:
+            if chosen[(pred, None)]:
+                decl = rs.decls[pred]
+                args = tuple(pid if i == decl.key_index else chosen[(pred, i)] for i in range(decl.arity))
+                facts.append(Fact(pred, args, _SPAN))
         out.patients[pid] = facts
-        out.how[pid] = "covering" if not exhaustive else "exhaustive"
+        out.how[pid] = "exhaustive" if exhaustive else "covering" if n <= covering else "sampled"
     return out
 
 

@@ -57,9 +57,28 @@ def compare(op: str, a: Value, b: Value) -> bool:
     return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
 
 
+def _candidates(atom: Atom, env: Env, model: Model, settings: dict[str, Value]):
+    """The rows worth trying: through an index on the first bound argument, if any."""
+    for i, arg in enumerate(atom.args):
+        if isinstance(arg, Var):
+            if arg.name not in env:
+                continue
+            value = env[arg.name]
+        elif isinstance(arg, (Const, Setting)):
+            value = eval_expr(arg, env, settings)
+        else:
+            continue
+        return model.index(atom.pred, i).get(_index_key(value), ())
+    return model.facts.get(atom.pred, ())
+
+
+def _index_key(value: Value) -> tuple:
+    return (isinstance(value, str), value)
+
+
 def match_atom(atom: Atom, env: Env, model: Model, settings: dict[str, Value]) -> Iterator[Env]:
     """Every extension of `env` under which `atom` is a fact of the model."""
-    for row in model.facts.get(atom.pred, ()):
+    for row in _candidates(atom, env, model, settings):
         if len(row) != len(atom.args):
             continue
         new = dict(env)

@@ -50,6 +50,19 @@ class Model:
         """The head tuple a firing of rule `rule_index` with `bindings` concluded."""
         return tuple(bindings[v] if kind == "var" else v for kind, v in self.heads[rule_index])  # type: ignore[index]
 
+    def index(self, pred: str, position: int) -> dict[tuple, list[tuple[Value, ...]]]:
+        """Rows of `pred` by the value at `position` (built on first use; for inspection
+        after evaluation: `merge` drops the indexes)."""
+        cache = self.__dict__.setdefault("_indexes", {})
+        table = cache.get((pred, position))
+        if table is None:
+            table = {}
+            for row in self.facts.get(pred, ()):
+                if position < len(row):
+                    table.setdefault((isinstance(row[position], str), row[position]), []).append(row)
+            cache[(pred, position)] = table
+        return table
+
     def tuples(self, pred: str) -> set[tuple[Value, ...]]:
         """Every tuple of `pred` in the model (a copy)."""
         return set(self.facts.get(pred, ()))
@@ -88,6 +101,7 @@ class Model:
 
     def merge(self, other: "Model", rule_offset: int = 0) -> None:
         """Add another chunk's model to this one (chunks hold disjoint patients)."""
+        self.__dict__.pop("_indexes", None)
         for pred, rows in other.facts.items():
             self.facts[pred] |= rows
         for index, rows in other.firings.items():

@@ -11,12 +11,17 @@ def _explored(report: CheckReport) -> str:
     e = report.explored
     if not e:
         return "Semantic checks not run."
+    share = e["pairs_covered"] / e["pairs"] if e.get("pairs") else 1.0
     how = ("the full product of the dimensions (exhaustive)" if e["exhaustive"] else
-           f"a pairwise covering array (every pair of values of two input predicates in some patient; "
-           f"the full product has {e['space']:.3g} combinations, so this is a sample)")
-    return (f"Explored {e['patients']} patients in one batch: {e['covering_patients']} from {how} over "
-            f"{e['dimensions']} input predicates, and {e['targeted_patients']} targeted witnesses built by "
-            "unfolding each rule to input facts.")
+           f"a pairwise covering array: {e['pairs_covered']} of {e['pairs']} pairs of values of two "
+           f"dimensions ({share:.0%}) appear in some patient; the full product has {e['space']:.3g} "
+           "combinations, so this is a sample")
+    sampled = (f"; {e['sampled_patients']} more drawn at random (seed 0) from the same dimensions"
+               if e.get("sampled_patients") else "")
+    return (f"Explored {e['patients']} patients in one batch: {e['covering_patients']} from {how}, over "
+            f"{e['dimensions']} dimensions (each input predicate's presence and each of its arguments)"
+            f"{sampled}; and {e['targeted_patients']} targeted witnesses built by unfolding each rule to "
+            "input facts.")
 
 
 def render(report: CheckReport, fmt: str) -> str:

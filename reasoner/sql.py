@@ -1,0 +1,995 @@
+"""A second engine: the rule set compiled to SQL and run in-process on DuckDB.
+
+`--engine duckdb` (docs/duckdb.md says how rules map to SQL, and what is verified):
+
+- one table per predicate, columns a0..an-1: VARCHAR for id, symbol and enumeration
+  arguments, DOUBLE for number and integer ones (whole results come back as Python ints);
+- strata run in `RuleSet.strata` order; each non-recursive predicate is one
+  `INSERT INTO p (rule1 UNION rule2 ...) EXCEPT SELECT * FROM p` (set semantics);
+- a recursive component runs as a semi-naive loop driven from Python: round 0 runs every
+  rule over the full tables, later rounds join one recursive atom with the last round's
+  new rows (`_delta_p`) until a round adds nothing;
+- a rule body becomes one SELECT: positive atoms are joins, constants and repeated
+  variables equalities, `X = expr` an expression substituted for X, negation a
+  `NOT EXISTS` (positions holding `_` unconstrained), an aggregate a GROUP BY subquery
+  over the DISTINCT rows of its body's variables, LEFT JOINed for count and sum (nothing
+  counts 0) and inner-joined for min and max (nothing gives no row);
+- integrity constraints are SELECTs over their bodies; each row is a violation.
+
+It fills `Model.facts`, `Model.violations` and `Model.settings`, not the firings:
+explanations and proofs re-derive with the pyDatalog engine (reasoner.engine).
+
+For large cohorts, `evaluate_csv` and `evaluate_tables` load facts in bulk and return an
+`SQLResult` that keeps the answers in DuckDB (count, fetch, export to Parquet or CSV)
+instead of building Python sets.
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+import os
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import duckdb
+
+from .errors import Diagnostic, EvaluationLimit, ReasonerError
+from .model import Firing, Model
+from .program import ANY, NUMERIC, RuleSet, Step, aggregate_keys, order_body
+from .syntax import (
+    Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting, Span, Value,
+    Var,
+)
+
+_NOSPAN = Span("<duckdb>", 0, 0)
+NUM, SYM = "num", "sym"
+_SQL_TYPE = {NUM: "DOUBLE", SYM: "VARCHAR"}
+_COMPARE = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_ORDERING = ("<", "<=", ">", ">=")
+_EXACT = 2 ** 53
+"""Whole DOUBLEs below this come back as Python ints (every such int is exact in a double)."""
+
+
+# ----------------------------------------------------------------------------- SQL text helpers
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_number(value: int | float) -> str:
+    """A DOUBLE literal (`38E0`, `37.95E0`): plain `38.5` would be a DECIMAL in DuckDB and
+    `7 / 2` integer arithmetic on some engines; Python computes in floats and exact ints."""
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, float):
+        if value != value or value in (math.inf, -math.inf):
+            raise ReasonerError.at(_NOSPAN, f"{value} cannot be written in SQL", "E004")
+        text = repr(value)
+        return text if "e" in text or "E" in text else text + "E0"
+    return f"{value}E0"
+
+
+def sql_value(value: Value) -> str:
+    return sql_string(value) if isinstance(value, str) else sql_number(value)
+
+
+def to_python(value: Any, numeric: bool) -> Value:
+    """A value read back from DuckDB: whole DOUBLEs become ints (pyDatalog keeps 3, DuckDB
+    returns 3.0; the two are == and hash alike, ints read better)."""
+    if numeric and isinstance(value, float) and value.is_integer() and -_EXACT < value < _EXACT:
+        return int(value)
+    return value
+
+
+# ----------------------------------------------------------------------------- types
+def _kind_of(value: Value) -> str:
+    return SYM if isinstance(value, str) else NUM
+
+
+class _Types:
+    """Column types by unification: declared types, constants, arithmetic and equalities
+    decide; an argument of type `any` that nothing decides is VARCHAR."""
+
+    def __init__(self, rs: RuleSet, evidence: Mapping[tuple[str, int], str]):
+        self.parent: dict[tuple, tuple] = {}
+        self.kinds: dict[tuple, set[str]] = defaultdict(set)
+        self.why: dict[tuple, Span] = {}
+        for pred, decl in rs.decls.items():
+            for i, arg in enumerate(decl.args):
+                node = ("slot", pred, i)
+                self._find(node)
+                if arg.type in NUMERIC:
+                    self._mark(node, NUM, decl.span)
+                elif arg.type != ANY:
+                    self._mark(node, SYM, decl.span)
+        for index, rule in enumerate(rs.rules):
+            scope = lambda name, index=index: ("var", index, name)  # noqa: E731
+            if rule.head is not None:
+                self._atom(rule.head, scope)
+            self._body(rule.body, scope)
+        for (pred, i), kind in evidence.items():
+            self._mark(("slot", pred, i), kind, _NOSPAN)
+        self.conflicts: list[Diagnostic] = []
+        roots: dict[tuple, set[str]] = defaultdict(set)
+        for node, kinds in self.kinds.items():
+            roots[self._find(node)] |= kinds
+        self.root_kinds = roots
+        for root, kinds in roots.items():
+            if len(kinds) > 1:
+                self.conflicts.append(Diagnostic(self.why.get(root, _NOSPAN), "the DuckDB engine needs one type per "
+                                                 "argument: numbers and symbols meet here (declare the types)",
+                                                 "E004"))
+
+    def kind(self, pred: str, i: int) -> str | None:
+        kinds = self.root_kinds.get(self._find(("slot", pred, i)), set())
+        return next(iter(kinds)) if len(kinds) == 1 else None
+
+    def _find(self, node: tuple) -> tuple:
+        parent = self.parent.setdefault(node, node)
+        if parent == node:
+            return node
+        root = self._find(parent)
+        self.parent[node] = root
+        return root
+
+    def _union(self, a: tuple, b: tuple) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra != rb:
+            self.parent[ra] = rb
+            self.kinds[rb] |= self.kinds.pop(ra, set())
+            if ra in self.why and rb not in self.why:
+                self.why[rb] = self.why[ra]
+
+    def _mark(self, node: tuple, kind: str, span: Span) -> None:
+        root = self._find(node)
+        self.kinds[root].add(kind)
+        if span.line or root not in self.why:
+            self.why.setdefault(root, span)
+
+    def _expr(self, e: Expr, scope) -> tuple | str | None:
+        """A node for a variable, a kind for anything else (marking arithmetic operands)."""
+        if isinstance(e, Var):
+            return scope(e.name)
+        if isinstance(e, Const):
+            return _kind_of(e.value)
+        if isinstance(e, Setting):
+            return NUM
+        for sub in (e.left, e.right) if isinstance(e, BinOp) else e.args:  # type: ignore[union-attr]
+            self._number(sub, scope)
+        return NUM
+
+    def _number(self, e: Expr, scope) -> None:
+        got = self._expr(e, scope)
+        if isinstance(got, tuple):
+            self._mark(got, NUM, getattr(e, "span", _NOSPAN))
+
+    def _atom(self, atom: Atom, scope) -> None:
+        for i, arg in enumerate(atom.args):
+            slot = ("slot", atom.pred, i)
+            got = self._expr(arg, scope)
+            if isinstance(got, tuple):
+                self._union(slot, got)
+            elif got is not None:
+                self._mark(slot, got, atom.span)
+
+    def _body(self, body: Sequence[Literal], scope) -> None:
+        for lit in body:
+            if isinstance(lit, Atom):
+                self._atom(lit, scope)
+            elif isinstance(lit, Negation):
+                self._atom(lit.atom, scope)
+            elif isinstance(lit, Aggregate):
+                self._body(lit.body, scope)
+                self._mark(scope(lit.result.name), NUM, lit.span)
+                if lit.target is not None:
+                    self._number(lit.target, scope)
+            elif isinstance(lit, Comparison):
+                if lit.op in _ORDERING:
+                    self._number(lit.left, scope)
+                    self._number(lit.right, scope)
+                    continue
+                left, right = self._expr(lit.left, scope), self._expr(lit.right, scope)
+                if isinstance(left, tuple) and isinstance(right, tuple):
+                    self._union(left, right)
+                elif isinstance(left, tuple) and right is not None:
+                    self._mark(left, right, lit.span)  # type: ignore[arg-type]
+                elif isinstance(right, tuple) and left is not None:
+                    self._mark(right, left, lit.span)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- compiling a body
+def _step_vars(steps: Sequence[Step]) -> list[str]:
+    names: list[str] = []
+    for step in steps:
+        for name in step.binds:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+class _Body:
+    """One SELECT under construction: FROM items, WHERE conditions and, for every variable
+    bound so far, the SQL expression that holds its value."""
+
+    def __init__(self, engine: "DuckDBEngine", aliases: Iterator[int], overrides: Mapping[int, str] | None = None):
+        self.engine = engine
+        self.aliases = aliases
+        self.overrides = overrides or {}
+        self.env: dict[str, str] = {}
+        self.from_: list[str] = []
+        self.where: list[str] = []
+
+    # ---- expressions
+    def expr(self, e: Expr) -> str:
+        if isinstance(e, Var):
+            return self.env[e.name]
+        if isinstance(e, Const):
+            return sql_value(e.value)
+        if isinstance(e, Setting):
+            return f"{sql_number(self.engine.settings[e.name])} /* ${e.name} */"
+        if isinstance(e, BinOp):
+            left, right = self.expr(e.left), self.expr(e.right)
+            if e.op == "/":  # x / 0 is NULL: like pyDatalog's NaN, it concludes nothing
+                return f"({left} / NULLIF({right}, 0E0))"
+            return f"({left} {e.op} {right})"
+        if isinstance(e, Call):
+            args = [self.expr(a) for a in e.args]
+            if e.func == "abs":
+                return f"ABS({args[0]})"
+            if not any(self.is_nullable(a) for a in e.args):
+                return f"{'LEAST' if e.func == 'min' else 'GREATEST'}({', '.join(args)})"
+            # Python's min/max keep the first argument unless a later one is smaller
+            # (larger); with NaN that is order-dependent, and CASE says it exactly.
+            op = "<" if e.func == "min" else ">"
+            out = args[0]
+            for arg in args[1:]:
+                out = f"CASE WHEN {arg} {op} {out} THEN {arg} ELSE {out} END"
+            return out
+        raise AssertionError(f"unexpected expression {e}")
+
+    @staticmethod
+    def is_nullable(e: Expr) -> bool:
+        """An expression with a division may be NULL (pyDatalog's NaN); a variable never is:
+        an assignment of NULL fails, as pyDatalog's binding of NaN does."""
+        if isinstance(e, BinOp):
+            return e.op == "/" or _Body.is_nullable(e.left) or _Body.is_nullable(e.right)
+        if isinstance(e, Call):
+            return any(_Body.is_nullable(a) for a in e.args)
+        return False
+
+    # ---- literals
+    def add(self, steps: Sequence[Step], body: tuple[Literal, ...], head: Atom | None) -> None:
+        for step in steps:
+            lit = step.literal
+            if isinstance(lit, Atom):
+                self._atom(lit)
+            elif isinstance(lit, Negation):
+                self.where.append(self._negation(lit.atom))
+            elif isinstance(lit, Comparison):
+                self._comparison(lit, step)
+            elif isinstance(lit, Aggregate):
+                self._aggregate(lit, body, head, bound=not step.binds)
+
+    def _join(self, item: str, conds: list[str], kind: str = "JOIN") -> None:
+        if not self.from_:
+            if kind != "LEFT JOIN":
+                self.from_.append(item)
+                self.where.extend(conds)
+                return
+            self.from_.append("(SELECT 1 AS one) AS u")  # a left join needs something on its left
+        if conds:
+            self.from_.append(f"{kind} {item} ON {' AND '.join(conds)}")
+        else:
+            self.from_.append(f"CROSS JOIN {item}")
+
+    def _atom(self, atom: Atom) -> None:
+        alias = f"t{next(self.aliases)}"
+        table = self.overrides.get(id(atom)) or self.engine.table(atom.pred)
+        conds: list[str] = []
+        for i, arg in enumerate(atom.args):
+            col = f"{alias}.a{i}"
+            if isinstance(arg, Var):
+                if arg.name in self.env:
+                    conds.append(f"{col} = {self.env[arg.name]}")
+                else:
+                    self.env[arg.name] = col
+            else:
+                conds.append(f"{col} = {self.expr(arg)}")
+        self._join(f"{quote_ident(table)} AS {alias}", conds)
+
+    def _negation(self, atom: Atom) -> str:
+        alias = f"n{next(self.aliases)}"
+        conds = [f"{alias}.a{i} = {self.expr(arg)}" for i, arg in enumerate(atom.args)
+                 if not (isinstance(arg, Var) and arg.anonymous)]
+        where = f" WHERE {' AND '.join(conds)}" if conds else ""
+        return f"NOT EXISTS (SELECT 1 FROM {quote_ident(self.engine.table(atom.pred))} AS {alias}{where})"
+
+    def _comparison(self, c: Comparison, step: Step) -> None:
+        if step.assign is not None:
+            target = c.left if isinstance(c.left, Var) and c.left.name == step.assign else c.right
+            value = c.right if target is c.left else c.left
+            self.env[step.assign] = self.expr(value)
+            if self.is_nullable(value):  # binding NaN fails in pyDatalog
+                self.where.append(f"{self.env[step.assign]} IS NOT NULL")
+            return
+        cond = f"{self.expr(c.left)} {_COMPARE[c.op]} {self.expr(c.right)}"
+        if c.op == "!=" and (self.is_nullable(c.left) or self.is_nullable(c.right)):
+            cond = f"({cond}) IS NOT FALSE"  # NaN != x holds in Python; NULL <> x is NULL
+        self.where.append(cond)
+
+    def _aggregate(self, agg: Aggregate, body: tuple[Literal, ...], head: Atom | None, bound: bool) -> None:
+        keys = aggregate_keys(agg, body, head)
+        inner_steps = order_body(agg.body)
+        inner_vars = _step_vars(inner_steps)
+        inner = _Body(self.engine, self.aliases)
+        inner.add(inner_steps, agg.body, None)
+        columns = [f"{inner.env[v]} AS v{j}" for j, v in enumerate(inner_vars)] or ["1 AS v0"]
+        rows = inner.select(columns, distinct=True)
+        col = {v: f"v{j}" for j, v in enumerate(inner_vars)}
+        target = col[agg.target.name] if isinstance(agg.target, Var) else None
+        outputs = [f"{col[k]} AS k{j}" for j, k in enumerate(keys)]
+        if agg.func == "count":
+            outputs.append("COUNT(*) AS val")
+        else:
+            outputs.append(f"{agg.func.upper()}({target}) AS val")
+        group = f" GROUP BY {', '.join(col[k] for k in keys)}" if keys else ""
+        having = " HAVING COUNT(*) > 0" if agg.func in ("min", "max") and not keys else ""
+        alias = f"g{next(self.aliases)}"
+        sub = f"(SELECT {', '.join(outputs)} FROM (\n{_indent(rows, 4)}) AS d{group}{having}) AS {alias}"
+        conds = [f"{alias}.k{j} = {self.env[k]}" for j, k in enumerate(keys)]
+        if agg.func in ("count", "sum"):
+            self._join(sub, conds, "LEFT JOIN" if keys else "CROSS JOIN")
+            zero = "0" if agg.func == "count" else "0E0"
+            value = f"COALESCE({alias}.val, {zero})"
+        else:
+            self._join(sub, conds, "JOIN" if keys else "CROSS JOIN")
+            value = f"{alias}.val"
+        name = agg.result.name
+        if bound:
+            self.where.append(f"{self.env[name]} = {value}")
+        else:
+            self.env[name] = value
+
+    # ---- the SELECT
+    def select(self, columns: list[str], distinct: bool = False) -> str:
+        out = f"SELECT {'DISTINCT ' if distinct else ''}{', '.join(columns)}"
+        if self.from_:
+            out += "\nFROM " + "\n  ".join(self.from_)
+        if self.where:
+            out += "\nWHERE " + "\n  AND ".join(self.where)
+        return out
+
+
+def _needs(rule: Rule) -> frozenset:
+    return frozenset(lit.pred for lit in rule.body if isinstance(lit, Atom))
+
+
+def _count(result: duckdb.DuckDBPyConnection) -> int:
+    """Rows an INSERT added."""
+    row = result.fetchone()
+    return row[0] if row else 0
+
+
+def _indent(text: str, n: int) -> str:
+    return "\n".join(" " * n + line for line in text.splitlines())
+
+
+# ----------------------------------------------------------------------------- the compiled plan
+@dataclass
+class _Component:
+    preds: list[str]
+    recursive: bool
+    rules: dict[str, list[tuple[int, str, frozenset]]]
+    """head predicate → (rule index, SELECT, the predicates of its positive atoms) for every
+    rule of the component: a rule with an empty positive predicate is not run."""
+    variants: dict[str, list[tuple[int, str, frozenset]]] = field(default_factory=dict)
+    """Recursive: head predicate → SELECTs of the later rounds (one per recursive body atom,
+    which reads `_delta_p`, needed as ("delta", p); a rule with an aggregate is run whole)."""
+
+
+@dataclass
+class _Constraint:
+    index: int
+    variables: tuple[str, ...]
+    select: str
+
+
+class DuckDBEngine:
+    """A rule set compiled to SQL, evaluated on an in-process DuckDB database.
+
+    `evaluate(facts)` returns a `Model` like `reasoner.engine.Engine.evaluate` (facts,
+    violations and settings; no firings). Each call runs in a fresh in-memory database.
+    """
+
+    def __init__(self, ruleset: RuleSet, settings: dict[str, float] | None = None, *,
+                 max_iterations: int = 100_000, time_limit: float | None = None,
+                 threads: int | None = None, memory_limit: str | None = None):
+        self.ruleset = ruleset
+        self.settings: dict[str, Value] = {name: s.value for name, s in ruleset.settings.items()}
+        for name, value in (settings or {}).items():
+            if name not in self.settings:
+                raise ReasonerError([Diagnostic(_NOSPAN, f"unknown setting {name} (known: "
+                                                f"{', '.join(sorted(self.settings)) or 'none'})", "E012")])
+            self.settings[name] = value
+        self.max_iterations = max_iterations
+        self.time_limit = time_limit
+        self.threads = threads
+        self.memory_limit = memory_limit
+        self._evidence: dict[tuple[str, int], str] = {}
+        self._compile()
+
+    # ------------------------------------------------------------------ compiling
+    def _compile(self) -> None:
+        rs = self.ruleset
+        types = _Types(rs, self._evidence)
+        if types.conflicts:
+            raise ReasonerError(types.conflicts)
+        self._types = types
+        self.arity: dict[str, int] = {p: d.arity for p, d in rs.decls.items()}
+        self.kinds: dict[str, list[str]] = {
+            p: [types.kind(p, i) or SYM for i in range(n)] for p, n in self.arity.items()}
+        self._tables: dict[str, str] = {}
+        lower: dict[str, int] = defaultdict(int)
+        for pred in sorted(self.arity):  # DuckDB matches names case-insensitively
+            lower[pred.lower()] += 1
+            n = lower[pred.lower()]
+            self._tables[pred] = pred if n == 1 else f"{pred}__{n}"
+        self._static: dict[str, list[tuple[Value, ...]]] = defaultdict(list)
+        by_head: dict[str, list[int]] = defaultdict(list)
+        self._constraints: list[_Constraint] = []
+        for index, rule in enumerate(rs.rules):
+            if rule.head is not None and not rule.body:
+                args = tuple(a.value if isinstance(a, Const) else self.settings[a.name]  # type: ignore[union-attr]
+                             for a in rule.head.args)
+                if args not in self._static[rule.head.pred]:
+                    self._static[rule.head.pred].append(args)
+            elif rule.head is None:
+                steps = order_body(rule.body)
+                variables = tuple(_step_vars(steps))
+                body = _Body(self, itertools.count())
+                body.add(steps, rule.body, None)
+                columns = [f"{body.env[v]} AS v{j}" for j, v in enumerate(variables)] or ["TRUE AS v0"]
+                self._constraints.append(_Constraint(index, variables, body.select(columns, distinct=True)))
+            else:
+                by_head[rule.head.pred].append(index)
+        self._components: list[_Component] = []
+        for comp in rs.strata:
+            preds = [p for p in comp if by_head.get(p)]
+            if not preds:
+                continue
+            recursive = bool(set(comp) & rs.recursive)
+            component = _Component(preds, recursive, {})
+            for pred in preds:
+                component.rules[pred] = [(i, self._rule_select(rs.rules[i]), _needs(rs.rules[i]))
+                                         for i in by_head[pred]]
+                if recursive:
+                    component.variants[pred] = self._variants(by_head[pred], set(comp))
+            self._components.append(component)
+
+    def _rule_select(self, rule: Rule, overrides: Mapping[int, str] | None = None,
+                     first: Atom | None = None) -> str:
+        assert rule.head is not None
+        steps = order_body(rule.body, first=first, head=rule.head)
+        body = _Body(self, itertools.count(), overrides)
+        body.add(steps, rule.body, rule.head)
+        columns = []
+        for i, arg in enumerate(rule.head.args):
+            columns.append(f"{body.expr(arg)} AS a{i}")
+            if body.is_nullable(arg):  # a NaN conclusion is no conclusion
+                body.where.append(f"{body.expr(arg)} IS NOT NULL")
+        return body.select(columns or ["TRUE AS a0"])
+
+    def _variants(self, indexes: list[int], component: set[str]) -> list[tuple[int, str, frozenset]]:
+        out = []
+        for index in indexes:
+            rule = self.ruleset.rules[index]
+            if any(isinstance(lit, Aggregate) for lit in rule.body):  # aggregates range over lower strata
+                out.append((index, self._rule_select(rule), _needs(rule)))
+                continue
+            for lit in rule.body:
+                if isinstance(lit, Atom) and lit.pred in component:
+                    delta = "_delta_" + self.table(lit.pred)
+                    out.append((index, self._rule_select(rule, {id(lit): delta}, first=lit),
+                                _needs(rule) | {("delta", lit.pred)}))
+        return out
+
+    def table(self, pred: str) -> str:
+        return self._tables[pred]
+
+    def _may_hold_rows(self, pred: str) -> bool:
+        """Before its rules run: input facts or facts of the rule set."""
+        decl = self.ruleset.decls.get(pred)
+        return pred in self._static or decl is None or decl.role == "input"
+
+    def _learn(self, grouped: Mapping[str, Iterable[tuple[Value, ...]]]) -> None:
+        """Types of `any` arguments that only the facts decide: recompile when facts bring
+        news (plain Datalog programs; declared rule sets never need it)."""
+        news: dict[tuple[str, int], str] = {}
+        for pred, rows in grouped.items():
+            if pred not in self.arity:
+                continue
+            open_ = [i for i in range(self.arity[pred]) if self._types.kind(pred, i) is None]
+            for row in rows if open_ else ():
+                for i in open_:
+                    kind = _kind_of(row[i])
+                    if news.setdefault((pred, i), kind) != kind:
+                        raise ReasonerError.at(_NOSPAN, f"the DuckDB engine needs one type per argument: {pred} "
+                                               f"argument {i + 1} holds both numbers and symbols", "E004")
+        if news:
+            self._evidence.update(news)
+            self._compile()
+
+    # ------------------------------------------------------------------ the script
+    def _ddl(self) -> list[str]:
+        out = []
+        for pred in sorted(self.arity):
+            cols = ", ".join(f"a{i} {_SQL_TYPE[k]}" for i, k in enumerate(self.kinds[pred])) or "a0 BOOLEAN"
+            out.append(f"CREATE TABLE {quote_ident(self.table(pred))} ({cols});")
+        for comp in self._components:
+            if comp.recursive:
+                for pred in comp.preds:
+                    t = self.table(pred)
+                    for prefix in ("_delta_", "_new_"):
+                        out.append(f"CREATE TEMP TABLE {quote_ident(prefix + t)} AS "
+                                   f"SELECT * FROM {quote_ident(t)} LIMIT 0;")
+        return out
+
+    def _static_sql(self) -> list[str]:
+        out = []
+        for pred, rows in self._static.items():
+            t = quote_ident(self.table(pred))
+            values = ", ".join("(" + (", ".join(sql_value(v) for v in row) or "TRUE") + ")" for row in rows)
+            out.append(f"INSERT INTO {t} SELECT DISTINCT * FROM (VALUES {values}) AS v EXCEPT SELECT * FROM {t};")
+        return out
+
+    def _insert(self, target: str, selects: list[str], minus: str | None) -> str:
+        """INSERT the distinct rows of the rules' SELECTs, less those already in `minus`
+        (None: the target is still empty, nothing to subtract)."""
+        if minus is None and len(selects) > 1:
+            return f"INSERT INTO {quote_ident(target)}\n" + "\nUNION\n".join(selects)
+        if minus is None:
+            return f"INSERT INTO {quote_ident(target)}\nSELECT DISTINCT * FROM (\n{_indent(selects[0], 2)}\n) AS r"
+        union = "\nUNION\n".join(selects)
+        return (f"INSERT INTO {quote_ident(target)}\nSELECT * FROM (\n{_indent(union, 2)}\n) AS r\n"
+                f"EXCEPT SELECT * FROM {quote_ident(minus)}")
+
+    def _rule_comment(self, index: int) -> str:
+        rule = self.ruleset.rules[index]
+        where = f"{Path(rule.span.file).name}:{rule.span.line}" if rule.span.line else ""
+        name = self.ruleset.rule_name(rule)
+        text = str(rule).replace("\n", " ")
+        return f"-- {name}{' (' + where + ')' if where and rule.id else ''}: {text}"
+
+    def sql_script(self) -> str:
+        """The whole evaluation as one SQL script, to read (a recursive component's loop is
+        spelled out as comments around the statements Python repeats)."""
+        rs = self.ruleset
+        lines = [f"-- rule set {rs.path}, compiled by reasoner.sql (DuckDB {duckdb.__version__})",
+                 "-- settings: " + (", ".join(f"${k} = {v}" for k, v in sorted(self.settings.items())) or "none"),
+                 "", "-- one table per predicate"]
+        lines += self._ddl()
+        lines += ["", "-- the input facts are loaded here, one INSERT per predicate (set semantics)", "",
+                  "-- facts of the rule set"]
+        lines += self._static_sql()
+        for comp in self._components:
+            lines.append("")
+            if not comp.recursive:
+                (pred,) = comp.preds
+                lines += [self._rule_comment(i) for i, _, _ in comp.rules[pred]]
+                minus = self.table(pred) if self._may_hold_rows(pred) else None
+                lines.append(self._insert(self.table(pred), [s for _, s, _ in comp.rules[pred]], minus) + ";")
+                continue
+            lines.append(f"-- recursive component {', '.join(comp.preds)}: semi-naive, driven from Python")
+            lines.append("-- round 0: every rule over the full tables; then each predicate P grows by _new_P")
+            for pred in comp.preds:
+                t = self.table(pred)
+                lines += [self._rule_comment(i) for i, _, _ in comp.rules[pred]]
+                lines.append(self._insert("_new_" + t, [s for _, s, _ in comp.rules[pred]], t) + ";")
+                lines += self._grow_sql(pred)
+            lines.append("-- repeat while the last round added rows: all _new_ tables first, then grow")
+            for pred in comp.preds:
+                t = self.table(pred)
+                if comp.variants[pred]:
+                    lines.append(self._insert("_new_" + t, [s for _, s, _ in comp.variants[pred]], t) + ";")
+            for pred in comp.preds:
+                lines += self._grow_sql(pred)
+            lines.append("-- end of the loop")
+        if self._constraints:
+            lines += ["", "-- integrity constraints: every row is a violation"]
+            for c in self._constraints:
+                lines.append(self._rule_comment(c.index))
+                lines.append(f"CREATE TABLE {quote_ident(f'_violation_{c.index}')} AS\n{c.select};")
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------------ running
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        config: dict[str, Any] = {}
+        if self.threads:
+            config["threads"] = self.threads
+        if self.memory_limit:
+            config["memory_limit"] = self.memory_limit
+        con = duckdb.connect(":memory:", config=config)
+        for statement in self._ddl():
+            con.execute(statement)
+        return con
+
+    def _grow_sql(self, pred: str) -> list[str]:
+        """The last round's new rows become the delta and join the predicate's table."""
+        t, delta, new = (quote_ident(p + self.table(pred)) for p in ("", "_delta_", "_new_"))
+        return [f"DELETE FROM {delta};", f"INSERT INTO {delta} SELECT * FROM {new};",
+                f"INSERT INTO {t} SELECT * FROM {new};", f"DELETE FROM {new};"]
+
+    def _run(self, con: duckdb.DuckDBPyConnection, nonempty: set) -> None:
+        """Everything after the input facts are in their tables (`nonempty`: the predicates
+        that hold a row)."""
+        started = time.monotonic()
+        for statement in self._static_sql():
+            con.execute(statement)
+        nonempty |= set(self._static)
+        for comp in self._components:
+            self._check_time(started)
+            if comp.recursive:
+                self._fixpoint(con, comp, started, nonempty)
+                continue
+            (pred,) = comp.preds
+            live = [sql for _, sql, needs in comp.rules[pred] if needs <= nonempty]
+            minus = self.table(pred) if pred in nonempty else None
+            if live and _count(con.execute(self._insert(self.table(pred), live, minus))):
+                nonempty.add(pred)
+        for c in self._constraints:
+            con.execute(f"CREATE TABLE {quote_ident(f'_violation_{c.index}')} AS\n{c.select}")
+
+    def _fixpoint(self, con: duckdb.DuckDBPyConnection, comp: _Component, started: float, nonempty: set) -> None:
+        def round_(entries: Mapping[str, list[tuple[int, str, frozenset]]]) -> int:
+            for pred in comp.preds:
+                live = [sql for _, sql, needs in entries[pred] if needs <= nonempty]
+                if live:
+                    con.execute(self._insert("_new_" + self.table(pred), live, self.table(pred)))
+            added = 0
+            for pred in comp.preds:
+                delete_delta, fill_delta, grow, delete_new = self._grow_sql(pred)
+                con.execute(delete_delta)
+                n = _count(con.execute(fill_delta))
+                con.execute(grow)
+                con.execute(delete_new)
+                nonempty.discard(("delta", pred))
+                if n:
+                    nonempty.update({pred, ("delta", pred)})
+                added += n
+            return added
+
+        new = round_(comp.rules)
+        for _ in range(self.max_iterations):
+            if not new:
+                return
+            self._check_time(started)
+            new = round_(comp.variants)
+        raise EvaluationLimit(f"recursion did not reach a fixpoint in {self.max_iterations} rounds")
+
+    def _check_time(self, started: float) -> None:
+        if self.time_limit is not None and time.monotonic() - started > self.time_limit:
+            raise EvaluationLimit(f"evaluation stopped after {self.time_limit:g} s (time limit)")
+
+    # ------------------------------------------------------------------ loading
+    def _load_rows(self, con: duckdb.DuckDBPyConnection, pred: str, rows: Sequence[Sequence[Value]]) -> int:
+        """Bulk insert Python tuples: one list per column, unnested in SQL (executemany is slow)."""
+        if not rows:
+            return 0
+        t = quote_ident(self.table(pred))
+        arity = self.arity[pred]
+        if arity == 0:
+            return _count(con.execute(f"INSERT INTO {t} SELECT TRUE EXCEPT SELECT * FROM {t}"))
+        params = []
+        for i, kind in enumerate(self.kinds[pred]):
+            column = [row[i] for row in rows]
+            if kind == NUM:
+                try:
+                    column = [float(v) for v in column]  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    raise ReasonerError.at(_NOSPAN, f"{pred} argument {i + 1} must be a number", "E004") from None
+            elif any(not isinstance(v, str) for v in column):
+                raise ReasonerError.at(_NOSPAN, f"{pred} argument {i + 1} must be a symbol", "E004")
+            params.append(column)
+        casts = ", ".join(f"unnest(${i + 1}::{_SQL_TYPE[k]}[]) AS a{i}" for i, k in enumerate(self.kinds[pred]))
+        return _count(con.execute(f"INSERT INTO {t} SELECT DISTINCT * FROM (SELECT {casts}) AS f "
+                                  f"EXCEPT SELECT * FROM {t}", params))
+
+    # ------------------------------------------------------------------ evaluating
+    def evaluate(self, facts: Iterable[Fact]) -> Model:
+        """Evaluate over `facts` (checked input facts, e.g. `load_facts(...).facts`)."""
+        model = Model()
+        model.settings = dict(self.settings)
+        grouped: dict[str, dict[tuple[Value, ...], None]] = defaultdict(dict)
+        for fact in facts:
+            grouped[fact.pred].setdefault(fact.args, None)
+            model.origins.setdefault((fact.pred, fact.args), fact.span)
+        self._learn(grouped)
+        with self.evaluate_tables({p: list(rows) for p, rows in grouped.items() if p in self.arity},
+                                  check=False) as result:
+            result.fill(model)
+        for pred, rows in grouped.items():  # facts of predicates no rule mentions
+            if pred not in self.arity:
+                model.facts[pred] |= set(rows)
+        return model
+
+    def evaluate_tables(self, tables: Mapping[str, Any], *, check: bool = True) -> "SQLResult":
+        """Evaluate over facts given per predicate: a list of tuples, or anything DuckDB can
+        scan (a pyarrow Table, a pandas or polars DataFrame) with the predicate's columns in
+        order. With `check`, values are checked against the declarations in SQL."""
+        con = self.connect()
+        nonempty: set = set()
+        try:
+            for pred, data in tables.items():
+                if pred not in self.arity:
+                    raise ReasonerError.at(_NOSPAN, f"unknown predicate {pred}", "E002")
+                if isinstance(data, (list, tuple)):
+                    if self._load_rows(con, pred, data):
+                        nonempty.add(pred)
+                else:
+                    view = f"_input_{self.table(pred)}"
+                    con.register(view, data)
+                    t = quote_ident(self.table(pred))
+                    cols = ", ".join(f"CAST(#{i + 1} AS {_SQL_TYPE[k]})" for i, k in enumerate(self.kinds[pred]))
+                    if _count(con.execute(f"INSERT INTO {t} SELECT DISTINCT {cols or 'TRUE'} "
+                                          f"FROM {quote_ident(view)} EXCEPT SELECT * FROM {t}")):
+                        nonempty.add(pred)
+                    con.unregister(view)
+            if check:
+                problems = self._check_loaded(con, "<tables>")
+                if problems:
+                    raise ReasonerError(problems)
+            self._run(con, nonempty)
+        except BaseException:
+            con.close()
+            raise
+        return SQLResult(self, con)
+
+    def evaluate_csv(self, paths: Sequence[str | Path] | str | Path, *, check: bool = True) -> "SQLResult":
+        """Evaluate over fact CSV files in the long layout (`predicate,arg1,arg2,...`, the
+        `.csv` fact form), read by DuckDB's CSV reader: the bulk path for large cohorts.
+        With `check`, facts are checked against the declarations in SQL (unknown or derived
+        predicates, arity, numbers, ranges, enumerations, `one`); problems raise
+        `ReasonerError` with an example of each kind."""
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        con = self.connect()
+        nonempty: set = set()
+        try:
+            width = 0
+            staged = []
+            for path in paths:
+                with open(path, encoding="utf-8", newline="") as fh:
+                    header = next(csv.reader(fh), None)
+                if header is None:
+                    continue
+                if not header or header[0].strip() != "predicate":
+                    raise ReasonerError.at(Span(str(path), 1, 1), "a fact CSV starts with the header "
+                                           "predicate,arg1,arg2,...", "E015")
+                staged.append((str(path), len(header)))
+                width = max(width, len(header))
+            cols = ", ".join(["file VARCHAR", "predicate VARCHAR"] + [f"arg{i} VARCHAR" for i in range(1, width)])
+            con.execute(f"CREATE TEMP TABLE _staging ({cols})")
+            for path, n in staged:
+                names = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n))
+                select = ", ".join([sql_string(path), "trim(c0)"] + [f"NULLIF(trim(c{i}), '')" for i in range(1, n)]
+                                   + ["NULL"] * (width - n))
+                con.execute(f"INSERT INTO _staging SELECT {select} FROM read_csv({sql_string(path)}, header = false, "
+                            f"skip = 1, columns = {{{names}}}, delim = ',', quote = '\"', escape = '\"', "
+                            f"null_padding = true, auto_detect = false) WHERE c0 IS NOT NULL AND trim(c0) <> ''")
+            if check:
+                problems = self._check_staging(con, width)
+                if problems:
+                    raise ReasonerError(problems)
+            for pred in sorted(self.arity):
+                n = self.arity[pred]
+                t = quote_ident(self.table(pred))
+                sel = ", ".join(f"CAST(arg{i + 1} AS {_SQL_TYPE[k]})" for i, k in enumerate(self.kinds[pred]))
+                if _count(con.execute(f"INSERT INTO {t} SELECT DISTINCT {sel or 'TRUE'} FROM _staging "
+                                      f"WHERE predicate = {sql_string(pred)}")):
+                    nonempty.add(pred)
+            con.execute("DROP TABLE _staging")
+            if check:
+                problems = self._check_loaded(con, ", ".join(p for p, _ in staged))
+                if problems:
+                    raise ReasonerError(problems)
+            self._run(con, nonempty)
+        except BaseException:
+            con.close()
+            raise
+        return SQLResult(self, con)
+
+    # ------------------------------------------------------------------ checking in SQL
+    def _check_staging(self, con: duckdb.DuckDBPyConnection, width: int) -> list[Diagnostic]:
+        """Unknown and derived predicates, arity, cells that are not numbers: one scan grouped
+        by predicate finds them, a query per kind of problem found shows examples."""
+        decls = self.ruleset.decls
+        positions = range(1, width)
+        numeric_at = {i: [p for p, d in decls.items() if d.role == "input" and i <= d.arity
+                          and self.kinds[p][i - 1] == NUM] for i in positions}
+
+        def not_number(i: int) -> str:
+            return f"arg{i} IS NOT NULL AND NOT coalesce(isfinite(TRY_CAST(arg{i} AS DOUBLE)), false)"
+
+        aggregates = ["count(*)"] + [f"count(arg{i})" for i in positions]
+        for i in positions:
+            if numeric_at[i]:
+                preds = ", ".join(sql_string(p) for p in numeric_at[i])
+                aggregates.append(f"count(*) FILTER (WHERE predicate IN ({preds}) AND {not_number(i)})")
+            else:
+                aggregates.append("0")
+        summary = con.execute(f"SELECT predicate, {', '.join(aggregates)} FROM _staging GROUP BY predicate").fetchall()
+        checks: list[tuple[str, str, str]] = []  # (condition, what is wrong, code)
+        for row in sorted(summary):
+            pred, total = row[0], row[1]
+            filled, non_numbers = row[2:1 + width], row[1 + width:]
+            where = f"predicate = {sql_string(pred)}"
+            decl = decls.get(pred)
+            if decl is None:
+                checks.append((where, "unknown predicate", "E002"))
+                continue
+            if decl.role != "input":
+                checks.append((where, f"{pred} is derived by the rules ({decl.role}); a fact file states input "
+                               "predicates only", "E014"))
+                continue
+            n = decl.arity
+            if n >= width or any(filled[i - 1] != total for i in range(1, n + 1)) or any(filled[n:]):
+                missing = [f"arg{i} IS NULL" for i in range(1, min(n + 1, width))]
+                extra = [f"arg{i} IS NOT NULL" for i in range(n + 1, width)]
+                bad = " OR ".join(missing + extra) if n < width else "TRUE"
+                checks.append((f"{where} AND ({bad})", f"{pred} takes {n} argument{'s' if n != 1 else ''} "
+                               f"({', '.join(a.name for a in decl.args)})", "E003"))
+            for i in range(1, min(n + 1, width)):
+                if non_numbers[i - 1] and self.kinds[pred][i - 1] == NUM:
+                    checks.append((f"{where} AND {not_number(i)}",
+                                   f"{pred} argument {decl.args[i - 1].name}: expected a number", "E004"))
+        args = ", ".join(f"arg{i}" for i in positions) or "NULL"
+
+        def describe(row: tuple, what: str, n: int) -> str:
+            cells = ",".join([row[1]] + [c for c in row[2:] if c is not None])
+            return f"{what}: {cells} ({n} such row{'s' if n != 1 else ''})"
+
+        return self._failed(con, "_staging", checks, f"file, predicate, {args}", describe,
+                            lambda row: Span(row[0], 0, 0))
+
+    def _failed(self, con: duckdb.DuckDBPyConnection, table: str, checks: list[tuple[str, str, str]],
+                columns: str, describe, span_of) -> list[Diagnostic]:
+        """Count every check's failures in one scan of TABLE; show up to 3 examples of each."""
+        if not checks:
+            return []
+        counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond})" for cond, _, _ in checks)
+                             + f" FROM {table}").fetchone()
+        problems = []
+        for (cond, what, code), n in zip(checks, counts):
+            if n:
+                for row in con.execute(f"SELECT {columns} FROM {table} WHERE {cond} LIMIT 3").fetchall():
+                    problems.append(Diagnostic(span_of(row), describe(row, what, n), code))
+        return problems
+
+    def _check_loaded(self, con: duckdb.DuckDBPyConnection, origin: str) -> list[Diagnostic]:
+        """Ranges, whole numbers, enumerations and `one`, over the loaded input tables."""
+        problems: list[Diagnostic] = []
+        rs = self.ruleset
+        for pred, decl in rs.decls.items():
+            if decl.role != "input":
+                continue
+            checks: list[tuple[str, str, str]] = []
+            for i, spec in enumerate(decl.args):
+                col = f"a{i}"
+                if spec.type in NUMERIC and spec.low is not None and spec.high is not None:
+                    unit = f" {spec.unit}" if spec.unit else ""
+                    checks.append((f"{col} < {sql_number(spec.low)} OR {col} > {sql_number(spec.high)}",
+                                   f"{spec.name} is outside the valid range {_num(spec.low)}–{_num(spec.high)}{unit}",
+                                   "E005"))
+                if spec.type == "integer":
+                    checks.append((f"{col} <> floor({col})", f"{spec.name}: expected a whole number", "E004"))
+                if spec.type in rs.types:
+                    values = rs.types[spec.type].values
+                    checks.append((f"{col} NOT IN ({', '.join(sql_string(v) for v in values)})",
+                                   f"{spec.name} is not a {spec.type} (one of: {', '.join(values)})", "E006"))
+            kinds = self.kinds[pred]
+
+            def describe(row: tuple, what: str, n: int, pred: str = pred, kinds: list[str] = kinds) -> str:
+                fact = Fact(pred, tuple(to_python(v, k == NUM) for v, k in zip(row, kinds)))
+                return f"{fact}: {what} ({n} such fact{'s' if n != 1 else ''})"
+
+            problems += self._failed(con, quote_ident(self.table(pred)), checks, "*", describe,
+                                     lambda row: Span(origin, 0, 0))
+            k = decl.key_index
+            if decl.single and k is not None:
+                rows = con.execute(f"SELECT a{k}, count(*) FROM {quote_ident(self.table(pred))} GROUP BY a{k} "
+                                   f"HAVING count(*) > 1 LIMIT 3").fetchall()
+                for key, n in rows:
+                    problems.append(Diagnostic(Span(origin, 0, 0), f"{pred} holds one fact per patient; {key} has "
+                                               f"{n}", "E017"))
+        return problems
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+class SQLResult:
+    """The evaluated database: answers stay in DuckDB until asked for."""
+
+    def __init__(self, engine: DuckDBEngine, con: duckdb.DuckDBPyConnection):
+        self.engine = engine
+        self.con = con
+
+    def __enter__(self) -> "SQLResult":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def count(self, pred: str) -> int:
+        (n,) = self.con.execute(f"SELECT count(*) FROM {quote_ident(self.engine.table(pred))}").fetchone()
+        return n
+
+    def tuples(self, pred: str) -> set[tuple[Value, ...]]:
+        eng = self.engine
+        rows = self.con.execute(f"SELECT * FROM {quote_ident(eng.table(pred))}").fetchall()
+        if eng.arity[pred] == 0:
+            return {()} if rows else set()
+        numeric = [k == NUM for k in eng.kinds[pred]]
+        if not any(numeric):
+            return set(rows)
+        return {tuple(to_python(v, n) for v, n in zip(row, numeric)) for row in rows}
+
+    def violations(self) -> list[Firing]:
+        out = []
+        for c in self.engine._constraints:
+            rows = self.con.execute(f"SELECT * FROM {quote_ident(f'_violation_{c.index}')}").fetchall()
+            for row in rows:
+                values = [to_python(v, isinstance(v, float)) for v in row]
+                out.append(Firing(c.index, dict(zip(c.variables, values))))
+        return out
+
+    def fill(self, model: Model) -> Model:
+        for pred in self.engine.arity:
+            model.facts[pred] |= self.tuples(pred)
+        model.violations.extend(self.violations())
+        model.settings = dict(self.engine.settings)
+        return model
+
+    def to_model(self) -> Model:
+        return self.fill(Model())
+
+    def relation(self, pred: str) -> duckdb.DuckDBPyRelation:
+        """A predicate's table as a DuckDB relation (filter, join, export with DuckDB's API)."""
+        return self.con.table(self.engine.table(pred))
+
+    def export(self, directory: str | Path, preds: Iterable[str] | None = None, fmt: str = "parquet") -> list[Path]:
+        """Write each predicate (default: the output predicates) to DIRECTORY/PRED.parquet
+        (or .csv, with a header a0,a1,...)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if preds is None:
+            preds = [p for p, d in self.engine.ruleset.decls.items() if d.role == "output"]
+        out = []
+        for pred in preds:
+            path = directory / f"{pred}.{fmt}"
+            options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
+            self.con.execute(f"COPY {quote_ident(self.engine.table(pred))} TO {sql_string(str(path))} ({options})")
+            out.append(path)
+        return out
+
+
+def write_fact_csv(path: str | Path, facts: Iterable[Fact]) -> None:
+    """Facts to the long CSV layout that `evaluate_csv` (and `load_facts`) read."""
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        rows = [[f.pred, *[repr(a) if isinstance(a, float) else a for a in f.args]] for f in facts]
+        width = max((len(r) for r in rows), default=1)
+        writer = csv.writer(fh)
+        writer.writerow(["predicate"] + [f"arg{i}" for i in range(1, width)])
+        writer.writerows(rows)
