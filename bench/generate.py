@@ -176,13 +176,14 @@ def _patient(rng: random.Random, pid: str) -> list[str]:
     return facts
 
 
-def generate_patients(n: int, seed: int = 0) -> str:
-    """Fact text for `n` synthetic patients (ids c0001...), the same for the same seed."""
+def generate_patients(n: int, seed: int = 0, prefix: str = "c") -> str:
+    """Fact text for `n` synthetic patients (ids c0001..., or with another prefix), the
+    same for the same seed."""
     rng = random.Random(seed)
     width = max(4, len(str(n)))
     lines = [f"% {n} synthetic CAR T patients, bench/generate.py seed {seed}; invented data", ""]
     for i in range(1, n + 1):
-        pid = f"c{i:0{width}d}"
+        pid = f"{prefix}{i:0{width}d}"
         lines.extend(_patient(rng, pid))
         lines.append("")
     return "\n".join(lines)
