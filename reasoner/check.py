@@ -21,7 +21,7 @@ from .facts import FactSet, chunks
 from .match import solve
 from .model import Model, row_key
 from .program import RuleSet, dependencies, load_rules
-from .syntax import NO_SPAN, Aggregate, Atom, Fact, Negation, Rule, Span, Value, Var, expr_vars, format_value
+from .syntax import NO_SPAN, Aggregate, Atom, Fact, Negation, Rule, Span, Value, Var, body_atoms, expr_vars, format_value
 
 # code → (severity, one-line explanation), in the style of ruff's rule catalogue
 CODES: dict[str, tuple[str, str]] = {
@@ -106,12 +106,12 @@ def static_findings(rs: RuleSet) -> list[Finding]:
                 out.append(Finding("W104", rule.span, f"rule {name} has no @says sentence", name))
         if rule.head is not None:
             used.add(rule.head.pred)
-        for atom in _all_atoms(rule.body):
+        for atom in body_atoms(rule.body):
             used.add(atom.pred)
     for req in rs.requirements:
-        used |= {a.pred for a in _all_atoms(req.body)} | ({req.head.pred} if req.head else set())
+        used |= {a.pred for a in body_atoms(req.body)} | ({req.head.pred} if req.head else set())
     for rule in rs.left_out:  # reported already; their predicates are not "unused"
-        used |= {a.pred for a in _all_atoms(rule.body)} | ({rule.head.pred} if rule.head else set())
+        used |= {a.pred for a in body_atoms(rule.body)} | ({rule.head.pred} if rule.head else set())
     for pred, decl in rs.decls.items():
         if pred not in used:
             out.append(Finding("W105", decl.span, f"{pred} is declared ({decl.role}) but no rule uses it", pred))
@@ -123,18 +123,6 @@ def static_findings(rs: RuleSet) -> list[Finding]:
     for key, src in rs.sources.items():
         if key not in cited:
             out.append(Finding("W108", src.span, f"source {key} is cited by no rule", key))
-    return out
-
-
-def _all_atoms(body: tuple) -> list[Atom]:
-    out: list[Atom] = []
-    for lit in body:
-        if isinstance(lit, Atom):
-            out.append(lit)
-        elif isinstance(lit, Negation):
-            out.append(lit.atom)
-        elif isinstance(lit, Aggregate):
-            out += _all_atoms(lit.body)
     return out
 
 
@@ -173,9 +161,9 @@ def _unused_derived(rs: RuleSet) -> list[Finding]:
     roots = {p for p, d in rs.decls.items() if d.role == "output"}
     for rule in rs.rules:
         if rule.head is None:
-            roots |= {a.pred for a in _all_atoms(rule.body)}
+            roots |= {a.pred for a in body_atoms(rule.body)}
     for req in rs.requirements:
-        roots |= {a.pred for a in _all_atoms(req.body)} | ({req.head.pred} if req.head else set())
+        roots |= {a.pred for a in body_atoms(req.body)} | ({req.head.pred} if req.head else set())
     seen, stack = set(roots), list(roots)
     while stack:
         for q, _kind in deps.get(stack.pop(), ()):

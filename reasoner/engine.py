@@ -31,7 +31,7 @@ from .model import Firing, Model
 from .program import RuleSet, Step, aggregate_keys, order_body
 from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting,
-    Value, Var, expr_vars,
+    Value, Var, body_atoms, expr_vars,
 )
 
 DEFAULT_CHUNK = 250
@@ -124,7 +124,7 @@ class Engine:
         self._projections: dict[str, tuple[str, tuple[int, ...]]] = {}
         _PREDS.clear()
         rs = self.ruleset
-        self._read = {atom.pred for rule in rs.rules for atom in _body_atoms(rule.body)}
+        self._read = {atom.pred for rule in rs.rules for atom in body_atoms(rule.body)}
         for pred, decl in rs.decls.items():
             self._preds.add((pred, decl.arity))
         for index, rule in enumerate(rs.rules):
@@ -501,18 +501,6 @@ def _ask(pred: str, arity: int, rule: Rule | None) -> list[tuple[Value, ...]]:
     if result is True:
         return [()]
     return [tuple(row) for row in result]
-
-
-def _body_atoms(body: Sequence[Literal]) -> list[Atom]:
-    out: list[Atom] = []
-    for lit in body:
-        if isinstance(lit, Atom):
-            out.append(lit)
-        elif isinstance(lit, Negation):
-            out.append(lit.atom)
-        elif isinstance(lit, Aggregate):
-            out += _body_atoms(lit.body)
-    return out
 
 
 def _step_vars(steps: Sequence[Step]) -> list[str]:

@@ -27,7 +27,7 @@ from typing import Iterator
 from .program import RuleSet, aggregate_keys
 from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting, Span, Value, Var,
-    expr_vars,
+    body_atoms, expr_vars,
 )
 
 Position = tuple[str, int]  # (predicate, argument index)
@@ -55,15 +55,7 @@ def _setting_value(e: Expr, rs: RuleSet, settings: dict[str, Value]) -> Value | 
 def _positions(body: tuple[Literal, ...], head: Atom | None) -> dict[str, set[Position]]:
     """Variable → the atom positions it occupies in a rule (head included)."""
     out: dict[str, set[Position]] = {}
-    atoms: list[Atom] = [head] if head is not None else []
-    for lit in body:
-        if isinstance(lit, Atom):
-            atoms.append(lit)
-        elif isinstance(lit, Negation):
-            atoms.append(lit.atom)
-        elif isinstance(lit, Aggregate):
-            atoms += [a for a in lit.body if isinstance(a, Atom)]
-            atoms += [n.atom for n in lit.body if isinstance(n, Negation)]
+    atoms: list[Atom] = ([head] if head is not None else []) + body_atoms(body)
     for atom in atoms:
         for i, arg in enumerate(atom.args):
             if isinstance(arg, Var) and not arg.anonymous:

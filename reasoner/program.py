@@ -16,7 +16,7 @@ from .errors import Diagnostic, ReasonerError
 from .parse import parse_program
 from .syntax import (
     AllowDecl, Aggregate, ArgDecl, Atom, BinOp, Call, Comparison, Const, Decl, Expr, Include, Literal,
-    Negation, Requirement, Rule, SectionDecl, SettingDecl, Setting, SourceDecl, Span, TypeDecl, Var, expr_vars,
+    Negation, Requirement, Rule, SectionDecl, SettingDecl, Setting, SourceDecl, Span, TypeDecl, Var, body_atoms, expr_vars,
     literal_vars,
 )
 
@@ -271,20 +271,8 @@ def _infer_declarations(rules: list[Rule], requirements: list[Requirement], decl
         if rule.head is not None:
             visit(rule.head, "output")
     for rule in rules:
-        for atom in _atoms(rule.body):
+        for atom in body_atoms(rule.body):
             visit(atom, "input")
-
-
-def _atoms(body: tuple[Literal, ...]) -> list[Atom]:
-    out: list[Atom] = []
-    for lit in body:
-        if isinstance(lit, Atom):
-            out.append(lit)
-        elif isinstance(lit, Negation):
-            out.append(lit.atom)
-        elif isinstance(lit, Aggregate):
-            out += _atoms(lit.body)
-    return out
 
 
 def _suggest(name: str, candidates) -> str:
@@ -628,7 +616,7 @@ def dependencies(ruleset: RuleSet) -> dict[str, set[tuple[str, str]]]:
             elif isinstance(lit, Negation):
                 edges.add((lit.atom.pred, "neg"))
             elif isinstance(lit, Aggregate):
-                for atom in _atoms(lit.body):
+                for atom in body_atoms(lit.body):
                     edges.add((atom.pred, "agg"))
     return deps
 
@@ -647,7 +635,7 @@ def _stratify(ruleset: RuleSet) -> list[Diagnostic]:
                 problems.append(Diagnostic(lit.span, f"negation through recursion: {rule.head.pred} depends on "
                                            f"!{lit.atom.pred}, which depends on {rule.head.pred} (cyclic negation; "
                                            "the program has no stratified model)", "E008"))
-            if isinstance(lit, Aggregate) and any(where.get(a.pred) == head_comp for a in _atoms(lit.body)):
+            if isinstance(lit, Aggregate) and any(where.get(a.pred) == head_comp for a in body_atoms(lit.body)):
                 problems.append(Diagnostic(lit.span, f"aggregation through recursion: {rule.head.pred} aggregates "
                                            f"over predicates that depend on {rule.head.pred}", "E009"))
     ruleset.strata = components
@@ -714,7 +702,7 @@ def _analyse_locality(ruleset: RuleSet) -> None:
 
 
 def rule_is_local(ruleset: RuleSet, rule: Rule) -> bool:
-    atoms = ([rule.head] if rule.head is not None else []) + _atoms(rule.body)
+    atoms = ([rule.head] if rule.head is not None else []) + body_atoms(rule.body)
     keys = set()
     for atom in atoms:
         k = ruleset.key_index(atom.pred)

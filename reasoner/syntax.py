@@ -332,3 +332,16 @@ def literal_vars(literal: Literal) -> list[Var]:
     if literal.target is not None:
         out += expr_vars(literal.target)
     return out
+
+
+def body_atoms(body: tuple["Literal", ...] | list) -> list[Atom]:
+    """Every atom a body mentions: positive, negated, and inside aggregates."""
+    out: list[Atom] = []
+    for lit in body:
+        if isinstance(lit, Atom):
+            out.append(lit)
+        elif isinstance(lit, Negation):
+            out.append(lit.atom)
+        elif isinstance(lit, Aggregate):
+            out += body_atoms(lit.body)
+    return out
