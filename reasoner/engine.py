@@ -82,6 +82,7 @@ class _CompiledRule:
     body_pred: str
     head_args: list[tuple[str, object]]  # ("var", name) or ("const", value)
     aggregates: list[_CompiledAggregate]
+    body: tuple[Literal, ...] = ()  # the body as compiled (with head expressions as assignments)
     needs: tuple[str, ...] = ()  # predicates of its positive atoms: none may be empty
     projections: tuple[str, ...] = ()  # `_nK` projections its negations read
     variants: list[str] = field(default_factory=list)  # semi-naive clauses (recursive rules)
@@ -176,7 +177,8 @@ class Engine:
         self._add_clause(body_pred, variables, literals)
         needs = tuple(dict.fromkeys(lit.pred for lit in rule.body if isinstance(lit, Atom)))
         projections = tuple(sorted(set(self._projections) - before))
-        return _CompiledRule(index, rule, tuple(variables), body_pred, head_args, aggregates, needs, projections)
+        return _CompiledRule(index, rule, tuple(variables), body_pred, head_args, aggregates, tuple(body), needs,
+                             projections)
 
     def _compile_aggregate(self, index: int, j: int, agg: Aggregate, body: tuple[Literal, ...], rule: Rule,
                            before: Sequence[Step]) -> _CompiledAggregate:
@@ -212,9 +214,10 @@ class Engine:
         """Semi-naive: one clause per recursive body atom, with that atom read from the
         last round's new facts (`_delta_p`) instead of all of `p`."""
         recursive = self.ruleset.recursive
-        body = list(compiled.rule.body)
+        body = list(compiled.body)
         if any(isinstance(lit, Aggregate) for lit in body):
             return  # aggregates never range over their own component (stratification)
+        before = set(self._projections)
         for position, lit in enumerate(body):
             if not (isinstance(lit, Atom) and lit.pred in recursive):
                 continue
@@ -226,6 +229,8 @@ class Engine:
             self._add_clause(name, list(compiled.variables), [self._literal(s) for s in steps])
             self._preds.add((delta.pred, delta.arity))
             compiled.variants.append(name)
+        # a variant's negations may need projections of their own: assert them too
+        compiled.projections = tuple(sorted(set(compiled.projections) | (set(self._projections) - before)))
 
     def _add_clause(self, name: str, variables: Sequence[str], literals: list) -> None:
         head = _lit(name, [_var(v) for v in variables])

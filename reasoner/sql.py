@@ -5,7 +5,8 @@
 - one table per predicate, columns a0..an-1: VARCHAR for id, symbol and enumeration
   arguments, DOUBLE for number and integer ones (whole results come back as Python ints);
 - strata run in `RuleSet.strata` order; each non-recursive predicate is one
-  `INSERT INTO p (rule1 UNION rule2 ...) EXCEPT SELECT * FROM p` (set semantics);
+  `INSERT INTO p rule1 UNION rule2 ...` (set semantics; `EXCEPT SELECT * FROM p` when p
+  may already hold rows);
 - a recursive component runs as a semi-naive loop driven from Python: round 0 runs every
   rule over the full tables, later rounds join one recursive atom with the last round's
   new rows (`_delta_p`) until a round adds nothing;
@@ -28,8 +29,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-import os
-import tempfile
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -40,7 +40,7 @@ import duckdb
 
 from .errors import Diagnostic, EvaluationLimit, ReasonerError
 from .model import Firing, Model
-from .program import ANY, NUMERIC, RuleSet, Step, aggregate_keys, order_body
+from .program import ANY, NUMERIC, RuleSet, Step, _suggest, aggregate_keys, order_body
 from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting, Span, Value,
     Var,
@@ -576,8 +576,7 @@ class DuckDBEngine:
                  "-- settings: " + (", ".join(f"${k} = {v}" for k, v in sorted(self.settings.items())) or "none"),
                  "", "-- one table per predicate"]
         lines += self._ddl()
-        lines += ["", "-- the input facts are loaded here, one INSERT per predicate (set semantics)", "",
-                  "-- facts of the rule set"]
+        lines += ["", "-- input facts: one INSERT per input predicate here", "", "-- facts of the rule set"]
         lines += self._static_sql()
         for comp in self._components:
             lines.append("")
@@ -743,9 +742,11 @@ class DuckDBEngine:
                         nonempty.add(pred)
                     con.unregister(view)
             if check:
-                problems = self._check_loaded(con, "<tables>")
+                problems = self._check_loaded(con)
                 if problems:
-                    raise ReasonerError(problems)
+                    raise ReasonerError([Diagnostic(Span("<tables>", 0, 0), p.message
+                                                    + (f" ({p.n} such {p.unit}s)" if p.n > 1 else ""), p.code)
+                                         for p in problems])
             self._run(con, nonempty)
         except BaseException:
             con.close()
@@ -753,53 +754,79 @@ class DuckDBEngine:
         return SQLResult(self, con)
 
     def evaluate_csv(self, paths: Sequence[str | Path] | str | Path, *, check: bool = True) -> "SQLResult":
-        """Evaluate over fact CSV files in the long layout (`predicate,arg1,arg2,...`, the
-        `.csv` fact form), read by DuckDB's CSV reader: the bulk path for large cohorts.
+        """Evaluate over fact CSV files, read by DuckDB's CSV reader: the bulk path for large
+        cohorts. The two layouts of the `.csv` fact form: long (header `predicate,arg1,...`,
+        one fact of any predicate per row) or per predicate (a file named after it,
+        `weight_kg.csv`, whose header is the declared argument names `p,kg`).
         With `check`, facts are checked against the declarations in SQL (unknown or derived
         predicates, arity, numbers, ranges, enumerations, `one`); problems raise
-        `ReasonerError` with an example of each kind."""
+        `ReasonerError` with up to 3 examples of each kind, located by line."""
         if isinstance(paths, (str, Path)):
             paths = [paths]
         con = self.connect()
         nonempty: set = set()
         try:
             width = 0
-            staged = []
+            staged: list[tuple[str, int, str | None]] = []  # (path, columns, predicate of a per-predicate file)
             for path in paths:
                 with open(path, encoding="utf-8", newline="") as fh:
-                    header = next(csv.reader(fh), None)
-                if header is None:
+                    header = [h.strip() for h in next(csv.reader(fh), [])]
+                if not header:
                     continue
-                if not header or header[0].strip() != "predicate":
-                    raise ReasonerError.at(Span(str(path), 1, 1), "a fact CSV starts with the header "
-                                           "predicate,arg1,arg2,...", "E015")
-                staged.append((str(path), len(header)))
-                width = max(width, len(header))
+                pred = None
+                if header[0] != "predicate":
+                    pred = Path(path).stem
+                    decl = self.ruleset.decls.get(pred)
+                    if decl is None:
+                        raise ReasonerError.at(Span(str(path), 1, 1), "a fact CSV starts with the header "
+                                               "predicate,arg1,arg2,... or is named after a declared predicate "
+                                               "(weight_kg.csv) with its argument names as header"
+                                               + _suggest(pred, self.ruleset.decls), "E015")
+                    expected = [a.name for a in decl.args]
+                    if header != expected:
+                        raise ReasonerError.at(Span(str(path), 1, 1), f"{pred}.csv needs the header "
+                                               f"{','.join(expected)}, not {','.join(header)}", "E015")
+                staged.append((str(path), len(header), pred))
+                width = max(width, len(header) + (pred is not None))
             cols = ", ".join(["file VARCHAR", "predicate VARCHAR"] + [f"arg{i} VARCHAR" for i in range(1, width)])
             con.execute(f"CREATE TEMP TABLE _staging ({cols})")
-            for path, n in staged:
+            for path, n, pred in staged:
                 names = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n))
-                select = ", ".join([sql_string(path), "trim(c0)"] + [f"NULLIF(trim(c{i}), '')" for i in range(1, n)]
-                                   + ["NULL"] * (width - n))
-                con.execute(f"INSERT INTO _staging SELECT {select} FROM read_csv({sql_string(path)}, header = false, "
-                            f"skip = 1, columns = {{{names}}}, delim = ',', quote = '\"', escape = '\"', "
-                            f"null_padding = true, auto_detect = false) WHERE c0 IS NOT NULL AND trim(c0) <> ''")
-            if check:
-                problems = self._check_staging(con, width)
-                if problems:
-                    raise ReasonerError(problems)
+                cells = [f"NULLIF(trim(c{i}), '')" for i in range(n)]
+                first = "trim(c0)" if pred is None else sql_string(pred)
+                if pred is None:
+                    cells = cells[1:]
+                select = ", ".join([sql_string(path), first] + cells + ["NULL"] * (width - 1 - len(cells)))
+                try:
+                    con.execute(f"INSERT INTO _staging SELECT {select} FROM read_csv({sql_string(path)}, "
+                                f"header = false, skip = 1, columns = {{{names}}}, delim = ',', quote = '\"', "
+                                f"escape = '\"', null_padding = true, auto_detect = false) WHERE "
+                                + " OR ".join(f"NULLIF(trim(c{i}), '') IS NOT NULL" for i in range(n)))
+                except duckdb.InvalidInputException as exc:  # a row wider than the header, a broken quote
+                    text = str(exc)
+                    line = re.search(r"on Line: (\d+)", text)
+                    found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+                    what = (f"a row has {found.group(2)} cells, the header {found.group(1)}" if found
+                            else text.splitlines()[0])
+                    raise ReasonerError.at(Span(path, int(line.group(1)) if line else 0, 1), what, "E015") from None
+            problems = self._check_staging(con, width) if check else []
+            cast = "TRY_CAST" if check else "CAST"  # a cell found bad above is left out, not an error here
             for pred in sorted(self.arity):
-                n = self.arity[pred]
                 t = quote_ident(self.table(pred))
-                sel = ", ".join(f"CAST(arg{i + 1} AS {_SQL_TYPE[k]})" for i, k in enumerate(self.kinds[pred]))
-                if _count(con.execute(f"INSERT INTO {t} SELECT DISTINCT {sel or 'TRUE'} FROM _staging "
-                                      f"WHERE predicate = {sql_string(pred)}")):
+                if self.arity[pred] >= width:
+                    continue
+                values = [f"{cast}(arg{i + 1} AS {_SQL_TYPE[k]})" for i, k in enumerate(self.kinds[pred])]
+                where = f"predicate = {sql_string(pred)}"
+                if check:
+                    where += "".join(f" AND {v} IS NOT NULL" for v in values)
+                if _count(con.execute(f"INSERT INTO {t} SELECT DISTINCT {', '.join(values) or 'TRUE'} "
+                                      f"FROM _staging WHERE {where}")):
                     nonempty.add(pred)
-            con.execute("DROP TABLE _staging")
             if check:
-                problems = self._check_loaded(con, ", ".join(p for p, _ in staged))
+                problems += self._check_loaded(con)
                 if problems:
-                    raise ReasonerError(problems)
+                    raise ReasonerError(self._locate(problems, staged))
+            con.execute("DROP TABLE _staging")
             self._run(con, nonempty)
         except BaseException:
             con.close()
@@ -807,7 +834,7 @@ class DuckDBEngine:
         return SQLResult(self, con)
 
     # ------------------------------------------------------------------ checking in SQL
-    def _check_staging(self, con: duckdb.DuckDBPyConnection, width: int) -> list[Diagnostic]:
+    def _check_staging(self, con: duckdb.DuckDBPyConnection, width: int) -> list["_Problem"]:
         """Unknown and derived predicates, arity, cells that are not numbers: one scan grouped
         by predicate finds them, a query per kind of problem found shows examples."""
         decls = self.ruleset.decls
@@ -833,7 +860,8 @@ class DuckDBEngine:
             where = f"predicate = {sql_string(pred)}"
             decl = decls.get(pred)
             if decl is None:
-                checks.append((where, "unknown predicate", "E002"))
+                checks.append((where, f"unknown predicate {pred}" + _suggest(pred, [
+                    p for p, d in decls.items() if d.role == "input"]), "E002"))
                 continue
             if decl.role != "input":
                 checks.append((where, f"{pred} is derived by the rules ({decl.role}); a fact file states input "
@@ -851,31 +879,31 @@ class DuckDBEngine:
                     checks.append((f"{where} AND {not_number(i)}",
                                    f"{pred} argument {decl.args[i - 1].name}: expected a number", "E004"))
         args = ", ".join(f"arg{i}" for i in positions) or "NULL"
+        out = []
+        for (code, what, n), row in self._failed(con, "_staging", checks, f"file, predicate, {args}"):
+            cells = tuple(c for c in row[2:] if c is not None)
+            out.append(_Problem(code, f"{','.join((row[1],) + cells)}: {what}", n, "row", row[1], cells=cells,
+                                file=row[0]))
+        return out
 
-        def describe(row: tuple, what: str, n: int) -> str:
-            cells = ",".join([row[1]] + [c for c in row[2:] if c is not None])
-            return f"{what}: {cells} ({n} such row{'s' if n != 1 else ''})"
-
-        return self._failed(con, "_staging", checks, f"file, predicate, {args}", describe,
-                            lambda row: Span(row[0], 0, 0))
-
-    def _failed(self, con: duckdb.DuckDBPyConnection, table: str, checks: list[tuple[str, str, str]],
-                columns: str, describe, span_of) -> list[Diagnostic]:
-        """Count every check's failures in one scan of TABLE; show up to 3 examples of each."""
+    @staticmethod
+    def _failed(con: duckdb.DuckDBPyConnection, table: str, checks: list[tuple[str, str, str]],
+                columns: str) -> list[tuple[tuple[str, str, int], tuple]]:
+        """Count every check's failures in one scan of TABLE; up to 3 example rows of each."""
         if not checks:
             return []
         counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond})" for cond, _, _ in checks)
                              + f" FROM {table}").fetchone()
-        problems = []
+        out = []
         for (cond, what, code), n in zip(checks, counts):
             if n:
                 for row in con.execute(f"SELECT {columns} FROM {table} WHERE {cond} LIMIT 3").fetchall():
-                    problems.append(Diagnostic(span_of(row), describe(row, what, n), code))
-        return problems
+                    out.append(((code, what, n), row))
+        return out
 
-    def _check_loaded(self, con: duckdb.DuckDBPyConnection, origin: str) -> list[Diagnostic]:
+    def _check_loaded(self, con: duckdb.DuckDBPyConnection) -> list["_Problem"]:
         """Ranges, whole numbers, enumerations and `one`, over the loaded input tables."""
-        problems: list[Diagnostic] = []
+        problems: list[_Problem] = []
         rs = self.ruleset
         for pred, decl in rs.decls.items():
             if decl.role != "input":
@@ -883,33 +911,103 @@ class DuckDBEngine:
             checks: list[tuple[str, str, str]] = []
             for i, spec in enumerate(decl.args):
                 col = f"a{i}"
+                where = f"{pred} argument {spec.name}"
                 if spec.type in NUMERIC and spec.low is not None and spec.high is not None:
                     unit = f" {spec.unit}" if spec.unit else ""
                     checks.append((f"{col} < {sql_number(spec.low)} OR {col} > {sql_number(spec.high)}",
-                                   f"{spec.name} is outside the valid range {_num(spec.low)}–{_num(spec.high)}{unit}",
+                                   f"{where}: outside the valid range {_num(spec.low)}–{_num(spec.high)}{unit}",
                                    "E005"))
                 if spec.type == "integer":
-                    checks.append((f"{col} <> floor({col})", f"{spec.name}: expected a whole number", "E004"))
+                    checks.append((f"{col} <> floor({col})", f"{where}: expected a whole number", "E004"))
                 if spec.type in rs.types:
                     values = rs.types[spec.type].values
                     checks.append((f"{col} NOT IN ({', '.join(sql_string(v) for v in values)})",
-                                   f"{spec.name} is not a {spec.type} (one of: {', '.join(values)})", "E006"))
+                                   f"{where}: not a {spec.type} (one of: {', '.join(values)})", "E006"))
             kinds = self.kinds[pred]
-
-            def describe(row: tuple, what: str, n: int, pred: str = pred, kinds: list[str] = kinds) -> str:
+            for (code, what, n), row in self._failed(con, quote_ident(self.table(pred)), checks, "*"):
                 fact = Fact(pred, tuple(to_python(v, k == NUM) for v, k in zip(row, kinds)))
-                return f"{fact}: {what} ({n} such fact{'s' if n != 1 else ''})"
-
-            problems += self._failed(con, quote_ident(self.table(pred)), checks, "*", describe,
-                                     lambda row: Span(origin, 0, 0))
+                problems.append(_Problem(code, f"{fact}: {what}", n, "fact", pred, values=fact.args))
             k = decl.key_index
             if decl.single and k is not None:
                 rows = con.execute(f"SELECT a{k}, count(*) FROM {quote_ident(self.table(pred))} GROUP BY a{k} "
                                    f"HAVING count(*) > 1 LIMIT 3").fetchall()
                 for key, n in rows:
-                    problems.append(Diagnostic(Span(origin, 0, 0), f"{pred} holds one fact per patient; {key} has "
-                                               f"{n}", "E017"))
+                    problems.append(_Problem("E017", f"{pred} holds one fact per patient; {key} has {n}", 0, "",
+                                             pred, key=(k, key)))
         return problems
+
+    def _locate(self, problems: list["_Problem"], staged: list[tuple[str, int, str | None]]) -> list[Diagnostic]:
+        """Diagnostics at the line of each example: one pass over the files, in Python (only
+        when something is wrong), stopping when every example is found."""
+        lines: dict[int, Span] = {}
+        seen_key: dict[int, int] = defaultdict(int)
+        todo = set(range(len(problems)))
+        paths = [path for path, _, _ in staged]
+        for path, _, file_pred in staged:
+            if not todo:
+                break
+            with open(path, encoding="utf-8", newline="") as fh:
+                reader = csv.reader(fh)
+                next(reader, None)
+                for row in reader:
+                    if file_pred is not None:
+                        row = [file_pred] + row
+                    if not row or not row[0].strip():
+                        continue
+                    pred = row[0].strip()
+                    cells = tuple(c.strip() for c in row[1:] if c.strip())
+                    for j in list(todo):
+                        p = problems[j]
+                        if p.pred != pred or (p.file is not None and p.file != path):
+                            continue
+                        if p.cells is not None:
+                            hit = cells == p.cells
+                        elif p.values is not None:
+                            hit = _same_values(cells, p.values)
+                        else:
+                            index, key = p.key  # type: ignore[misc]
+                            hit = len(cells) > index and cells[index] == key
+                            if hit:
+                                seen_key[j] += 1
+                                hit = seen_key[j] == 2  # the second fact for the key is the one at fault
+                        if hit:
+                            lines[j] = Span(path, reader.line_num, 1)
+                            todo.discard(j)
+        out = []
+        for j, p in enumerate(problems):
+            span = lines.get(j, Span(p.file or (paths[0] if len(paths) == 1 else "<csv>"), 0, 0))
+            count = f" ({p.n} such {p.unit}s)" if p.n > 1 else ""
+            out.append(Diagnostic(span, p.message + count, p.code))
+        return sorted(out, key=Diagnostic.sort_key)
+
+
+@dataclass
+class _Problem:
+    code: str
+    message: str
+    n: int
+    unit: str
+    pred: str
+    cells: tuple[str, ...] | None = None
+    values: tuple[Value, ...] | None = None
+    key: tuple[int, Value] | None = None
+    file: str | None = None
+
+
+def _same_values(cells: tuple[str, ...], values: tuple[Value, ...]) -> bool:
+    if len(cells) != len(values):
+        return False
+    for cell, value in zip(cells, values):
+        if isinstance(value, str):
+            if cell != value:
+                return False
+        else:
+            try:
+                if float(cell) != value:
+                    return False
+            except ValueError:
+                return False
+    return True
 
 
 def _num(x: float) -> str:
