@@ -125,6 +125,10 @@ class Cohort:
 
 
 def cohort_options(f: F) -> F:
+    f = click.option("--engine", type=click.Choice(["pydatalog", "duckdb"]), default="pydatalog",
+                     show_default=True,
+                     help="duckdb: the same rules compiled to SQL, for large cohorts (no proofs, no rule "
+                          "attribution: those come from pyDatalog).")(f)
     f = click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
                      help="Worker processes (patients are split among them; patient-local rule sets only).")(f)
     f = click.option("--chunk-size", type=click.IntRange(1), default=DEFAULT_CHUNK, show_default=True,
@@ -136,11 +140,14 @@ def cohort_options(f: F) -> F:
 
 
 def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk_size: int,
-              time_limit: float | None):
+              time_limit: float | None, engine: str = "pydatalog"):
     from .parallel import map_chunks
     try:
         settings = parse_settings(overrides)
         Engine(cohort.rules, settings)  # reject unknown settings before any worker starts
+        if engine == "duckdb":
+            yield task(cohort.rules, _duckdb_model(cohort, settings, time_limit))
+            return
         yield from map_chunks(cohort.rules, cohort.chunks(chunk_size), task, jobs=jobs, settings=settings,
                               time_limit=time_limit, total=cohort.patients(), progress=True)
     except ReasonerError as exc:
@@ -148,6 +155,18 @@ def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk
     except EvaluationLimit as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
+
+
+def _duckdb_model(cohort: Cohort, settings: dict, time_limit: float | None) -> Model:
+    """The whole cohort in one DuckDB evaluation: CSV cohorts are read by DuckDB itself."""
+    from .sql import DuckDBEngine
+    engine = DuckDBEngine(cohort.rules, settings, time_limit=time_limit)
+    if cohort.factset is None and all(Path(p).suffix == ".csv" for p in cohort.paths):
+        with engine.evaluate_csv(list(cohort.paths)) as result:
+            return result.to_model()
+    facts = cohort.factset.facts if cohort.factset is not None else \
+        [f for chunk in cohort.chunks(1 << 30) for f in chunk]
+    return engine.evaluate(facts)
 
 
 def _query_task(atom, rules: RuleSet, model: Model) -> list[dict]:
@@ -162,7 +181,7 @@ def _query_task(atom, rules: RuleSet, model: Model) -> list[dict]:
 @format_option("text", "json")
 @cohort_options
 def query(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: tuple[str, ...], fmt: str,
-          time_limit: float | None, stream: bool | None, chunk_size: int, jobs: int) -> None:
+          time_limit: float | None, stream: bool | None, chunk_size: int, jobs: int, engine: str) -> None:
     """Answer GOAL (e.g. 'crs_grade(P, G)') over FACTS (files, directories, or - for stdin)."""
     import functools
     rules = _load_rules_only(rules_path)
@@ -172,7 +191,8 @@ def query(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: 
         _fail(exc)
     cohort = Cohort(rules, facts, stream)
     answers = []
-    for part in _evaluate(cohort, functools.partial(_query_task, atom), overrides, jobs, chunk_size, time_limit):
+    for part in _evaluate(cohort, functools.partial(_query_task, atom), overrides, jobs, chunk_size, time_limit,
+                          engine):
         answers.extend(part)
     answers.sort(key=lambda a: row_key(tuple(a.values())))
     click.echo(render_answers.render(goal, atom, answers, fmt), nl=False)
@@ -211,7 +231,7 @@ def _recommend_task(fmt: str, explain: bool, rules: RuleSet, model: Model):
 @cohort_options
 def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[str, ...], fmt: str, explain: bool,
               output: str | None, rule_counts: str | None, time_limit: float | None, stream: bool | None,
-              chunk_size: int, jobs: int) -> None:
+              chunk_size: int, jobs: int, engine: str) -> None:
     """Per patient: CRS grade, recommended actions with dose, contraindications, conflicts, warnings."""
     import functools
 
@@ -224,6 +244,9 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
         _fail(exc)
     if fmt == "parquet" and not output:
         raise click.UsageError("--format parquet writes a file: give --output FILE.parquet")
+    if engine == "duckdb" and (explain or rule_counts):
+        raise click.UsageError("--explain and --rule-counts need the rule firings, which only the pyDatalog engine "
+                               "records: drop --engine duckdb for them (or ask `reasoner why` per patient)")
     cohort = Cohort(rules, facts, stream)
     task = functools.partial(_recommend_task, fmt, explain)
     out = open(output if fmt != "parquet" else output + ".csv.tmp", "w", encoding="utf-8", newline="") \
@@ -231,7 +254,7 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
     collected, settings, counts, first = [], {}, {}, True
     try:
         for reports, proofs, chunk_counts, settings in _evaluate(cohort, task, overrides, jobs, chunk_size,
-                                                                 time_limit):
+                                                                 time_limit, engine):
             for index, n in chunk_counts.items():
                 counts[index] = counts.get(index, 0) + n
             proof = (lambda p, pred, args, proofs=proofs: proofs[(p, pred, args)]) if explain else None

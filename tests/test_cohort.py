@@ -140,3 +140,21 @@ def test_json_output_is_deterministic_with_jobs(cohort) -> None:
     a = runner.invoke(main, ["recommend", "--format", "json", str(base / "long.csv")]).output
     b = runner.invoke(main, ["recommend", "--format", "json", "--jobs", "2", str(base / "long.csv")]).output
     assert a == b and len(json.loads(a)["patients"]) == 120
+
+
+def test_duckdb_engine_gives_the_same_report_rows(cohort) -> None:
+    base, _ = cohort
+    runner = CliRunner()
+
+    def rows(*args: str) -> list[list[str]]:
+        result = runner.invoke(main, ["recommend", "--format", "csv", *args, str(base / "long.csv")])
+        assert result.exit_code == 0, result.output
+        return sorted(row[:9] for row in csv.reader(result.output.splitlines()))  # not rules/section/sources
+
+    assert rows("--engine", "duckdb") == rows()
+    query = runner.invoke(main, ["query", "--engine", "duckdb", "--format", "json", "crs_grade(P, G)",
+                                 str(base / "long.csv")])
+    plain = runner.invoke(main, ["query", "--format", "json", "crs_grade(P, G)", str(base / "long.csv")])
+    assert query.output == plain.output
+    refused = runner.invoke(main, ["recommend", "--engine", "duckdb", "--explain", str(base / "long.csv")])
+    assert refused.exit_code == 2 and "only the pyDatalog engine" in refused.output
