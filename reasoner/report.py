@@ -150,8 +150,8 @@ def build_reports(rules: RuleSet, model: Model) -> list[PatientReport]:
             item = Item(str(action), section=sections[0] if sections else "",
                         rules=support.names(indicated_by), sources=support.sources(indicated_by))
             for _, a, mg in doses.get(p, []):
-                if a == action:
-                    item.dose_mg = mg
+                if a == action:  # 692.0 mg reads as 692 mg, whichever engine computed it
+                    item.dose_mg = int(mg) if isinstance(mg, float) and mg.is_integer() else mg
             item.frequency = [str(t) for _, a, t in freq.get(p, []) if a == action]
             items.append(item)
         items.sort(key=lambda i: (section_order.get(i.section, 99), i.action))
