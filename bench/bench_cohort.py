@@ -40,7 +40,7 @@ def run_pydatalog(csv_path: Path, jobs: int) -> dict:
     t0 = time.perf_counter()
     rules = load_rules(ROOT / "rules" / "crs")
     facts = validate_stream(rules, [csv_path])
-    answers = sum(map_chunks(rules, stream_chunks(rules, [csv_path], 250), _answers, jobs=jobs))
+    answers = sum(map_chunks(rules, stream_chunks(rules, [csv_path], 50), _answers, jobs=jobs))
     wall = time.perf_counter() - t0
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import pickle
 import re
 import time
 import traceback
@@ -46,7 +47,8 @@ from .program import load_rules
 from .syntax import Span
 
 __all__ = [
-    "ArityMismatchError", "ConformanceError", "CyclicNegationError", "ERROR_KINDS", "Evaluator",
+    "ArityMismatchError", "ConformanceError", "CyclicNegationError", "ERROR_KINDS", "EvaluationCrash",
+    "EvaluationTimeout", "Evaluator", "UnsupportedValueError",
     "SafetyViolationError", "TranslationError", "evaluate_program", "suite_kind", "translate",
 ]
 
@@ -58,9 +60,9 @@ VAR_PREFIX = "V_"
 TEMP_PREFIX = "E"  # E1, E2, ...: never the name of a translated variable (those start with V_)
 ORIGIN = "<conformance>"
 
-DEFAULT_TIME_LIMIT = 120.0
-"""Seconds per program (child process wall clock). The slowest core case takes about
-a fifth of it on a 2-core machine (docs/conformance.md)."""
+DEFAULT_TIME_LIMIT = 60.0
+"""Seconds per program (child process wall clock). The slowest case the test run
+evaluates (LUBM, 103k facts) takes about 15 s on a 2-core machine (docs/conformance.md)."""
 
 
 # ============================================================================ errors
@@ -138,11 +140,15 @@ def suite_kind(diagnostic: Diagnostic) -> str:
     return ERROR_KINDS.get(diagnostic.code, diagnostic.code)
 
 
-def conformance_error(diagnostics: Iterable[Diagnostic]) -> ConformanceError:
-    """Our diagnostics as the exception the suite can match (class picked by the first)."""
+def conformance_error(diagnostics: Iterable[Diagnostic], class_name: str | None = None) -> ConformanceError:
+    """Our diagnostics as the exception the suite can match: the class is picked by the
+    first diagnostic's code, or given by name (an error rebuilt from a child process)."""
     diagnostics = sorted(set(diagnostics), key=Diagnostic.sort_key)
     first = diagnostics[0].code if diagnostics else "E000"
-    return _ERROR_CLASSES.get(first, ConformanceError)(diagnostics)
+    by_name = {c.__name__: c for c in (ArityMismatchError, CyclicNegationError, SafetyViolationError,
+                                       TranslationError, UnsupportedValueError)}
+    cls = by_name.get(class_name or "") or _ERROR_CLASSES.get(first, ConformanceError)
+    return cls(diagnostics)
 
 
 # ============================================================================ translation
@@ -395,7 +401,7 @@ def evaluate_program(facts: Facts, rules: Sequence[str], *,
     text = translate(facts, rules)
     try:
         ruleset = load_rules(ORIGIN, text=text, infer_declarations=True)
-        engine = Engine(ruleset, time_limit=time_limit)
+        engine = Engine(ruleset, time_limit=time_limit, record_firings=False)  # no proofs asked here
         model = engine.evaluate([])
     except ConformanceError:
         raise
@@ -410,13 +416,15 @@ def evaluate_program(facts: Facts, rules: Sequence[str], *,
 
 
 def _child(conn: Any, facts: Facts, rules: Sequence[str], time_limit: float | None) -> None:
-    """Runs in the child process: sends ("ok", model) or ("error", kind, payload)."""
+    """Runs in the child process: sends (kind, payload, detail), kind one of ok,
+    rejected, limit, crash. Exceptions are sent as data: a ReasonerError does not
+    survive pickling (its constructor takes diagnostics, its args hold the message)."""
     try:
         started = time.monotonic()
         model = evaluate_program(facts, rules, time_limit=time_limit)
         conn.send(("ok", model, time.monotonic() - started))
     except ReasonerError as exc:
-        conn.send(("rejected", exc.diagnostics, type(exc).__name__))
+        conn.send(("rejected", (exc.diagnostics, type(exc).__name__), None))
     except EvaluationLimit as exc:
         conn.send(("limit", str(exc), None))
     except BaseException:  # noqa: BLE001 - anything else is reported, not lost
@@ -434,14 +442,11 @@ class EvaluationCrash(RuntimeError):
 
 
 def _fingerprint(facts: Facts, rules: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    for rule in rules:
-        h.update(b"R" + rule.encode() + b"\0")
-    for pred in sorted(facts):
-        h.update(b"P" + pred.encode() + b"\0")
-        for row in facts[pred]:
-            h.update(repr(tuple((type(v).__name__, v) for v in row)).encode() + b"\0")
-    return h.hexdigest()
+    """The program's content as a digest (pickle keeps 1, 1.0, True and "1" apart).
+    Equal programs built differently may pickle differently: a cache miss, never a
+    wrong answer."""
+    content = (list(rules), sorted((pred, list(rows)) for pred, rows in facts.items()))
+    return hashlib.sha256(pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
 
 
 class Evaluator:
@@ -474,13 +479,14 @@ class Evaluator:
             started = time.monotonic()
             outcome = self._run(facts, rules)
             self.last_seconds = time.monotonic() - started
-            if self.cache and outcome[0] in ("ok", "rejected"):
+            if self.cache and outcome[0] != "crash":  # a timeout would recur: keep it too
                 Evaluator._cache[key] = outcome
         kind, payload = outcome
         if kind == "ok":
             return {pred: set(rows) for pred, rows in payload.items()}
         if kind == "rejected":
-            raise conformance_error(payload)
+            diagnostics, class_name = payload
+            raise conformance_error(diagnostics, class_name)
         if kind == "timeout":
             raise EvaluationTimeout(payload)
         if kind == "limit":
@@ -492,7 +498,7 @@ class Evaluator:
             try:
                 return ("ok", evaluate_program(facts, rules, time_limit=self.time_limit))
             except ReasonerError as exc:
-                return ("rejected", exc.diagnostics)
+                return ("rejected", (exc.diagnostics, type(exc).__name__))
         methods = multiprocessing.get_all_start_methods()
         # fork: the child starts at once with pyDatalog, lark and the program in memory
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")

@@ -34,8 +34,8 @@ from .syntax import (
     Value, Var, body_atoms, expr_vars,
 )
 
-DEFAULT_CHUNK = 250
-"""Patients per chunk: pyDatalog's cost per query grows with the facts it holds."""
+DEFAULT_CHUNK = 50
+"""Patients per chunk: pyDatalog's cost per row grows with the facts it holds (measured best near 50)."""
 
 
 # ----------------------------------------------------------------------------- arithmetic
@@ -98,7 +98,7 @@ class Engine:
     _installed: "Engine | None" = None
 
     def __init__(self, ruleset: RuleSet, settings: dict[str, float] | None = None,
-                 max_iterations: int = 100_000, time_limit: float | None = None):
+                 max_iterations: int = 100_000, time_limit: float | None = None, record_firings: bool = True):
         self.ruleset = ruleset
         self.settings = {name: s.value for name, s in ruleset.settings.items()}
         for name, value in (settings or {}).items():
@@ -108,6 +108,7 @@ class Engine:
             self.settings[name] = value
         self.max_iterations = max_iterations
         self.time_limit = time_limit
+        self.record_firings = record_firings  # off: no proofs, far less memory on big recursions
         self._sizes: dict[str, float] | None = None  # facts per predicate seen in the first chunk
         self._tuned = False
         self._compile()  # fail early on what only compiling finds; install() redoes it
@@ -223,7 +224,10 @@ class Engine:
                 continue
             delta = Atom(f"_delta_{lit.pred}", lit.args, lit.span)
             variant_body = body[:position] + [delta] + body[position + 1:]
-            steps = order_body(tuple(variant_body), first=delta, head=compiled.rule.head)
+            # after the new facts, the atom sharing the most bound variables next: written
+            # order can make a cross product of a recursive round
+            steps = order_body(tuple(variant_body), first=delta, head=compiled.rule.head,
+                               cost=self._cost if self._sizes else _bound_first)
             # the same variables, in the rule's own order, so rows read alike
             name = f"{compiled.body_pred}_v{position}"
             self._add_clause(name, list(compiled.variables), [self._literal(s) for s in steps])
@@ -394,7 +398,8 @@ class Engine:
             rows = self._compute_aggregate(agg)
             model.aggregate_rows[(compiled.index, agg.position)] = (tuple(agg.inner_vars), rows)
         rows = _ask(clause, len(compiled.variables), compiled.rule)
-        model.firings[compiled.index].extend(rows)
+        if self.record_firings:
+            model.firings[compiled.index].extend(rows)
         return rows
 
     def _compute_aggregate(self, agg: _CompiledAggregate) -> list[tuple[Value, ...]]:
@@ -437,6 +442,7 @@ class Engine:
             assert compiled.rule.head is not None
             self._derive(compiled, compiled.body_pred, model, asserted,
                          delta.setdefault(compiled.rule.head.pred, set()))
+            self._check_time(started)
         for iteration in range(self.max_iterations):
             if not any(delta.values()):
                 return
@@ -452,8 +458,10 @@ class Engine:
                     if compiled.variants:
                         for variant in compiled.variants:
                             self._derive(compiled, variant, model, asserted, target)
+                            self._check_time(started)
                     elif compiled.aggregates:
                         self._derive(compiled, compiled.body_pred, model, asserted, target)
+                        self._check_time(started)
             finally:
                 for clause in delta_facts:
                     pyEngine.retract(clause)
@@ -506,6 +514,11 @@ def _ask(pred: str, arity: int, rule: Rule | None) -> list[tuple[Value, ...]]:
     if result is True:
         return [()]
     return [tuple(row) for row in result]
+
+
+def _bound_first(atom: Atom, bound: set[str]) -> float:
+    """Without statistics: prefer the atom with the most arguments already bound."""
+    return -sum(1 for a in atom.args if not isinstance(a, Var) or a.name in bound)
 
 
 def _step_vars(steps: Sequence[Step]) -> list[str]:

@@ -36,9 +36,12 @@ class ReasonerError(Exception):
         self.diagnostics = sorted(set(diagnostics), key=Diagnostic.sort_key)
         super().__init__("\n".join(map(str, self.diagnostics)))
 
+    def __reduce__(self):  # picklable, so a worker process can hand it back
+        return (type(self), (self.diagnostics,))
+
     @property
     def code(self) -> str:
-        """The first diagnostic's code (the conformance suite matches on it)."""
+        """The first diagnostic's code (E001 ...)."""
         return self.diagnostics[0].code if self.diagnostics else "E000"
 
     @classmethod

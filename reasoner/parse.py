@@ -201,7 +201,7 @@ class _Build(Transformer):  # type: ignore[type-arg]
         return Atom(str(name), tuple(args), self._span(name))
 
     def negation(self, children: list[Any]) -> Negation:
-        (atom,) = children
+        atom = children[-1]  # `!p(...)` or `not p(...)`
         return Negation(atom, atom.span)
 
     def comparison(self, children: list[Any]) -> Comparison:
