@@ -115,7 +115,7 @@ def test_conflicts_exit_one_when_there_are_conflicts() -> None:
 
 def test_rule_set_tests_and_rulebook(tmp_path) -> None:
     result = run("test")
-    assert result.exit_code == 0 and result.output.splitlines()[-1] == "16 passed, 0 failed"
+    assert result.exit_code == 0 and result.output.splitlines()[-1] == "17 passed, 0 failed"
     case = tmp_path / "wrong.facts"
     case.write_text("% expect: recommend(p1, anakinra)\n% reject: crs_grade(p1, 1)\n"
                     "weight_kg(p1, 70). temperature_c(p1, 38.5).\n")
