@@ -43,6 +43,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .engine import Engine
 from .errors import Diagnostic, EvaluationLimit, ReasonerError
+from .parse import unescape
 from .program import load_rules
 from .syntax import Span
 
@@ -327,7 +328,7 @@ class _RuleTranslator:
                     raise self.fail(f"the functor {tok.text}(...) is not supported")
                 out.append(var_name(tok.text))
             elif tok.kind == "string":
-                out.append(quote(_unescape(tok.text[1:-1]), self.where))
+                out.append(quote(unescape(tok.text[1:-1]), self.where))
             elif tok.kind == "number":
                 out.append(tok.text)
             elif tok.text in ("+", "-", "*", "/", "(", ")"):
@@ -352,20 +353,6 @@ def _is_term(tokens: list[_Tok]) -> bool:
     if len(tokens) == 1:
         return tokens[0].kind in ("ident", "string", "number")
     return len(tokens) == 2 and tokens[0].text == "-" and tokens[1].kind == "number"
-
-
-def _unescape(body: str) -> str:
-    out, i = [], 0
-    while i < len(body):
-        c = body[i]
-        if c == "\\" and i + 1 < len(body):
-            nxt = body[i + 1]
-            out.append({"n": "\n", "t": "\t"}.get(nxt, nxt))
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
 
 
 def translate(facts: Facts, rules: Sequence[str]) -> str:

@@ -28,7 +28,7 @@ from pyDatalog.Logic import Logic
 
 from .errors import Diagnostic, EvaluationLimit, ReasonerError
 from .model import Firing, Model
-from .program import RuleSet, Step, aggregate_keys, order_body
+from .program import RuleSet, Step, aggregate_keys, order_body, step_vars
 from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting,
     Value, Var, body_atoms, expr_vars,
@@ -162,7 +162,7 @@ class Engine:
                     body.append(Comparison("=", Var(name), arg, rule.span))
                     head_args.append(("var", name))
         steps = order_body(tuple(body), head=rule.head, cost=self._cost if self._sizes else None)
-        variables = _step_vars(steps)
+        variables = step_vars(steps)
         aggregates: list[_CompiledAggregate] = []
         literals = []
         before = set(self._projections)
@@ -185,7 +185,7 @@ class Engine:
                            before: Sequence[Step]) -> _CompiledAggregate:
         keys = aggregate_keys(agg, body, rule.head)
         inner_steps = order_body(agg.body)
-        inner_vars = _step_vars(inner_steps)
+        inner_vars = step_vars(inner_steps)
         inner_pred = f"_a{index}_{j}"
         self._add_clause(inner_pred, inner_vars, [self._literal(s) for s in inner_steps])
         domain_pred = None
@@ -521,10 +521,3 @@ def _bound_first(atom: Atom, bound: set[str]) -> float:
     return -sum(1 for a in atom.args if not isinstance(a, Var) or a.name in bound)
 
 
-def _step_vars(steps: Sequence[Step]) -> list[str]:
-    names: list[str] = []
-    for step in steps:
-        for name in step.binds:
-            if name not in names:
-                names.append(name)
-    return names

@@ -80,6 +80,18 @@ def fact_text(pred: str, args: tuple[Value, ...]) -> str:
     return f"{pred}({', '.join(format_value(a) for a in args)})"
 
 
+def conclusions(ruleset: RuleSet, model: Model) -> dict[FactKey, list[tuple[int, Env]]]:
+    """Each derived fact → the firings (rule index, bindings) that concluded it."""
+    out: dict[FactKey, list[tuple[int, Env]]] = {}
+    for index in sorted(model.firings):
+        rule = ruleset.rules[index]
+        if rule.head is None or index not in model.heads:
+            continue
+        for bindings in model.rule_firings(index):
+            out.setdefault((rule.head.pred, model.head_of(index, bindings)), []).append((index, bindings))
+    return out
+
+
 class Explainer:
     """Proofs and why-not explanations over one model."""
 
@@ -89,16 +101,9 @@ class Explainer:
         self.settings = model.settings
         self._static = {(r.head.pred, tuple(a.value for a in r.head.args if isinstance(a, Const)))
                         for r in ruleset.facts_rules if r.head is not None}
-        self._support: dict[FactKey, list[tuple[int, Env]]] = {}
+        self._support = conclusions(ruleset, model)
         self._agg_index: dict[tuple[int, int], dict[tuple, list[Env]]] = {}
         self._premise_cache: dict[tuple[int, int], list[FactKey]] = {}
-        for index in sorted(model.firings):
-            rule = ruleset.rules[index]
-            if rule.head is None or index not in model.heads:
-                continue
-            for bindings in model.rule_firings(index):
-                head = model.head_of(index, bindings)
-                self._support.setdefault((rule.head.pred, head), []).append((index, bindings))
         self._rank = self._ranks()
 
     # ------------------------------------------------------------------ ranks

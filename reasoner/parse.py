@@ -112,7 +112,11 @@ def _end_position(text: str) -> tuple[int, int]:
 
 
 def _unquote(token: str) -> str:
-    body = token[1:-1]
+    return unescape(token[1:-1])
+
+
+def unescape(body: str) -> str:
+    """The text of a quoted string without its quotes: `\\"` → `"`, `\\n` → newline."""
     out, i = [], 0
     while i < len(body):
         c = body[i]

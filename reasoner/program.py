@@ -589,6 +589,16 @@ def order_body(body: tuple[Literal, ...], first: Literal | None = None,
     return steps
 
 
+def step_vars(steps: list[Step] | tuple[Step, ...]) -> list[str]:
+    """The variables an ordered body binds, in the order it binds them."""
+    names: list[str] = []
+    for step in steps:
+        for name in step.binds:
+            if name not in names:
+                names.append(name)
+    return names
+
+
 def _comparison_step(c: Comparison, bound: set[str]) -> Step | None:
     left_free = [v.name for v in expr_vars(c.left) if v.name not in bound]
     right_free = [v.name for v in expr_vars(c.right) if v.name not in bound]

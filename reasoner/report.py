@@ -89,17 +89,11 @@ class _Support:
     """Which rules concluded each derived fact (from the recorded firings)."""
 
     def __init__(self, rules: RuleSet, model: Model):
+        from .explain import conclusions
         self.rules = rules
-        self.by_fact: dict[tuple[str, tuple], list[int]] = {}
-        for index in sorted(model.firings):
-            rule = rules.rules[index]
-            if rule.head is None or index not in model.heads:
-                continue
-            for bindings in model.rule_firings(index):
-                key = (rule.head.pred, model.head_of(index, bindings))
-                lst = self.by_fact.setdefault(key, [])
-                if index not in lst:
-                    lst.append(index)
+        self.by_fact: dict[tuple[str, tuple], list[int]] = {
+            fact: list(dict.fromkeys(index for index, _ in firings))
+            for fact, firings in conclusions(rules, model).items()}
 
     def rules_of(self, pred: str, args: tuple) -> list[int]:
         return self.by_fact.get((pred, args), [])

@@ -40,7 +40,7 @@ import duckdb
 
 from .errors import Diagnostic, EvaluationLimit, ReasonerError
 from .model import Firing, Model
-from .program import ANY, NUMERIC, RuleSet, Step, _suggest, aggregate_keys, order_body
+from .program import ANY, NUMERIC, RuleSet, Step, _suggest, aggregate_keys, order_body, step_vars
 from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting, Span, Value,
     Var,
@@ -206,13 +206,6 @@ class _Types:
 
 
 # ----------------------------------------------------------------------------- compiling a body
-def _step_vars(steps: Sequence[Step]) -> list[str]:
-    names: list[str] = []
-    for step in steps:
-        for name in step.binds:
-            if name not in names:
-                names.append(name)
-    return names
 
 
 class _Body:
@@ -328,7 +321,7 @@ class _Body:
     def _aggregate(self, agg: Aggregate, body: tuple[Literal, ...], head: Atom | None, bound: bool) -> None:
         keys = aggregate_keys(agg, body, head)
         inner_steps = order_body(agg.body)
-        inner_vars = _step_vars(inner_steps)
+        inner_vars = step_vars(inner_steps)
         inner = _Body(self.engine, self.aliases)
         inner.add(inner_steps, agg.body, None)
         columns = [f"{inner.env[v]} AS v{j}" for j, v in enumerate(inner_vars)] or ["1 AS v0"]
@@ -453,7 +446,7 @@ class DuckDBEngine:
                     self._static[rule.head.pred].append(args)
             elif rule.head is None:
                 steps = order_body(rule.body)
-                variables = tuple(_step_vars(steps))
+                variables = tuple(step_vars(steps))
                 body = _Body(self, itertools.count())
                 body.add(steps, rule.body, None)
                 columns = [f"{body.env[v]} AS v{j}" for j, v in enumerate(variables)] or ["TRUE AS v0"]
