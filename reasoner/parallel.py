@@ -43,7 +43,7 @@ def map_chunks(ruleset: RuleSet, chunks: Iterable[list[Fact]], task: Callable[[R
                total: int | None = None, progress: bool = False) -> Iterator[T]:
     """`task(ruleset, model)` for each chunk's model, in chunk order, over `jobs` processes.
 
-    `task` must be a module-level function (it is sent to the workers by name).
+    The workers are forked, so `task` may be any callable (a partial, a closure).
     With `progress`, a bar on stderr (only when stderr is a terminal).
     """
     bar = None
