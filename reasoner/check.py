@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .engine import Engine
 from .errors import Diagnostic
-from .explore import Domain, Exploration, build_domain, explore, witnesses
+from .explore import Domain, build_domain, explore, witnesses
 from .facts import FactSet, chunks
 from .match import solve
 from .model import Model, row_key

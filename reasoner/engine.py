@@ -26,12 +26,12 @@ from typing import Callable, Iterable, Iterator, Sequence
 from pyDatalog import pyEngine
 from pyDatalog.Logic import Logic
 
-from .errors import Diagnostic, EvaluationLimit, ReasonerError
+from .errors import EvaluationLimit, ReasonerError
 from .model import Firing, Model
-from .program import RuleSet, Step, aggregate_keys, order_body, step_vars
+from .program import RuleSet, Step, aggregate_keys, order_body, step_vars, resolve_settings
 from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting,
-    Value, Var, body_atoms, expr_vars,
+    Value, Var, body_atoms,
 )
 
 DEFAULT_CHUNK = 50
@@ -100,12 +100,7 @@ class Engine:
     def __init__(self, ruleset: RuleSet, settings: dict[str, float] | None = None,
                  max_iterations: int = 100_000, time_limit: float | None = None, record_firings: bool = True):
         self.ruleset = ruleset
-        self.settings = {name: s.value for name, s in ruleset.settings.items()}
-        for name, value in (settings or {}).items():
-            if name not in self.settings:
-                raise ReasonerError([Diagnostic(_NOSPAN, f"unknown setting {name} (known: "
-                                                f"{', '.join(sorted(self.settings)) or 'none'})", "E012")])
-            self.settings[name] = value
+        self.settings: dict[str, Value] = resolve_settings(ruleset, settings)
         self.max_iterations = max_iterations
         self.time_limit = time_limit
         self.record_firings = record_firings  # off: no proofs, far less memory on big recursions

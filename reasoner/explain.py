@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from .match import Env, Unbound, aggregate, eval_expr, match_atom, present, solve_literal
+from .match import Env, Unbound, aggregate, eval_expr, present, solve_literal
 from .model import Model, row_key, values_equal
 from .program import RuleSet, aggregate_keys, order_body
 from .syntax import (

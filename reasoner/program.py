@@ -711,6 +711,17 @@ def _analyse_locality(ruleset: RuleSet) -> None:
     ruleset.patient_local = not ruleset.nonlocal_rules
 
 
+def resolve_settings(ruleset: RuleSet, overrides: dict | None) -> dict:
+    """The rule set's settings with `overrides` applied; an unknown name is an error."""
+    values = {name: s.value for name, s in ruleset.settings.items()}
+    for name, value in (overrides or {}).items():
+        if name not in values:
+            raise ReasonerError([Diagnostic(Span("<settings>", 0, 0), f"unknown setting {name} (known: "
+                                            f"{', '.join(sorted(values)) or 'none'})", "E012")])
+        values[name] = value
+    return values
+
+
 def rule_is_local(ruleset: RuleSet, rule: Rule) -> bool:
     atoms = ([rule.head] if rule.head is not None else []) + body_atoms(rule.body)
     keys = set()

@@ -40,7 +40,7 @@ import duckdb
 
 from .errors import Diagnostic, EvaluationLimit, ReasonerError
 from .model import Firing, Model
-from .program import ANY, NUMERIC, RuleSet, Step, _suggest, aggregate_keys, order_body, step_vars
+from .program import ANY, NUMERIC, RuleSet, Step, _suggest, aggregate_keys, order_body, step_vars, resolve_settings
 from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting, Span, Value,
     Var,
@@ -406,12 +406,7 @@ class DuckDBEngine:
                  max_iterations: int = 100_000, time_limit: float | None = None,
                  threads: int | None = None, memory_limit: str | None = None):
         self.ruleset = ruleset
-        self.settings: dict[str, Value] = {name: s.value for name, s in ruleset.settings.items()}
-        for name, value in (settings or {}).items():
-            if name not in self.settings:
-                raise ReasonerError([Diagnostic(_NOSPAN, f"unknown setting {name} (known: "
-                                                f"{', '.join(sorted(self.settings)) or 'none'})", "E012")])
-            self.settings[name] = value
+        self.settings: dict[str, Value] = resolve_settings(ruleset, settings)
         self.max_iterations = max_iterations
         self.time_limit = time_limit
         self.threads = threads

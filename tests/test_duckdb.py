@@ -20,7 +20,6 @@ from reasoner.errors import ReasonerError
 from reasoner.facts import FactSet
 from reasoner.model import Model
 from reasoner.program import RuleSet
-from reasoner.syntax import Const, Negation, Var
 from reasoner.sql import DuckDBEngine, write_fact_csv
 
 ROOT = Path(__file__).resolve().parent.parent
