@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from programs import DECLS, MUTUAL_EMPTY, NEGATION_CHAIN  # noqa: E402  (tests/programs.py)
 from reasoner import EvaluationLimit, evaluate, load_facts, load_rules
 from reasoner.errors import ReasonerError
 from reasoner.facts import FactSet
@@ -98,16 +99,6 @@ def test_generated_cohort_10000(crs: RuleSet, tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- (b) language features
-DECLS = """
-.type device = room_air | nasal_cannula | facemask
-.type drug = tocilizumab | dexamethasone | antipyretic
-.decl temp(p: id, c: number[30, 45] "C") input "temperature"
-.decl oxygen(p: id, d: device, l: number[0, 80] "L/min") input "oxygen"
-.decl given(p: id, drug: drug, mg: number[0, 5000] "mg", h: number[0, 2000] "h") input "doses"
-.decl weight(p: id, kg: number[1, 400] "kg") input "weight"
-.decl allergy(p: id, drug: drug) input "allergy"
-.decl patient(p: id) internal "every patient with a fact"
-"""
 WEIGHTS = "weight(a, 72). weight(b, 120). weight(c, 100). weight(d, 10). weight(e, 70). weight(f, 37.5)."
 DOSES = """given(a, tocilizumab, 560, 2). given(a, tocilizumab, 560, 10). given(a, tocilizumab, 560, 18).
 given(a, dexamethasone, 10, 6). given(b, dexamethasone, 10, 12). given(c, antipyretic, 1000, 0.5)."""
@@ -198,15 +189,7 @@ def test_settings_override_and_unknown_setting() -> None:
 
 
 def test_negation_chain_over_three_strata() -> None:
-    rules = load_rules(text="""
-.decl node(n: symbol) input "n"
-.decl a(n: symbol) internal "a"
-.decl b(n: symbol) internal "b"
-.decl c(n: symbol) output "c"
-a(X) :- node(X), X != n1.
-b(X) :- node(X), !a(X).
-c(X) :- node(X), !b(X).
-""")
+    rules = load_rules(text=NEGATION_CHAIN)
     both(rules, "node(n1). node(n2). node(n3).")
 
 
@@ -241,15 +224,7 @@ def test_reachability(program: str, graph: str) -> None:
 
 
 def test_mutual_recursion_with_an_empty_answer() -> None:
-    rules = load_rules(text="""
-.decl e(a: symbol) input "seed"
-.decl p(a: symbol) output "p"
-.decl q(a: symbol) output "q"
-.decl r(a: symbol) output "r"
-p(X) :- q(X), e(X).
-q(X) :- r(X), e(X).
-r(X) :- p(X), e(X).
-""")
+    rules = load_rules(text=MUTUAL_EMPTY)
     reference, other = both(rules, "e(a). e(b).")
     assert other.tuples("p") == other.tuples("q") == other.tuples("r") == set()
 

@@ -3,19 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from programs import DECLS, NEGATION_CHAIN  # noqa: E402  (tests/programs.py)
 from reasoner import evaluate, load_facts, load_rules, query
 from reasoner.errors import ReasonerError
 
-DECLS = """
-.type device = room_air | nasal_cannula | facemask
-.type drug = tocilizumab | dexamethasone | antipyretic
-.decl temp(p: id, c: number[30, 45] "C") input "temperature"
-.decl oxygen(p: id, d: device, l: number[0, 80] "L/min") input "oxygen"
-.decl given(p: id, drug: drug, mg: number[0, 5000] "mg", h: number[0, 2000] "h") input "doses"
-.decl weight(p: id, kg: number[1, 400] "kg") input "weight"
-.decl allergy(p: id, drug: drug) input "allergy"
-.decl patient(p: id) internal "every patient with a fact"
-"""
 
 
 def run(rules_text: str, facts_text: str, pred: str, settings: dict | None = None) -> set:
@@ -131,16 +122,7 @@ ok(P, tocilizumab) :- patient(P), !allergy(P, tocilizumab).
 
 
 def test_negation_chain_over_three_strata() -> None:
-    rules = """
-.decl node(n: symbol) input "n"
-.decl a(n: symbol) internal "a"
-.decl b(n: symbol) internal "b"
-.decl c(n: symbol) output "c"
-a(X) :- node(X), X != n1.
-b(X) :- node(X), !a(X).
-c(X) :- node(X), !b(X).
-"""
-    rules_set = load_rules(text=rules)
+    rules_set = load_rules(text=NEGATION_CHAIN)
     model = evaluate(rules_set, load_facts(rules_set, text="node(n1). node(n2). node(n3)."))
     assert model.tuples("a") == {("n2",), ("n3",)}
     assert model.tuples("b") == {("n1",)}

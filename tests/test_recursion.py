@@ -10,6 +10,7 @@ import itertools
 
 import pytest
 
+from programs import MUTUAL_EMPTY  # noqa: E402  (tests/programs.py)
 from reasoner import EvaluationLimit, evaluate, load_facts, load_rules
 from reasoner.engine import Engine
 from reasoner.errors import ReasonerError
@@ -57,17 +58,7 @@ def test_reachability_on_a_clique_and_a_chain(program: str) -> None:
 
 
 def test_mutual_recursion_with_an_empty_answer_terminates() -> None:
-    # three mutually recursive rules over two facts: pyDatalog alone hangs here
-    program = """
-.decl e(a: symbol) input "seed"
-.decl p(a: symbol) output "p"
-.decl q(a: symbol) output "q"
-.decl r(a: symbol) output "r"
-p(X) :- q(X), e(X).
-q(X) :- r(X), e(X).
-r(X) :- p(X), e(X).
-"""
-    rules = load_rules(text=program)
+    rules = load_rules(text=MUTUAL_EMPTY)
     model = evaluate(rules, load_facts(rules, text="e(a). e(b)."))
     assert model.tuples("p") == model.tuples("q") == model.tuples("r") == set()
 
