@@ -32,3 +32,14 @@ a(X) :- node(X), X != n1.
 b(X) :- node(X), !a(X).
 c(X) :- node(X), !b(X).
 """
+
+# Same generation: a recursive rule with two non-recursive atoms around it.
+SAME_GENERATION = """
+.decl parent(c: symbol, p: symbol) input "child, parent"
+.decl person(x: symbol) internal "x"
+.decl sg(a: symbol, b: symbol) output "same generation"
+person(X) :- parent(X, _).
+person(X) :- parent(_, X).
+sg(X, X) :- person(X).
+sg(X, Y) :- parent(X, XP), sg(XP, YP), parent(Y, YP).
+"""

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from programs import DECLS, MUTUAL_EMPTY, NEGATION_CHAIN  # noqa: E402  (tests/programs.py)
+from programs import DECLS, MUTUAL_EMPTY, NEGATION_CHAIN, SAME_GENERATION  # noqa: E402  (tests/programs.py)
 from reasoner import EvaluationLimit, evaluate, load_facts, load_rules
 from reasoner.errors import ReasonerError
 from reasoner.facts import FactSet
@@ -243,15 +243,7 @@ even(Y) :- odd(X), succ(X, Y).
 
 
 def test_same_generation() -> None:
-    rules = load_rules(text="""
-.decl parent(c: symbol, p: symbol) input "child, parent"
-.decl person(x: symbol) internal "x"
-.decl sg(a: symbol, b: symbol) output "same generation"
-person(X) :- parent(X, _).
-person(X) :- parent(_, X).
-sg(X, X) :- person(X).
-sg(X, Y) :- parent(X, XP), sg(XP, YP), parent(Y, YP).
-""")
+    rules = load_rules(text=SAME_GENERATION)
     _, other = both(rules, "parent(b, a). parent(c, a). parent(d, b). parent(e, c). parent(f, d).")
     assert {t for t in other.tuples("sg") if t[0] != t[1]} == {("b", "c"), ("c", "b"), ("d", "e"), ("e", "d")}
 

@@ -10,7 +10,7 @@ import itertools
 
 import pytest
 
-from programs import MUTUAL_EMPTY  # noqa: E402  (tests/programs.py)
+from programs import MUTUAL_EMPTY, SAME_GENERATION  # noqa: E402  (tests/programs.py)
 from reasoner import EvaluationLimit, evaluate, load_facts, load_rules
 from reasoner.engine import Engine
 from reasoner.errors import ReasonerError
@@ -64,16 +64,7 @@ def test_mutual_recursion_with_an_empty_answer_terminates() -> None:
 
 
 def test_same_generation() -> None:
-    program = """
-.decl parent(c: symbol, p: symbol) input "child, parent"
-.decl person(x: symbol) internal "x"
-.decl sg(a: symbol, b: symbol) output "same generation"
-person(X) :- parent(X, _).
-person(X) :- parent(_, X).
-sg(X, X) :- person(X).
-sg(X, Y) :- parent(X, XP), sg(XP, YP), parent(Y, YP).
-"""
-    rules = load_rules(text=program)
+    rules = load_rules(text=SAME_GENERATION)
     facts = load_facts(rules, text="parent(b, a). parent(c, a). parent(d, b). parent(e, c). parent(f, d).")
     got = {t for t in evaluate(rules, facts).tuples("sg") if t[0] != t[1]}
     assert got == {("b", "c"), ("c", "b"), ("d", "e"), ("e", "d")}
