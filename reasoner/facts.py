@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -197,6 +198,8 @@ def _json_fact(item: object, span: Span) -> Fact | Diagnostic:
     for a in args:
         if isinstance(a, bool) or not isinstance(a, (int, float, str)):
             return Diagnostic(span, f"argument {json.dumps(a)} is not a string or a number", "E015")
+        if isinstance(a, float) and not math.isfinite(a):  # Python's json reads NaN and Infinity
+            return Diagnostic(span, f"argument {a} is not a finite number", "E015")
         values.append(a)
     return Fact(pred, tuple(values), span)
 

@@ -128,6 +128,17 @@ def test_json_and_csv_errors_are_located(tmp_path) -> None:
         load_facts(rules, [bad_csv])
     assert [(d.span.line, d.code) for d in err.value.diagnostics] == [(3, "E004"), (4, "E005")]
 
+def test_json_nan_and_infinity_are_refused_not_read_as_numbers(tmp_path) -> None:
+    # Python's json module reads the non-standard NaN and Infinity literals; an untyped
+    # (inferred) program has no range to catch them, so the reader itself must.
+    rules = load_rules(text="p(X, Y) :- q(X, Y).", infer_declarations=True)
+    path = tmp_path / "n.json"
+    path.write_text('[{"predicate": "q", "args": ["a", NaN]},\n {"predicate": "q", "args": ["b", -Infinity]}]')
+    with pytest.raises(ReasonerError) as err:
+        load_facts(rules, [path])
+    assert [(d.span.line, d.code) for d in err.value.diagnostics] == [(1, "E015"), (2, "E015")]
+    assert "finite" in err.value.diagnostics[0].message
+
 
 def test_a_fact_file_holding_python_runs_nothing(tmp_path) -> None:
     marker = tmp_path / "pwned"
