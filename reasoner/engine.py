@@ -85,6 +85,7 @@ class _CompiledRule:
     body: tuple[Literal, ...] = ()  # the body as compiled (with head expressions as assignments)
     needs: tuple[str, ...] = ()  # predicates of its positive atoms: none may be empty
     projections: tuple[str, ...] = ()  # `_nK` projections its negations read
+    divides: bool = False  # only a division makes NaN, so only such rules check for it
     variants: list[str] = field(default_factory=list)  # semi-naive clauses (recursive rules)
 
 
@@ -157,7 +158,9 @@ class Engine:
                     body.append(Comparison("=", Var(name), arg, rule.span))
                     head_args.append(("var", name))
         steps = order_body(tuple(body), head=rule.head, cost=self._cost if self._sizes else None)
-        variables = step_vars(steps)
+        # Rows list the variables in one order whatever join order the chunk sizes chose,
+        # so firings (and the proofs printed from them) read the same in every process.
+        variables = step_vars(order_body(tuple(body), head=rule.head)) if self._sizes else step_vars(steps)
         aggregates: list[_CompiledAggregate] = []
         literals = []
         before = set(self._projections)
@@ -174,7 +177,7 @@ class Engine:
         needs = tuple(dict.fromkeys(lit.pred for lit in rule.body if isinstance(lit, Atom)))
         projections = tuple(sorted(set(self._projections) - before))
         return _CompiledRule(index, rule, tuple(variables), body_pred, head_args, aggregates, tuple(body), needs,
-                             projections)
+                             projections, _divides(body))
 
     def _compile_aggregate(self, index: int, j: int, agg: Aggregate, body: tuple[Literal, ...], rule: Rule,
                            before: Sequence[Step]) -> _CompiledAggregate:
@@ -365,7 +368,7 @@ class Engine:
         picks = [(True, where[v]) if kind == "var" else (False, v) for kind, v in compiled.head_args]
         for row in self._fire(compiled, clause, model, asserted):
             head = tuple(row[x] if is_var else x for is_var, x in picks)  # type: ignore[index]
-            if any(isinstance(v, float) and v != v for v in head):
+            if compiled.divides and any(isinstance(v, float) and v != v for v in head):
                 continue  # a division by zero upstream: no conclusion
             if head not in known:
                 known.add(head)
@@ -509,6 +512,19 @@ def _ask(pred: str, arity: int, rule: Rule | None) -> list[tuple[Value, ...]]:
     if result is True:
         return [()]
     return [tuple(row) for row in result]
+
+
+def _divides(body: Sequence[Literal]) -> bool:
+    def expr(e: Expr) -> bool:
+        if isinstance(e, BinOp):
+            return e.op == "/" or expr(e.left) or expr(e.right)
+        return isinstance(e, Call) and any(expr(a) for a in e.args)
+    for lit in body:
+        if isinstance(lit, Comparison) and (expr(lit.left) or expr(lit.right)):
+            return True
+        if isinstance(lit, Aggregate) and (_divides(lit.body) or (lit.target is not None and expr(lit.target))):
+            return True
+    return False
 
 
 def _bound_first(atom: Atom, bound: set[str]) -> float:

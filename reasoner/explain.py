@@ -152,6 +152,13 @@ class Explainer:
             return 1 << 30
         return 1 + max((self._rank[p] for p in premises), default=0)
 
+    def _preference(self, firing: tuple[int, Env]) -> tuple:
+        """Lowest proof first, then the earlier rule, then the smallest values: never the
+        order the engine happened to return rows in, which differs between runs that
+        split a cohort differently (--jobs, --chunk-size)."""
+        index, bindings = firing
+        return self._firing_height(index, bindings), index, row_key(tuple(bindings.values()))
+
     # ------------------------------------------------------------------ why
     def holds(self, pred: str, args: tuple[Value, ...]) -> bool:
         return self.model.holds(pred, args)
@@ -165,7 +172,7 @@ class Explainer:
         key = (pred, args)
         if key not in self._support:
             return [self._prove(key, depth, None)]
-        support = sorted(self._support[key], key=lambda s: (self._firing_height(*s), s[0]))
+        support = sorted(self._support[key], key=self._preference)
         return [self._prove(key, depth, s) for s in support[:max_proofs]]
 
     def _prove(self, key: FactKey, depth: int, alternative: tuple[int, Env] | None) -> Node:
@@ -181,7 +188,7 @@ class Explainer:
         support = self._support.get(key)
         if not support:
             return Node(MISSING, text, holds=False, pred=pred, args=args, detail="not in the model")
-        index, bindings = alternative or min(support, key=lambda s: (self._firing_height(*s), s[0]))
+        index, bindings = alternative or min(support, key=self._preference)
         rule = self.rs.rules[index]
         node = Node(DERIVED, text, pred=pred, args=args, rule_index=index,
                     bindings={k: v for k, v in bindings.items() if not k.startswith(("_", "#"))})

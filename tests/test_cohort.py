@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -118,6 +119,17 @@ def test_jobs_and_streaming_give_the_same_bytes(cohort) -> None:
     assert outputs[0] == outputs[1] == outputs[2]
     from_facts = runner.invoke(main, ["recommend", "--format", "csv", str(base / "c.facts")])
     assert sorted(from_facts.output.splitlines()) == sorted(outputs[0].splitlines())
+
+
+def test_proofs_from_workers_point_at_the_same_lines(cohort) -> None:
+    # chunks travel to workers in a packed form: the facts' file:line must survive it
+    base, _ = cohort
+    runner = CliRunner()
+    one = runner.invoke(main, ["recommend", "--explain", "--chunk-size", "9", str(base / "long.csv")])
+    two = runner.invoke(main, ["recommend", "--explain", "--chunk-size", "9", "--jobs", "2", str(base / "long.csv")])
+    assert one.exit_code == two.exit_code == 0, one.output + two.output
+    assert one.output == two.output
+    assert re.search(r"long\.csv:\d+:1", two.output)
 
 
 def test_parquet_output_and_rule_counts(cohort, tmp_path) -> None:
