@@ -99,9 +99,11 @@ def _read_path(path: str, stdin_format: str) -> list[tuple[str, str, str]]:
         return [(path, "parquet", "")]  # read by streaming, not as text
     form = {".json": "json", ".csv": "csv"}.get(p.suffix, "facts")
     try:
-        return [(path, form, p.read_text(encoding="utf-8"))]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReasonerError.at(Span(path, 0, 0), f"cannot read: {exc.__class__.__name__}", "E015") from None
+        return [(path, form, p.read_text(encoding="utf-8-sig"))]
+    except UnicodeDecodeError:
+        raise ReasonerError.at(Span(path, _undecodable_line(path) or 0, 1), "not UTF-8 text", "E015") from None
+    except OSError as exc:
+        raise ReasonerError.at(Span(path, 0, 0), f"cannot read: {exc.strerror or exc}", "E015") from None
 
 
 def check_fact(ruleset: RuleSet, fact: Fact) -> Diagnostic | None:
@@ -207,7 +209,7 @@ def _json_fact(item: object, span: Span) -> Fact | Diagnostic:
 def _parse_csv(text: str, name: str, ruleset: RuleSet) -> Parsed:
     facts: list[Fact] = []
     problems: list[Diagnostic] = []
-    for item in _csv_rows(csv.reader(io.StringIO(text)), name, ruleset, _stem(name)):
+    for item in _csv_rows(csv.reader(io.StringIO(text), strict=True), name, ruleset, _stem(name)):
         (facts if isinstance(item, Fact) else problems).append(item)  # type: ignore[arg-type]
     return facts, problems
 
@@ -221,7 +223,14 @@ def _csv_rows(rows: Iterator[list[str]], name: str, ruleset: RuleSet, stem: str)
     per row. Per predicate: the file is named after the predicate (`weight_kg.csv`)
     and its header names the declared arguments (`p,kg`). Cells are typed by the
     declaration; every row is located by its line."""
-    header = next(rows, None)
+    try:
+        header = next(rows, None)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        if isinstance(exc, UnicodeDecodeError):  # decoding runs ahead of the reader, by blocks
+            yield Diagnostic(Span(name, _undecodable_line(name) or 1, 1), "not UTF-8 text", "E015")
+        else:
+            yield Diagnostic(Span(name, 1, 1), f"malformed CSV: {exc}", "E015")
+        return
     if header is None:
         return
     header = [h.strip() for h in header]
@@ -238,9 +247,18 @@ def _csv_rows(rows: Iterator[list[str]], name: str, ruleset: RuleSet, stem: str)
             yield Diagnostic(Span(name, 1, 1), f"{stem}.csv needs the header {','.join(expected)}, "
                              f"not {','.join(header)}", "E015")
             return
-    line = 1
-    for row in rows:
-        line += 1
+    while True:
+        line = getattr(rows, "line_num", 0) + 1  # where the next row starts, even after a quoted line break
+        try:
+            row = next(rows, None)
+        except csv.Error as exc:  # an unclosed quote, a NUL byte (the reader is strict)
+            yield Diagnostic(Span(name, line, 1), f"malformed CSV: {exc}", "E015")
+            return
+        except UnicodeDecodeError:
+            yield Diagnostic(Span(name, _undecodable_line(name) or line, 1), "not UTF-8 text", "E015")
+            return
+        if row is None:
+            return
         if not row or all(not c.strip() for c in row):
             continue
         if per_predicate:
@@ -250,6 +268,20 @@ def _csv_rows(rows: Iterator[list[str]], name: str, ruleset: RuleSet, stem: str)
             while cells and cells[-1] == "":
                 cells.pop()
         yield _typed_fact(ruleset, pred, cells, Span(name, line, 1))
+
+
+def _undecodable_line(path: str) -> int | None:
+    """The first line of a file that is not UTF-8 (None if it cannot be read as a file)."""
+    try:
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    return number
+    except OSError:
+        return None
+    return None
 
 
 def _typed_fact(ruleset: RuleSet, pred: str, cells: list, span: Span) -> Fact | Diagnostic:
@@ -327,11 +359,11 @@ _PARSERS = {"facts": _parse_datalog, "json": _parse_json, "csv": _parse_csv, "pa
 
 
 # ----------------------------------------------------------------------------- streaming cohorts
-def _stream_file(path: str, ruleset: RuleSet) -> Iterator[Fact | Diagnostic]:
+def stream_file(path: str, ruleset: RuleSet) -> Iterator[Fact | Diagnostic]:
     p = Path(path)
     if p.suffix == ".csv":
-        with open(p, newline="", encoding="utf-8") as handle:
-            yield from _csv_rows(csv.reader(handle), path, ruleset, p.stem)
+        with open(p, newline="", encoding="utf-8-sig") as handle:  # -sig: a spreadsheet's byte-order mark
+            yield from _csv_rows(csv.reader(handle, strict=True), path, ruleset, p.stem)
     elif p.suffix == ".parquet":
         yield from _parquet_rows(path, ruleset)
     else:  # the human-written forms are read whole
@@ -366,7 +398,7 @@ def validate_stream(ruleset: RuleSet, paths: Iterable[str | Path], limit: int = 
         if path != "-" and not Path(path).is_file():
             problems.append(Diagnostic(Span(path, 0, 0), "no such fact file", "E015"))
             continue
-        for item in _stream_file(path, ruleset):
+        for item in stream_file(path, ruleset):
             problem = item if isinstance(item, Diagnostic) else check_fact(ruleset, item)
             count += isinstance(item, Fact)
             if problem is not None:
@@ -386,7 +418,7 @@ def stream_chunks(ruleset: RuleSet, paths: Iterable[str | Path], size: int) -> I
     cohort's size. A file must hold each patient's facts together (grouped by patient);
     a patient that comes back after its chunk was handed on is an error, never split."""
     if not ruleset.patient_local:
-        yield [f for path in _expand(paths) for f in _stream_file(path, ruleset) if isinstance(f, Fact)]
+        yield [f for path in _expand(paths) for f in stream_file(path, ruleset) if isinstance(f, Fact)]
         return
     done: set[Value] = set()  # patient ids only: a million of them is tens of MB
     batch: list[Fact] = []
@@ -394,7 +426,7 @@ def stream_chunks(ruleset: RuleSet, paths: Iterable[str | Path], size: int) -> I
     shared: list[Fact] = []
     handed_on = False
     for path in _expand(paths):
-        for fact in _stream_file(path, ruleset):
+        for fact in stream_file(path, ruleset):
             if not isinstance(fact, Fact):
                 continue
             k = ruleset.key_index(fact.pred)

@@ -6,6 +6,7 @@ variable bindings), which a second engine could produce just as well.
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -125,6 +126,7 @@ def values_equal(a: Value, b: Value) -> bool:
     return a == b
 
 
+@functools.lru_cache(maxsize=1 << 16)  # reports sort every row: the same ids and actions recur
 def value_key(v: Value) -> tuple:
     """A total order on constants: numbers by value, then strings in natural order
     (p2 before p10), so listings read the way a person expects."""

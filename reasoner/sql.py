@@ -516,11 +516,11 @@ class DuckDBEngine:
             self._compile()
 
     # ------------------------------------------------------------------ the script
-    def _ddl(self) -> list[str]:
+    def _ddl(self, temp: bool = False) -> list[str]:
         out = []
         for pred in sorted(self.arity):
             cols = ", ".join(f"a{i} {_SQL_TYPE[k]}" for i, k in enumerate(self.kinds[pred])) or "a0 BOOLEAN"
-            out.append(f"CREATE TABLE {quote_ident(self.table(pred))} ({cols});")
+            out.append(f"CREATE {'TEMP ' if temp else ''}TABLE {quote_ident(self.table(pred))} ({cols});")
         for comp in self._components:
             if comp.recursive:
                 for pred in comp.preds:
@@ -597,14 +597,21 @@ class DuckDBEngine:
         return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------------ running
-    def connect(self) -> duckdb.DuckDBPyConnection:
+    def connect(self, database: str = ":memory:", memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+        """A database with this rule set's tables: in memory, or in the file `database`
+        (whose folder also takes what DuckDB spills when over its memory limit)."""
         config: dict[str, Any] = {}
         if self.threads:
             config["threads"] = self.threads
-        if self.memory_limit:
-            config["memory_limit"] = self.memory_limit
-        con = duckdb.connect(":memory:", config=config)
-        for statement in self._ddl():
+        if self.memory_limit or memory_limit:
+            config["memory_limit"] = self.memory_limit or memory_limit
+        if database != ":memory:":
+            config["temp_directory"] = str(Path(database).parent / "spill")
+        con = duckdb.connect(database, config=config)
+        # in a database file, the tables the rules fill are TEMP: never logged or
+        # checkpointed to the file (they are emptied for every partition), spilled only
+        # when over the memory limit
+        for statement in self._ddl(temp=database != ":memory:"):
             con.execute(statement)
         return con
 
@@ -749,77 +756,182 @@ class DuckDBEngine:
         With `check`, facts are checked against the declarations in SQL (unknown or derived
         predicates, arity, numbers, ranges, enumerations, `one`); problems raise
         `ReasonerError` with up to 3 examples of each kind, located by line."""
-        if isinstance(paths, (str, Path)):
-            paths = [paths]
         con = self.connect()
-        nonempty: set = set()
         try:
-            width = 0
-            staged: list[tuple[str, int, str | None]] = []  # (path, columns, predicate of a per-predicate file)
-            for path in paths:
-                with open(path, encoding="utf-8", newline="") as fh:
-                    header = [h.strip() for h in next(csv.reader(fh), [])]
-                if not header:
-                    continue
-                pred = None
-                if header[0] != "predicate":
-                    pred = Path(path).stem
-                    decl = self.ruleset.decls.get(pred)
-                    if decl is None:
-                        raise ReasonerError.at(Span(str(path), 1, 1), "a fact CSV starts with the header "
-                                               "predicate,arg1,arg2,... or is named after a declared predicate "
-                                               "(weight_kg.csv) with its argument names as header"
-                                               + _suggest(pred, self.ruleset.decls), "E015")
-                    expected = [a.name for a in decl.args]
-                    if header != expected:
-                        raise ReasonerError.at(Span(str(path), 1, 1), f"{pred}.csv needs the header "
-                                               f"{','.join(expected)}, not {','.join(header)}", "E015")
-                staged.append((str(path), len(header), pred))
-                width = max(width, len(header) + (pred is not None))
-            cols = ", ".join(["file VARCHAR", "predicate VARCHAR"] + [f"arg{i} VARCHAR" for i in range(1, width)])
-            con.execute(f"CREATE TEMP TABLE _staging ({cols})")
-            for path, n, pred in staged:
-                names = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n))
-                cells = [f"NULLIF(trim(c{i}), '')" for i in range(n)]
-                first = "trim(c0)" if pred is None else sql_string(pred)
-                if pred is None:
-                    cells = cells[1:]
-                select = ", ".join([sql_string(path), first] + cells + ["NULL"] * (width - 1 - len(cells)))
-                try:
-                    con.execute(f"INSERT INTO _staging SELECT {select} FROM read_csv({sql_string(path)}, "
-                                f"header = false, skip = 1, columns = {{{names}}}, delim = ',', quote = '\"', "
-                                f"escape = '\"', null_padding = true, auto_detect = false) WHERE "
-                                + " OR ".join(f"NULLIF(trim(c{i}), '') IS NOT NULL" for i in range(n)))
-                except duckdb.InvalidInputException as exc:  # a row wider than the header, a broken quote
-                    text = str(exc)
-                    line = re.search(r"on Line: (\d+)", text)
-                    found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
-                    what = (f"a row has {found.group(2)} cells, the header {found.group(1)}" if found
-                            else text.splitlines()[0])
-                    raise ReasonerError.at(Span(path, int(line.group(1)) if line else 0, 1), what, "E015") from None
-            problems = self._check_staging(con, width) if check else []
-            cast = "TRY_CAST" if check else "CAST"  # a cell found bad above is left out, not an error here
-            for pred in sorted(self.arity):
-                t = quote_ident(self.table(pred))
-                if self.arity[pred] >= width:
-                    continue
-                values = [f"{cast}(arg{i + 1} AS {_SQL_TYPE[k]})" for i, k in enumerate(self.kinds[pred])]
-                where = f"predicate = {sql_string(pred)}"
-                if check:
-                    where += "".join(f" AND {v} IS NOT NULL" for v in values)
-                if _count(con.execute(f"INSERT INTO {t} SELECT DISTINCT {', '.join(values) or 'TRUE'} "
-                                      f"FROM _staging WHERE {where}")):
-                    nonempty.add(pred)
-            if check:
-                problems += self._check_loaded(con)
-                if problems:
-                    raise ReasonerError(self._locate(problems, staged))
+            nonempty = self._load_csv(con, paths, check)
             con.execute("DROP TABLE _staging")
             self._run(con, nonempty)
         except BaseException:
             con.close()
             raise
         return SQLResult(self, con)
+
+    def evaluate_csv_partitioned(self, paths: Sequence[str | Path] | str | Path, *, patients: int = 50_000,
+                                 check: bool = True, memory_limit: str = "512MB") -> Iterator["SQLResult"]:
+        """`evaluate_csv` for cohorts larger than memory: one `SQLResult` per partition of
+        `patients` patients, numbered in the order the files first mention them.
+
+        The files are read and checked whole first (so a problem anywhere raises before
+        any partition is yielded), into a database file in a temporary folder; each
+        partition then runs the rule set over its own patients' rows, with DuckDB held to
+        `memory_limit`. A result is valid until the next one is asked for. A rule set that
+        is not patient-local (or whose patient keys differ in type) runs as one partition.
+        """
+        import shutil
+        import tempfile
+        folder = tempfile.mkdtemp(prefix="reasoner-duckdb-")
+        con = None
+        try:
+            con = self.connect(str(Path(folder) / "cohort.duckdb"), memory_limit)
+            nonempty = self._load_csv(con, paths, check)
+            parts = self._partition(con, patients)
+            con.execute("DROP TABLE _staging")
+            keyed = set(self._keyed_inputs()) if parts else set()
+            shared = {p for p, d in self.ruleset.decls.items() if d.role == "input" and p not in keyed}
+            for part in range(max(parts, 1)):
+                here = set(nonempty - keyed)
+                for pred in sorted(keyed):
+                    t = self.table(pred)
+                    if _count(con.execute(f"INSERT INTO {quote_ident(t)} SELECT * EXCLUDE (_part) "
+                                          f"FROM {quote_ident('_all_' + t)} WHERE _part = {part}")):
+                        here.add(pred)
+                self._run(con, here)
+                result = SQLResult(self, con, owner=False)
+                yield result
+                result.closed = True
+                self._clear(con, keep=shared)
+        finally:
+            if con is not None:
+                con.close()
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _keyed_inputs(self) -> dict[str, int]:
+        """Input predicates that hold a patient: predicate → position of the patient."""
+        out = {}
+        for pred, decl in self.ruleset.decls.items():
+            k = self.ruleset.key_index(pred)
+            if decl.role == "input" and k is not None and pred in self.arity:
+                out[pred] = k
+        return out
+
+    def _partition(self, con: duckdb.DuckDBPyConnection, size: int) -> int:
+        """Number the patients by first mention in the staged files (`size` to a
+        partition) and move each keyed input table's rows to `_all_<table>` with their
+        partition. Returns the number of partitions, 0 when the cohort cannot be split."""
+        keyed = self._keyed_inputs()
+        kinds = {self.kinds[p][k] for p, k in keyed.items()}
+        if not self.ruleset.patient_local or not keyed or len(kinds) != 1:
+            return 0
+        (kind,) = kinds
+        width = len(con.execute("SELECT * FROM _staging LIMIT 0").description) - 1
+        by_position: dict[int, list[str]] = defaultdict(list)
+        for pred, k in keyed.items():
+            if k + 1 < width:
+                by_position[k].append(pred)
+        mentions = " UNION ALL ".join(
+            f"SELECT TRY_CAST(arg{k + 1} AS {_SQL_TYPE[kind]}) AS key, rowid AS r FROM _staging "
+            f"WHERE predicate IN ({', '.join(sql_string(p) for p in sorted(preds))})"
+            for k, preds in sorted(by_position.items()))
+        if not mentions:
+            return 0
+        con.execute(f"CREATE TABLE _patients AS SELECT key, (row_number() OVER (ORDER BY first) - 1) // {size} "
+                    f"AS part FROM (SELECT key, min(r) AS first FROM ({mentions}) AS m WHERE key IS NOT NULL "
+                    f"GROUP BY key) AS f")
+        (n,) = con.execute("SELECT coalesce(max(part) + 1, 0) FROM _patients").fetchone()
+        for pred, k in sorted(keyed.items()):
+            t = self.table(pred)
+            con.execute(f"CREATE TABLE {quote_ident('_all_' + t)} AS SELECT t.*, p.part AS _part "
+                        f"FROM {quote_ident(t)} AS t JOIN _patients AS p ON t.a{k} = p.key")
+            con.execute(f"DELETE FROM {quote_ident(t)}")
+        con.execute("DROP TABLE _patients")
+        return max(n, 1)
+
+    def _clear(self, con: duckdb.DuckDBPyConnection, keep: set[str]) -> None:
+        """Empty every table a partition filled (all but `keep`), for the next one."""
+        for pred in sorted(self.arity):
+            if pred not in keep:
+                con.execute(f"DELETE FROM {quote_ident(self.table(pred))}")
+        for comp in self._components:
+            for pred in comp.preds if comp.recursive else ():
+                for prefix in ("_delta_", "_new_"):
+                    con.execute(f"DELETE FROM {quote_ident(prefix + self.table(pred))}")
+        for c in self._constraints:
+            con.execute(f"DROP TABLE IF EXISTS {quote_ident(f'_violation_{c.index}')}")
+
+    def _load_csv(self, con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path] | str | Path,
+                  check: bool) -> set:
+        """Stage the files in `_staging` (kept for the caller to drop), check them, and
+        fill the input tables; returns the predicates that hold rows."""
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        nonempty: set = set()
+        width = 0
+        staged: list[tuple[str, int, str | None]] = []  # (path, columns, predicate of a per-predicate file)
+        for path in paths:
+            try:  # DuckDB reads the rest; bad bytes further on are its to report, by line
+                with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+                    header = [h.strip() for h in next(csv.reader(fh), [])]
+            except OSError as exc:
+                raise ReasonerError.at(Span(str(path), 0, 0), f"cannot read: {exc.strerror or exc}", "E015") from None
+            except csv.Error as exc:
+                raise ReasonerError.at(Span(str(path), 1, 1), f"malformed CSV: {exc}", "E015") from None
+            if not header:
+                continue
+            pred = None
+            if header[0] != "predicate":
+                pred = Path(path).stem
+                decl = self.ruleset.decls.get(pred)
+                if decl is None:
+                    raise ReasonerError.at(Span(str(path), 1, 1), "a fact CSV starts with the header "
+                                           "predicate,arg1,arg2,... or is named after a declared predicate "
+                                           "(weight_kg.csv) with its argument names as header"
+                                           + _suggest(pred, self.ruleset.decls), "E015")
+                expected = [a.name for a in decl.args]
+                if header != expected:
+                    raise ReasonerError.at(Span(str(path), 1, 1), f"{pred}.csv needs the header "
+                                           f"{','.join(expected)}, not {','.join(header)}", "E015")
+            staged.append((str(path), len(header), pred))
+            width = max(width, len(header) + (pred is not None))
+        cols = ", ".join(["file VARCHAR", "predicate VARCHAR"] + [f"arg{i} VARCHAR" for i in range(1, width)])
+        con.execute(f"CREATE TABLE _staging ({cols})")
+        for path, n, pred in staged:
+            cells = [f"NULLIF(trim(c{i}), '')" for i in range(n)]
+            first = "trim(c0)" if pred is None else sql_string(pred)
+            if pred is None:
+                cells = cells[1:]
+            select = ", ".join([sql_string(path), first] + cells + ["NULL"] * (width - 1 - len(cells)))
+            try:
+                con.execute(_staging_insert(path, select, n, parallel=True))
+            except duckdb.Error as exc:
+                # DuckDB names a line but says little: the Python reader says what is wrong
+                found = _python_diagnosis(path, self.ruleset)
+                if found:
+                    raise ReasonerError(found) from None
+                try:  # valid CSV the parallel reader refuses (a quoted line break)
+                    con.execute(f"DELETE FROM _staging WHERE file = {sql_string(path)}")
+                    con.execute(_staging_insert(path, select, n, parallel=False))
+                except duckdb.Error:
+                    line = re.search(r"on Line: (\d+)", str(exc))
+                    raise ReasonerError.at(Span(path, int(line.group(1)) if line else 0, 1),
+                                           str(exc).splitlines()[0], "E015") from None
+        problems = self._check_staging(con, width) if check else []
+        cast = "TRY_CAST" if check else "CAST"  # a cell found bad above is left out, not an error here
+        for pred in sorted(self.arity):
+            t = quote_ident(self.table(pred))
+            if self.arity[pred] >= width:
+                continue
+            values = [f"{cast}(arg{i + 1} AS {_SQL_TYPE[k]})" for i, k in enumerate(self.kinds[pred])]
+            where = f"predicate = {sql_string(pred)}"
+            if check:
+                where += "".join(f" AND {v} IS NOT NULL" for v in values)
+            if _count(con.execute(f"INSERT INTO {t} SELECT DISTINCT {', '.join(values) or 'TRUE'} "
+                                  f"FROM _staging WHERE {where}")):
+                nonempty.add(pred)
+        if check:
+            problems += self._check_loaded(con)
+            if problems:
+                raise ReasonerError(self._locate(problems, staged))
+        return nonempty
 
     # ------------------------------------------------------------------ checking in SQL
     def _check_staging(self, con: duckdb.DuckDBPyConnection, width: int) -> list["_Problem"]:
@@ -969,6 +1081,28 @@ class DuckDBEngine:
         return sorted(out, key=Diagnostic.sort_key)
 
 
+def _staging_insert(path: str, select: str, n: int, parallel: bool) -> str:
+    """Read one fact CSV of `n` columns, all as text, into `_staging` (blank rows skipped)."""
+    names = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n))
+    return (f"INSERT INTO _staging SELECT {select} FROM read_csv({sql_string(path)}, header = false, skip = 1, "
+            f"columns = {{{names}}}, delim = ',', quote = '\"', escape = '\"', null_padding = true, "
+            f"auto_detect = false, parallel = {str(parallel).lower()}) WHERE "
+            + " OR ".join(f"NULLIF(trim(c{i}), '') IS NOT NULL" for i in range(n)))
+
+
+def _python_diagnosis(path: str, ruleset: RuleSet, limit: int = 20) -> list[Diagnostic]:
+    """The first problems the Python fact reader finds in a CSV file DuckDB could not read."""
+    from .facts import check_fact, stream_file
+    found: list[Diagnostic] = []
+    for item in stream_file(path, ruleset):
+        problem = item if isinstance(item, Diagnostic) else check_fact(ruleset, item)
+        if problem is not None:
+            found.append(problem)
+            if len(found) == limit:
+                break
+    return found
+
+
 @dataclass
 class _Problem:
     code: str
@@ -1005,9 +1139,17 @@ def _num(x: float) -> str:
 class SQLResult:
     """The evaluated database: answers stay in DuckDB until asked for."""
 
-    def __init__(self, engine: DuckDBEngine, con: duckdb.DuckDBPyConnection):
+    def __init__(self, engine: DuckDBEngine, con: duckdb.DuckDBPyConnection, owner: bool = True):
         self.engine = engine
-        self.con = con
+        self._con = con
+        self.owner = owner  # False: a partition's, closed by the generator that made it
+        self.closed = False
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self.closed:
+            raise RuntimeError("this partition's result was replaced by the next partition's")
+        return self._con
 
     def __enter__(self) -> "SQLResult":
         return self
@@ -1016,7 +1158,9 @@ class SQLResult:
         self.close()
 
     def close(self) -> None:
-        self.con.close()
+        if self.owner:
+            self._con.close()
+        self.closed = True
 
     def count(self, pred: str) -> int:
         (n,) = self.con.execute(f"SELECT count(*) FROM {quote_ident(self.engine.table(pred))}").fetchone()

@@ -170,3 +170,34 @@ def test_duckdb_engine_gives_the_same_report_rows(cohort) -> None:
     assert query.output == plain.output
     refused = runner.invoke(main, ["recommend", "--engine", "duckdb", "--explain", str(base / "long.csv")])
     assert refused.exit_code == 2 and "only the pyDatalog engine" in refused.output
+
+
+BAD_CSV = [
+    # (content, line, code, words in the message): what a spreadsheet export can get wrong
+    (b'predicate,arg1,arg2\nweight_kg,p1,"70\n', 2, "E015", "malformed CSV"),
+    (b"predicate,arg1,arg2\nweight_kg,p1,70\nweight_kg,p2,7\xff0\n", 3, "E015", "not UTF-8"),
+    (b"predicate,arg1,arg2\nweight_kg,p1,70,5\n", 2, "E003", "takes 2 arguments"),
+    (b'predicate,arg1,arg2\nweight_kg,p1,70\n"weight_kg\nx",p2,70\n', 3, "E002", "unknown predicate"),
+    (b"predicate,arg1,arg2\nweight_kg,p1,70\ntemperature_c,p1,389\n", 3, "E005", "valid range"),
+]
+
+
+@pytest.mark.parametrize("engine", ["pydatalog", "duckdb"])
+@pytest.mark.parametrize("content,line,code,words", BAD_CSV, ids=["quote", "utf8", "wide", "newline", "range"])
+def test_a_bad_cohort_csv_is_located_by_either_engine(tmp_path, engine, content, line, code, words) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    result = CliRunner().invoke(main, ["recommend", "--engine", engine, str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    first = result.output.splitlines()[0]
+    assert first.startswith(f"{path}:{line}:1: error[{code}]") and words in first, result.output
+
+
+@pytest.mark.parametrize("engine", ["pydatalog", "duckdb"])
+def test_a_byte_order_mark_is_read_past(tmp_path, engine) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbfpredicate,arg1,arg2\nweight_kg,p1,70\ntemperature_c,p1,38.0\n")
+    result = CliRunner().invoke(main, ["recommend", "--format", "csv", "--engine", engine, str(path)])
+    assert result.exit_code == 0, result.output
+    assert "p1,1," in result.output  # exactly 38.0 C is fever: grade 1

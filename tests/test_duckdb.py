@@ -95,6 +95,14 @@ def test_generated_cohort_10000(crs: RuleSet, tmp_path: Path) -> None:
     write_fact_csv(csv_path, facts.facts)
     with engine.evaluate_csv(csv_path) as result:
         assert_same(reference, result.to_model())
+    # partitioned, as `--engine duckdb` runs a cohort: 4 partitions of up to 3,000 patients
+    merged, sizes = Model(), []
+    for result in engine.evaluate_csv_partitioned(csv_path, patients=3000):
+        part = result.to_model()
+        sizes.append(len(part.facts["patient"]))
+        merged.merge(part)
+    assert sizes == [3000, 3000, 3000, 1000]
+    assert_same(reference, merged)
     assert sum(len(rows) for rows in reference.facts.values()) > 400_000
 
 
@@ -424,6 +432,30 @@ def test_csv_problems_are_reported_with_lines(crs: RuleSet, tmp_path: Path) -> N
     with pytest.raises(ReasonerError) as python_err:  # the Python loader finds the same
         load_facts(crs, [path])
     assert {(d.code, d.span.line) for d in python_err.value.diagnostics} == got
+
+
+def test_partitions_share_facts_that_hold_no_patient(tmp_path: Path) -> None:
+    # `limit` holds no patient: every partition must see it; `one` partition per patient
+    program = (".decl limit(kg: number) input \"a shared threshold\"\n"
+               ".decl weight(p: id, kg: number) input \"weight\"\n"
+               ".decl heavy(p: id) output \"heavy\"\n"
+               "heavy(P) :- weight(P, W), limit(L), W > L.\n")
+    rules = load_rules(text=program)
+    path = tmp_path / "c.csv"
+    path.write_text("predicate,arg1,arg2\nlimit,100\nweight,z9,120\nweight,a1,80\nweight,m5,150\n")
+    engine = DuckDBEngine(rules)
+    got = [result.tuples("heavy") for result in engine.evaluate_csv_partitioned(path, patients=1)]
+    assert got == [{("z9",)}, set(), {("m5",)}]  # in the order the file first names them
+
+
+def test_partitioned_checks_everything_before_the_first_partition(crs: RuleSet, tmp_path: Path) -> None:
+    path = tmp_path / "late.csv"
+    path.write_text("predicate,arg1,arg2\n" + "".join(f"weight_kg,p{i},70\n" for i in range(50))
+                    + "weight_kg,p99,900\n")
+    results = DuckDBEngine(crs).evaluate_csv_partitioned(path, patients=10)
+    with pytest.raises(ReasonerError) as err:
+        next(results)
+    assert [(d.code, d.span.line) for d in err.value.diagnostics] == [("E005", 52)]
 
 
 def test_export_writes_parquet_and_csv(crs: RuleSet, tmp_path: Path) -> None:
