@@ -27,7 +27,7 @@ from pyDatalog import pyEngine
 from pyDatalog.Logic import Logic
 
 from .errors import EvaluationLimit, ReasonerError
-from .model import Firing, Model
+from .model import Firing, Model, sum_values
 from .program import RuleSet, Step, aggregate_keys, order_body, step_vars, resolve_settings
 from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting,
@@ -416,7 +416,7 @@ class Engine:
             if lit.func == "count":
                 value: Value = len(members)
             elif lit.func == "sum":
-                value = sum(row[target_pos] for row in members)  # type: ignore[index,misc]
+                value = sum_values(row[target_pos] for row in members)  # type: ignore[index,misc]
             elif not members:
                 continue  # min/max of nothing: no value, the rule does not fire
             else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Iterator
 
-from .model import Model, values_equal
+from .model import Model, sum_values, values_equal
 from .program import aggregate_keys
 from .syntax import Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Literal, Negation, Setting, Value, Var
 
@@ -145,7 +145,7 @@ def aggregate(agg: Aggregate, env: Env, model: Model, settings: dict[str, Value]
         return len(members), members
     values = [eval_expr(agg.target, m, settings) for m in members]  # type: ignore[arg-type]
     if agg.func == "sum":
-        return sum(values), members  # type: ignore[arg-type]
+        return sum_values(values), members  # type: ignore[arg-type]
     if not values:
         return None, members
     return (min(values) if agg.func == "min" else max(values)), members  # type: ignore[type-var]

@@ -7,6 +7,7 @@ variable bindings), which a second engine could produce just as well.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -117,6 +118,15 @@ class Model:
                 self.aggregate_rows[key][1].extend(rows)
             else:
                 self.aggregate_rows[key] = (names, list(rows))
+
+
+def sum_values(values: Iterable[Value]) -> Value:
+    """An aggregate's sum: whole numbers add exactly; with a float among them, `math.fsum`
+    (correctly rounded), so the sum never depends on the order rows came in."""
+    values = list(values)
+    if all(isinstance(v, int) for v in values):
+        return sum(values)  # type: ignore[arg-type]
+    return math.fsum(values)  # type: ignore[arg-type]
 
 
 def values_equal(a: Value, b: Value) -> bool:

@@ -332,7 +332,9 @@ class _Body:
         if agg.func == "count":
             outputs.append("COUNT(*) AS val")
         else:
-            outputs.append(f"{agg.func.upper()}({target}) AS val")
+            # fsum (Kahan-Babuska) for sum: near the correctly rounded math.fsum of the
+            # pyDatalog engine, and far less dependent on the order of the rows
+            outputs.append(f"{'FSUM' if agg.func == 'sum' else agg.func.upper()}({target}) AS val")
         group = f" GROUP BY {', '.join(col[k] for k in keys)}" if keys else ""
         having = " HAVING COUNT(*) > 0" if agg.func in ("min", "max") and not keys else ""
         alias = f"g{next(self.aliases)}"
