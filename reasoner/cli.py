@@ -136,8 +136,8 @@ class Cohort:
 def cohort_options(f: F) -> F:
     f = click.option("--engine", type=click.Choice(["pydatalog", "duckdb"]), default="pydatalog",
                      show_default=True,
-                     help="duckdb: the same rules compiled to SQL, for large cohorts (no proofs, no rule "
-                          "attribution: those come from pyDatalog).")(f)
+                     help="duckdb: the same rules compiled to SQL, for large cohorts (no proofs: "
+                          "`reasoner why` re-derives one patient's with pyDatalog).")(f)
     f = click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
                      help="Worker processes (patients are split among them; patient-local rule sets only).")(f)
     f = click.option("--chunk-size", type=click.IntRange(1), default=None,
@@ -150,13 +150,13 @@ def cohort_options(f: F) -> F:
 
 
 def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk_size: int | None,
-              time_limit: float | None, engine: str = "pydatalog"):
+              time_limit: float | None, engine: str = "pydatalog", firings: bool = False):
     from .parallel import map_chunks
     try:
         settings = parse_settings(overrides)
         Engine(cohort.rules, settings)  # reject unknown settings before any worker starts
         if engine == "duckdb":
-            for model in _duckdb_models(cohort, settings, time_limit, chunk_size or DUCKDB_PARTITION):
+            for model in _duckdb_models(cohort, settings, time_limit, chunk_size or DUCKDB_PARTITION, firings):
                 yield task(cohort.rules, model)
             return
         yield from map_chunks(cohort.rules, cohort.chunks(chunk_size or DEFAULT_CHUNK), task, jobs=jobs,
@@ -168,12 +168,14 @@ def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk
         sys.exit(EXIT_BAD_INPUT)
 
 
-def _duckdb_models(cohort: Cohort, settings: dict, time_limit: float | None, size: int) -> Iterator[Model]:
+def _duckdb_models(cohort: Cohort, settings: dict, time_limit: float | None, size: int,
+                   firings: bool) -> Iterator[Model]:
     """One model per partition of `size` patients. A streamed CSV cohort is read, checked
     and partitioned by DuckDB itself, in a database file held to a memory limit; other
     inputs go over in the chunks the Python reader makes."""
     from .sql import DuckDBEngine
-    engine = DuckDBEngine(cohort.rules, settings, time_limit=time_limit)
+    # firings recorded: report rows name their rules, and --rule-counts works
+    engine = DuckDBEngine(cohort.rules, settings, time_limit=time_limit, firings=firings)
     if cohort.duckdb_reads_it():
         for result in engine.evaluate_csv_partitioned(list(cohort.paths), patients=size):
             yield result.to_model()
@@ -257,9 +259,9 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
         _fail(exc)
     if fmt == "parquet" and not output:
         raise click.UsageError("--format parquet writes a file: give --output FILE.parquet")
-    if engine == "duckdb" and (explain or rule_counts):
-        raise click.UsageError("--explain and --rule-counts need the rule firings, which only the pyDatalog engine "
-                               "records: drop --engine duckdb for them (or ask `reasoner why` per patient)")
+    if engine == "duckdb" and explain:
+        raise click.UsageError("--explain needs proofs, which only the pyDatalog engine builds: drop --engine duckdb "
+                               "(or ask `reasoner why` per patient)")
     cohort = Cohort(rules, facts, stream, engine)
     task = functools.partial(_recommend_task, fmt, explain)
     out = open(output if fmt != "parquet" else output + ".csv.tmp", "w", encoding="utf-8", newline="") \
@@ -267,7 +269,7 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
     collected, settings, counts, first = [], {}, {}, True
     try:
         for reports, proofs, chunk_counts, settings in _evaluate(cohort, task, overrides, jobs, chunk_size,
-                                                                 time_limit, engine):
+                                                                 time_limit, engine, firings=True):
             for index, n in chunk_counts.items():
                 counts[index] = counts.get(index, 0) + n
             proof = (lambda p, pred, args, proofs=proofs: proofs[(p, pred, args)]) if explain else None

@@ -391,6 +391,14 @@ class _Component:
 
 
 @dataclass
+class _Firings:
+    variables: tuple[str, ...]
+    select: str  # SELECT DISTINCT of every variable, as v0..vn
+    head: tuple[tuple[str, Value], ...]  # ("var", name) or ("const", value) per head argument
+    conclusion: str  # the head's columns computed from a firing row
+
+
+@dataclass
 class _Constraint:
     index: int
     variables: tuple[str, ...]
@@ -406,8 +414,9 @@ class DuckDBEngine:
 
     def __init__(self, ruleset: RuleSet, settings: dict[str, float] | None = None, *,
                  max_iterations: int = 100_000, time_limit: float | None = None,
-                 threads: int | None = None, memory_limit: str | None = None):
+                 threads: int | None = None, memory_limit: str | None = None, firings: bool = False):
         self.ruleset = ruleset
+        self.record_firings = firings  # each rule's firings in `_firing_N` tables, for reports and counts
         self.settings: dict[str, Value] = resolve_settings(ruleset, settings)
         self.max_iterations = max_iterations
         self.time_limit = time_limit
@@ -435,6 +444,7 @@ class DuckDBEngine:
         self._static: dict[str, list[tuple[Value, ...]]] = defaultdict(list)
         by_head: dict[str, list[int]] = defaultdict(list)
         self._constraints: list[_Constraint] = []
+        self._firings: dict[int, _Firings] = {}
         for index, rule in enumerate(rs.rules):
             if rule.head is not None and not rule.body:
                 args = tuple(a.value if isinstance(a, Const) else self.settings[a.name]  # type: ignore[union-attr]
@@ -450,6 +460,7 @@ class DuckDBEngine:
                 self._constraints.append(_Constraint(index, variables, body.select(columns, distinct=True)))
             else:
                 by_head[rule.head.pred].append(index)
+                self._firings[index] = self._firing_select(rule)
         self._components: list[_Component] = []
         for comp in rs.strata:
             preds = [p for p in comp if by_head.get(p)]
@@ -476,6 +487,31 @@ class DuckDBEngine:
             if body.is_nullable(arg):  # a NaN conclusion is no conclusion
                 body.where.append(f"{body.expr(arg)} IS NOT NULL")
         return body.select(columns or ["TRUE AS a0"])
+
+    def _firing_select(self, rule: Rule) -> "_Firings":
+        """The rule's firings: the DISTINCT values of all its variables, in the order the
+        pyDatalog engine lists them (head expressions become `#hI` assignments there too)."""
+        assert rule.head is not None
+        body = list(rule.body)
+        head: list[tuple[str, Value]] = []
+        for i, arg in enumerate(rule.head.args):
+            if isinstance(arg, Var):
+                head.append(("var", arg.name))
+            elif isinstance(arg, Const):
+                head.append(("const", arg.value))
+            elif isinstance(arg, Setting):
+                head.append(("const", self.settings[arg.name]))
+            else:
+                body.append(Comparison("=", Var(f"#h{i}"), arg, rule.span))
+                head.append(("var", f"#h{i}"))
+        steps = order_body(tuple(body), head=rule.head)
+        variables = tuple(step_vars(steps))
+        sql = _Body(self, itertools.count())
+        sql.add(steps, tuple(body), rule.head)
+        columns = [f"{sql.env[v]} AS v{j}" for j, v in enumerate(variables)] or ["TRUE AS v0"]
+        at = {v: f"v{j}" for j, v in enumerate(variables)}
+        conclusion = [at[x] if kind == "var" else sql_value(x) for kind, x in head]  # type: ignore[index,arg-type]
+        return _Firings(variables, sql.select(columns, distinct=True), tuple(head), ", ".join(conclusion) or "TRUE")
 
     def _variants(self, indexes: list[int], component: set[str]) -> list[tuple[int, str, frozenset]]:
         out = []
@@ -634,11 +670,22 @@ class DuckDBEngine:
             self._check_time(started)
             if comp.recursive:
                 self._fixpoint(con, comp, started, nonempty)
+                # every firing over the final tables: the union of what each round found
+                for pred in comp.preds if self.record_firings else ():
+                    for index, _, needs in comp.rules[pred]:
+                        if needs <= nonempty:
+                            con.execute(f"CREATE TEMP TABLE {_firing_table(index)} AS\n"
+                                        f"{self._firings[index].select}")
                 continue
             (pred,) = comp.preds
-            live = [sql for _, sql, needs in comp.rules[pred] if needs <= nonempty]
+            live = [(index, sql) for index, sql, needs in comp.rules[pred] if needs <= nonempty]
             minus = self.table(pred) if pred in nonempty else None
-            if live and _count(con.execute(self._insert(self.table(pred), live, minus))):
+            if self.record_firings:  # the firings first; the conclusions from them
+                for index, _ in live:
+                    con.execute(f"CREATE TEMP TABLE {_firing_table(index)} AS\n{self._firings[index].select}")
+                live = [(index, f"SELECT {self._firings[index].conclusion} FROM {_firing_table(index)}")
+                        for index, _ in live]
+            if live and _count(con.execute(self._insert(self.table(pred), [sql for _, sql in live], minus))):
                 nonempty.add(pred)
         for c in self._constraints:
             con.execute(f"CREATE TABLE {quote_ident(f'_violation_{c.index}')} AS\n{c.select}")
@@ -859,6 +906,8 @@ class DuckDBEngine:
                     con.execute(f"DELETE FROM {quote_ident(prefix + self.table(pred))}")
         for c in self._constraints:
             con.execute(f"DROP TABLE IF EXISTS {quote_ident(f'_violation_{c.index}')}")
+        for index in self._firings:
+            con.execute(f"DROP TABLE IF EXISTS {_firing_table(index)}")
 
     def _load_csv(self, con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path] | str | Path,
                   check: bool) -> set:
@@ -1083,6 +1132,10 @@ class DuckDBEngine:
         return sorted(out, key=Diagnostic.sort_key)
 
 
+def _firing_table(index: int) -> str:
+    return quote_ident(f"_firing_{index}")
+
+
 def _staging_insert(path: str, select: str, n: int, parallel: bool) -> str:
     """Read one fact CSV of `n` columns, all as text, into `_staging` (blank rows skipped)."""
     names = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n))
@@ -1192,7 +1245,27 @@ class SQLResult:
             model.facts[pred] |= self.tuples(pred)
         model.violations.extend(self.violations())
         model.settings = dict(self.engine.settings)
+        if self.engine.record_firings:
+            self._fill_firings(model)
         return model
+
+    def _fill_firings(self, model: Model) -> None:
+        """Firings as the pyDatalog engine records them (no aggregate rows: no proofs)."""
+        eng = self.engine
+        present = {name for (name,) in self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, '_firing_')").fetchall()}
+        for index, firing in eng._firings.items():
+            model.variables[index] = firing.variables
+            model.heads[index] = firing.head
+            if f"_firing_{index}" in present:
+                rows = self.con.execute(f"SELECT * FROM {_firing_table(index)}").fetchall()
+                model.firings[index].extend(
+                    tuple(to_python(v, isinstance(v, float)) for v in row) if firing.variables else ()
+                    for row in rows)
+        for v in model.violations:
+            model.firings[v.rule_index].append(tuple(v.bindings.values()))
+        for c in eng._constraints:
+            model.variables[c.index] = c.variables
 
     def to_model(self) -> Model:
         return self.fill(Model())

@@ -158,12 +158,19 @@ def test_duckdb_engine_gives_the_same_report_rows(cohort) -> None:
     base, _ = cohort
     runner = CliRunner()
 
-    def rows(*args: str) -> list[list[str]]:
-        result = runner.invoke(main, ["recommend", "--format", "csv", *args, str(base / "long.csv")])
+    def rows(*args: str) -> tuple[str, str]:
+        counts = base / f"counts{len(args)}.csv"
+        result = runner.invoke(main, ["recommend", "--format", "csv", "--rule-counts", str(counts), *args,
+                                      str(base / "long.csv")])
         assert result.exit_code == 0, result.output
-        return sorted(row[:9] for row in csv.reader(result.output.splitlines()))  # not rules/section/sources
+        return result.output, counts.read_text()
 
-    assert rows("--engine", "duckdb") == rows()
+    duck_rows, duck_counts = rows("--engine", "duckdb")
+    rows_, counts_ = rows()
+    assert duck_rows == rows_  # every column, the rules and sources behind each row too
+    assert duck_counts == counts_
+    fired = [int(row["patients"]) for row in csv.DictReader(counts_.splitlines())]
+    assert 0 in fired and max(fired) > 1  # a real table: some rules fired for many patients, some never
     query = runner.invoke(main, ["query", "--engine", "duckdb", "--format", "json", "crs_grade(P, G)",
                                  str(base / "long.csv")])
     plain = runner.invoke(main, ["query", "--format", "json", "crs_grade(P, G)", str(base / "long.csv")])

@@ -39,12 +39,18 @@ def assert_same(reference: Model, other: Model) -> None:
               for p in sorted(preds) if reference.facts.get(p, set()) != other.facts.get(p, set())}
     assert not differ, f"predicates differ (pyDatalog only, DuckDB only): {differ}"
     assert violations(reference) == violations(other)
+    if other.variables:  # a DuckDB engine that records firings: the same rows of the same variables
+        fired = {i for i, rows in reference.firings.items() if rows} | {i for i, rows in other.firings.items() if rows}
+        differ_f = {i: (set(reference.firings.get(i, ())) ^ set(other.firings.get(i, ()))) for i in sorted(fired)}
+        assert not {i: d for i, d in differ_f.items() if d}, f"firings differ: {differ_f}"
+        assert {i: len(v) for i, v in reference.variables.items()} == \
+            {i: len(v) for i, v in other.variables.items() if i in reference.variables}
 
 
 def both(rules: RuleSet, facts_text: str, settings: dict | None = None) -> tuple[Model, Model]:
     facts = load_facts(rules, text=facts_text)
     reference = evaluate(rules, facts, settings=settings)
-    other = DuckDBEngine(rules, settings).evaluate(facts.facts)
+    other = DuckDBEngine(rules, settings, firings=True).evaluate(facts.facts)
     assert_same(reference, other)
     return reference, other
 
@@ -58,7 +64,7 @@ def crs() -> RuleSet:
 @pytest.mark.parametrize("path", sorted((ROOT / "facts").glob("*.facts")), ids=lambda p: p.stem)
 def test_example_patients(crs: RuleSet, path: Path) -> None:
     facts = load_facts(crs, [path])
-    assert_same(evaluate(crs, facts), DuckDBEngine(crs).evaluate(facts.facts))
+    assert_same(evaluate(crs, facts), DuckDBEngine(crs, firings=True).evaluate(facts.facts))
 
 
 def test_crs_settings_overrides(crs: RuleSet) -> None:
@@ -68,9 +74,10 @@ def test_crs_settings_overrides(crs: RuleSet) -> None:
 
 
 def _reference_half(facts: list) -> Model:
-    """pyDatalog over some patients (a worker process)."""
+    """pyDatalog over some patients (a worker process), with the rule firings to compare."""
     model = evaluate(load_rules(), FactSet(facts))
-    return Model(facts=model.facts, violations=model.violations)
+    return Model(facts=model.facts, violations=model.violations,
+                 firings=model.firings, variables=model.variables)
 
 
 def test_generated_cohort_10000(crs: RuleSet, tmp_path: Path) -> None:
@@ -89,7 +96,7 @@ def test_generated_cohort_10000(crs: RuleSet, tmp_path: Path) -> None:
     reference = Model()
     for part in parts:
         reference.merge(part)
-    engine = DuckDBEngine(crs)
+    engine = DuckDBEngine(crs, firings=True)
     assert_same(reference, engine.evaluate(facts.facts))
     csv_path = tmp_path / "cohort.csv"
     write_fact_csv(csv_path, facts.facts)
