@@ -17,7 +17,7 @@ proof of each row's absence for the rows it did not count.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Collection, Iterator
 
 from .match import Env, Unbound, aggregate, eval_expr, present, solve_literal
 from .model import Model, row_key, values_equal
@@ -80,12 +80,14 @@ def fact_text(pred: str, args: tuple[Value, ...]) -> str:
     return f"{pred}({', '.join(format_value(a) for a in args)})"
 
 
-def conclusions(ruleset: RuleSet, model: Model) -> dict[FactKey, list[tuple[int, Env]]]:
-    """Each derived fact → the firings (rule index, bindings) that concluded it."""
+def conclusions(ruleset: RuleSet, model: Model,
+                preds: Collection[str] | None = None) -> dict[FactKey, list[tuple[int, Env]]]:
+    """Each derived fact (of `preds`, or of every predicate) → the firings (rule index,
+    bindings) that concluded it."""
     out: dict[FactKey, list[tuple[int, Env]]] = {}
     for index in sorted(model.firings):
         rule = ruleset.rules[index]
-        if rule.head is None or index not in model.heads:
+        if rule.head is None or index not in model.heads or (preds is not None and rule.head.pred not in preds):
             continue
         for bindings in model.rule_firings(index):
             out.setdefault((rule.head.pred, model.head_of(index, bindings)), []).append((index, bindings))

@@ -85,6 +85,10 @@ def require_crs_vocabulary(rules: RuleSet) -> None:
                                         f"{rules.path} does not declare {', '.join(missing)}", "E016")])
 
 
+_SUPPORTED = ("indicated", "contraindicated", "warning")
+"""The predicates whose rules a report names: the rest of the firings are not looked at."""
+
+
 class _Support:
     """Which rules concluded each derived fact (from the recorded firings)."""
 
@@ -93,7 +97,7 @@ class _Support:
         self.rules = rules
         self.by_fact: dict[tuple[str, tuple], list[int]] = {
             fact: list(dict.fromkeys(index for index, _ in firings))
-            for fact, firings in conclusions(rules, model).items()}
+            for fact, firings in conclusions(rules, model, _SUPPORTED).items()}
 
     def rules_of(self, pred: str, args: tuple) -> list[int]:
         return self.by_fact.get((pred, args), [])

@@ -1257,11 +1257,19 @@ class SQLResult:
         for index, firing in eng._firings.items():
             model.variables[index] = firing.variables
             model.heads[index] = firing.head
-            if f"_firing_{index}" in present:
-                rows = self.con.execute(f"SELECT * FROM {_firing_table(index)}").fetchall()
-                model.firings[index].extend(
-                    tuple(to_python(v, isinstance(v, float)) for v in row) if firing.variables else ()
-                    for row in rows)
+            if f"_firing_{index}" not in present:
+                continue
+            cursor = self.con.execute(f"SELECT * FROM {_firing_table(index)}")
+            rows = cursor.fetchall()
+            if not firing.variables:
+                model.firings[index].extend(() for _ in rows)
+                continue
+            # only DOUBLE columns need converting (3.0 → 3); most firings have none
+            doubles = [i for i, d in enumerate(cursor.description) if str(d[1]) == "DOUBLE"]
+            if doubles:
+                rows = [tuple(to_python(v, True) if i in doubles else v for i, v in enumerate(row))
+                        for row in rows]
+            model.firings[index].extend(rows)
         for v in model.violations:
             model.firings[v.rule_index].append(tuple(v.bindings.values()))
         for c in eng._constraints:
