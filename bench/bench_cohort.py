@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -87,6 +88,8 @@ def main() -> None:
     engines = [("pyDatalog, 1 job", "pydatalog", 1), ("pyDatalog, 2 jobs", "pydatalog", 2), ("DuckDB", "duckdb", 1),
                ("DuckDB + firings", "duckdb-firings", 1)]
     rate: dict[str, float] = {}
+    # the date and cores, to tell runs apart: this machine's speed has varied 2-3x between days
+    print(f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores")
     print(f"{'engine':<18} {'patients':>9} {'seconds':>8} {'patients/s':>11} {'peak MB':>8} {'answers':>9}")
     for n in sorted(args.sizes):
         path = args.data / f"cohort-{n}.csv"
