@@ -169,6 +169,8 @@ def test_duckdb_engine_gives_the_same_report_rows(cohort) -> None:
     rows_, counts_ = rows()
     assert duck_rows == rows_  # every column, the rules and sources behind each row too
     assert duck_counts == counts_
+    assert rows("--engine", "duckdb", "--chunk-size", "7") == (rows_, counts_)  # 18 partitions
+    assert rows("--jobs", "2", "--chunk-size", "7") == (rows_, counts_)
     fired = [int(row["patients"]) for row in csv.DictReader(counts_.splitlines())]
     assert 0 in fired and max(fired) > 1  # a real table: some rules fired for many patients, some never
     query = runner.invoke(main, ["query", "--engine", "duckdb", "--format", "json", "crs_grade(P, G)",
