@@ -266,7 +266,7 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
     task = functools.partial(_recommend_task, fmt, explain)
     out = open(output if fmt != "parquet" else output + ".csv.tmp", "w", encoding="utf-8", newline="") \
         if output else sys.stdout
-    collected, settings, counts, first = [], {}, {}, True
+    collected, settings, counts, first, wrote_text = [], {}, {}, True, False
     try:
         for reports, proofs, chunk_counts, settings in _evaluate(cohort, task, overrides, jobs, chunk_size,
                                                                  time_limit, engine, firings=True):
@@ -277,8 +277,9 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
                 collected.append((reports, proof))
             elif fmt in ("csv", "parquet"):
                 out.write(render.to_csv(reports, header=first))
-            else:
-                out.write(render.to_text(reports, proof))
+            elif reports:  # a blank line between patients, across chunk boundaries too
+                out.write(("\n" if wrote_text else "") + render.to_text(reports, proof))
+                wrote_text = True
             first = False
         if fmt == "json":
             patients = [r for reports, _ in collected for r in reports]

@@ -121,6 +121,17 @@ def test_jobs_and_streaming_give_the_same_bytes(cohort) -> None:
     assert sorted(from_facts.output.splitlines()) == sorted(outputs[0].splitlines())
 
 
+def test_text_report_is_the_same_bytes_whatever_the_chunks_and_engine() -> None:
+    """One blank line between two patients, also where one chunk ends and the next begins."""
+    runner = CliRunner()
+    facts = str(ROOT / "facts")
+    whole = runner.invoke(main, ["recommend", facts]).output
+    assert whole.count("\nPatient ") == whole.count("\n\nPatient ") > 10
+    for args in (["--chunk-size", "7"], ["--jobs", "2", "--chunk-size", "13"], ["--engine", "duckdb"],
+                 ["--engine", "duckdb", "--chunk-size", "40"]):
+        assert runner.invoke(main, ["recommend", *args, facts]).output == whole, args
+
+
 def test_proofs_from_workers_point_at_the_same_lines(cohort) -> None:
     # chunks travel to workers in a packed form: the facts' file:line must survive it
     base, _ = cohort
