@@ -460,7 +460,8 @@ class DuckDBEngine:
                 self._constraints.append(_Constraint(index, variables, body.select(columns, distinct=True)))
             else:
                 by_head[rule.head.pred].append(index)
-                self._firings[index] = self._firing_select(rule)
+                if self.record_firings:
+                    self._firings[index] = self._firing_select(rule)
         self._components: list[_Component] = []
         for comp in rs.strata:
             preds = [p for p in comp if by_head.get(p)]
