@@ -13,7 +13,7 @@ from .errors import EvaluationLimit, ReasonerError
 from .facts import FactSet
 from .model import Model, row_key
 from .program import RuleSet
-from .syntax import Const, Var
+from .syntax import Atom, Const, Var
 from .render import answers as render_answers
 
 DUCKDB_PARTITION = 10_000
@@ -424,15 +424,31 @@ def _goal_facts(model: Model, atom) -> list[tuple]:
     return sorted(rows, key=row_key)
 
 
-def _only_patient(rules: RuleSet, facts: FactSet, atom) -> FactSet:
-    """When the goal names a patient, evaluate that patient alone."""
+def _goal_inputs(rules_path: str | None, paths: tuple[str, ...], goal: str) -> tuple[RuleSet, Atom, FactSet]:
+    """Rules, the checked goal, and the facts to evaluate for it. Every fact is checked;
+    when the goal names a patient and the rule set is patient-local, only that patient's
+    facts are evaluated, and a CSV or Parquet cohort is streamed to pick them out (so
+    `why` after a cohort run needs the memory of one patient, not of the cohort)."""
+    from .facts import stream_patient
+    rules = _load_rules_only(rules_path)
+    cohort = Cohort(rules, paths, None)
+    try:
+        atom = check_goal(rules, goal)
+    except ReasonerError as exc:
+        _fail(exc)
     k = rules.key_index(atom.pred)
-    if k is None or not isinstance(atom.args[k], Const):
-        return facts
-    patient = atom.args[k].value
-    keep = [f for f in facts.facts
+    named = rules.patient_local and k is not None and isinstance(atom.args[k], Const)
+    try:
+        if not named:
+            return rules, atom, cohort.factset if cohort.factset is not None else load_facts(rules, paths)
+        patient = atom.args[k].value  # type: ignore[index,union-attr]
+        if cohort.factset is None:
+            return rules, atom, stream_patient(rules, paths, patient)
+    except ReasonerError as exc:
+        _fail(exc)
+    keep = [f for f in cohort.factset.facts  # type: ignore[union-attr]
             if rules.key_index(f.pred) is None or f.args[rules.key_index(f.pred)] == patient]  # type: ignore[index]
-    return FactSet(keep)
+    return rules, atom, FactSet(keep)
 
 
 @main.command()
@@ -451,13 +467,9 @@ def why(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: tu
     """Prove every answer of GOAL: the chain of rules back to the facts and sources."""
     from .explain import Explainer
     from .render.proof import render_proofs
-    rules, factset = load_inputs(rules_path, facts)
-    try:
-        atom = check_goal(rules, goal)
-    except ReasonerError as exc:
-        _fail(exc)
+    rules, atom, factset = _goal_inputs(rules_path, facts, goal)
     roots = []
-    for model in run_models(rules, _only_patient(rules, factset, atom), overrides):
+    for model in run_models(rules, factset, overrides):
         explainer = Explainer(rules, model)
         for row in _goal_facts(model, atom):
             if all_proofs:
@@ -480,18 +492,14 @@ def why_not(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides
     """Explain why a ground GOAL (e.g. 'recommend(p1, anakinra)') does not hold."""
     from .explain import Explainer
     from .render.proof import render_proofs
-    rules, factset = load_inputs(rules_path, facts)
-    try:
-        atom = check_goal(rules, goal)
-    except ReasonerError as exc:
-        _fail(exc)
+    rules, atom, factset = _goal_inputs(rules_path, facts, goal)
     if not all(isinstance(a, Const) for a in atom.args):
         click.echo(f"{atom.span}: error[E016]: why-not needs a ground goal, such as recommend(p1, anakinra); "
                    f"use `reasoner query` to find values", err=True)
         sys.exit(EXIT_BAD_INPUT)
     args = tuple(a.value for a in atom.args)  # type: ignore[union-attr]
     model = Model()
-    for part in run_models(rules, _only_patient(rules, factset, atom), overrides):
+    for part in run_models(rules, factset, overrides):
         model.merge(part)
     node = Explainer(rules, model).why_not(atom.pred, args, depth=depth)
     click.echo(render_proofs([node], rules, fmt, goal.strip()), nl=False)

@@ -453,6 +453,20 @@ def stream_chunks(ruleset: RuleSet, paths: Iterable[str | Path], size: int) -> I
         yield shared + batch
 
 
+def stream_patient(ruleset: RuleSet, paths: Iterable[str | Path], patient: Value) -> FactSet:
+    """One patient's facts, and the facts about no patient, picked out of a cohort as the
+    files are read: memory flat whatever the cohort's size. Check the files first
+    (`validate_stream`): a bad row here is skipped, not reported."""
+    keep = []
+    for path in _expand(paths):
+        for fact in stream_file(path, ruleset):
+            if isinstance(fact, Fact):
+                k = ruleset.key_index(fact.pred)
+                if k is None or fact.args[k] == patient:
+                    keep.append(fact)
+    return FactSet(keep)
+
+
 def _skip_ws(text: str, pos: int) -> int:
     while pos < len(text) and text[pos] in " \t\r\n":
         pos += 1

@@ -132,6 +132,26 @@ def test_text_report_is_the_same_bytes_whatever_the_chunks_and_engine() -> None:
         assert runner.invoke(main, ["recommend", *args, facts]).output == whole, args
 
 
+def test_why_picks_one_patient_out_of_a_streamed_cohort(cohort, tmp_path) -> None:
+    """`why` over a CSV cohort reads only the named patient's facts into the engine, and
+    proves the same as over the whole .facts file; every row is still checked."""
+    base, facts = cohort
+    runner = CliRunner()
+    patient = sorted({f.args[0] for f in facts.facts if f.pred == "weight_kg"})[60]
+    goal = f"recommend({patient}, A)"
+    origins = re.compile(r"\S+\.(csv|facts):\d+:\d+")
+    streamed = runner.invoke(main, ["why", goal, str(base / "long.csv")])
+    whole = runner.invoke(main, ["why", goal, str(base / "c.facts")])
+    assert streamed.exit_code == whole.exit_code == 0, streamed.output + whole.output
+    assert f"recommend({patient}, " in streamed.output and "long.csv:" in streamed.output
+    assert origins.sub("ORIGIN", streamed.output) == origins.sub("ORIGIN", whole.output)
+    bad = tmp_path / "bad.csv"
+    lines = (base / "long.csv").read_text().splitlines()
+    bad.write_text("\n".join(lines + ["temperature_c,zz_last,389"]) + "\n")
+    refused = runner.invoke(main, ["why", goal, str(bad)])
+    assert refused.exit_code == 2 and f"{bad}:{len(lines) + 1}:1: error[E005]" in refused.output
+
+
 def test_proofs_from_workers_point_at_the_same_lines(cohort) -> None:
     # chunks travel to workers in a packed form: the facts' file:line must survive it
     base, _ = cohort
