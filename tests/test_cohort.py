@@ -152,6 +152,23 @@ def test_why_picks_one_patient_out_of_a_streamed_cohort(cohort, tmp_path) -> Non
     assert refused.exit_code == 2 and f"{bad}:{len(lines) + 1}:1: error[E005]" in refused.output
 
 
+def test_why_keeps_every_patient_when_rules_join_patients(tmp_path) -> None:
+    """A rule set that is not patient-local (W107) cannot be narrowed to the named patient:
+    heavier(p1, p2) needs p2's weight too."""
+    rules = tmp_path / "r.dl"
+    rules.write_text('.decl weight_kg(p: id, kg: number[1, 400] "kg") input one "body weight"\n'
+                     '.decl heavier(p: id, q: id) output "p weighs more than q"\n'
+                     "heavier(P, Q) :- weight_kg(P, A), weight_kg(Q, B), A > B.\n")
+    for name, text in (("f.facts", "weight_kg(p1, 80).\nweight_kg(p2, 70).\n"),
+                       ("f.csv", "predicate,arg1,arg2\nweight_kg,p1,80\nweight_kg,p2,70\n")):
+        (tmp_path / name).write_text(text)
+        for command, expected in ((["why", "heavier(p1, Q)"], "weight_kg(p2, 70)"),
+                                  (["why-not", "heavier(p2, p1)"], "A = 70, B = 80: 70 > 80 is false")):
+            result = CliRunner().invoke(main, [*command, "--rules", str(rules), str(tmp_path / name)])
+            assert result.exit_code == 0, result.output
+            assert expected in result.output, result.output
+
+
 def test_proofs_from_workers_point_at_the_same_lines(cohort) -> None:
     # chunks travel to workers in a packed form: the facts' file:line must survive it
     base, _ = cohort
