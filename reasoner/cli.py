@@ -174,7 +174,7 @@ def _duckdb_models(cohort: Cohort, settings: dict, time_limit: float | None, siz
     and partitioned by DuckDB itself, in a database file held to a memory limit; other
     inputs go over in the chunks the Python reader makes."""
     from .sql import DuckDBEngine
-    # firings recorded: report rows name their rules, and --rule-counts works
+    # with firings, report rows name their rules and --rule-counts works
     engine = DuckDBEngine(cohort.rules, settings, time_limit=time_limit, firings=firings)
     if cohort.duckdb_reads_it():
         for result in engine.evaluate_csv_partitioned(list(cohort.paths), patients=size):
@@ -429,26 +429,18 @@ def _goal_inputs(rules_path: str | None, paths: tuple[str, ...], goal: str) -> t
     when the goal names a patient and the rule set is patient-local, only that patient's
     facts are evaluated, and a CSV or Parquet cohort is streamed to pick them out (so
     `why` after a cohort run needs the memory of one patient, not of the cohort)."""
-    from .facts import stream_patient
+    from .facts import of_patient, stream_facts
     rules = _load_rules_only(rules_path)
     cohort = Cohort(rules, paths, None)
     try:
         atom = check_goal(rules, goal)
-    except ReasonerError as exc:
-        _fail(exc)
-    k = rules.key_index(atom.pred)
-    named = rules.patient_local and k is not None and isinstance(atom.args[k], Const)
-    try:
-        if not named:
+        k = rules.key_index(atom.pred)
+        if not (rules.patient_local and k is not None and isinstance(atom.args[k], Const)):
             return rules, atom, cohort.factset if cohort.factset is not None else load_facts(rules, paths)
-        patient = atom.args[k].value  # type: ignore[index,union-attr]
-        if cohort.factset is None:
-            return rules, atom, stream_patient(rules, paths, patient)
+        facts = cohort.factset.facts if cohort.factset is not None else stream_facts(rules, paths)
+        return rules, atom, of_patient(rules, facts, atom.args[k].value)  # type: ignore[index,union-attr]
     except ReasonerError as exc:
         _fail(exc)
-    keep = [f for f in cohort.factset.facts  # type: ignore[union-attr]
-            if rules.key_index(f.pred) is None or f.args[rules.key_index(f.pred)] == patient]  # type: ignore[index]
-    return rules, atom, FactSet(keep)
 
 
 @main.command()

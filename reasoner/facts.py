@@ -418,7 +418,7 @@ def stream_chunks(ruleset: RuleSet, paths: Iterable[str | Path], size: int) -> I
     cohort's size. A file must hold each patient's facts together (grouped by patient);
     a patient that comes back after its chunk was handed on is an error, never split."""
     if not ruleset.patient_local:
-        yield [f for path in _expand(paths) for f in stream_file(path, ruleset) if isinstance(f, Fact)]
+        yield list(stream_facts(ruleset, paths))
         return
     done: set[Value] = set()  # patient ids only: a million of them is tens of MB
     batch: list[Fact] = []
@@ -453,17 +453,23 @@ def stream_chunks(ruleset: RuleSet, paths: Iterable[str | Path], size: int) -> I
         yield shared + batch
 
 
-def stream_patient(ruleset: RuleSet, paths: Iterable[str | Path], patient: Value) -> FactSet:
-    """One patient's facts, and the facts about no patient, picked out of a cohort as the
-    files are read: memory flat whatever the cohort's size. Check the files first
-    (`validate_stream`): a bad row here is skipped, not reported."""
-    keep = []
+def stream_facts(ruleset: RuleSet, paths: Iterable[str | Path]) -> Iterator[Fact]:
+    """Every fact of the files, as they are read. Check them first (`validate_stream`):
+    a bad row here is skipped, not reported."""
     for path in _expand(paths):
         for fact in stream_file(path, ruleset):
             if isinstance(fact, Fact):
-                k = ruleset.key_index(fact.pred)
-                if k is None or fact.args[k] == patient:
-                    keep.append(fact)
+                yield fact
+
+
+def of_patient(ruleset: RuleSet, facts: Iterable[Fact], patient: Value) -> FactSet:
+    """One patient's facts, and the facts about no patient (fed a stream: memory flat
+    whatever the cohort's size)."""
+    keep = []
+    for fact in facts:
+        k = ruleset.key_index(fact.pred)
+        if k is None or fact.args[k] == patient:
+            keep.append(fact)
     return FactSet(keep)
 
 
