@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Callable, Iterator, NoReturn, TypeVar
+from typing import Callable, Collection, Iterator, NoReturn, TypeVar
 
 import click
 
@@ -150,13 +150,19 @@ def cohort_options(f: F) -> F:
 
 
 def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk_size: int | None,
-              time_limit: float | None, engine: str = "pydatalog", firings: bool = False):
+              time_limit: float | None, engine: str = "pydatalog", reads: Collection[str] | None = None,
+              firings_of: Collection[int] | None = None):
+    """`task(rules, model)` of each chunk's model. With duckdb, the model holds only the
+    facts of `reads` and the firings of the rules `firings_of` (none if None), plus every
+    rule's patient count: copying all of DuckDB's answers into Python costs more than
+    computing them."""
     from .parallel import map_chunks
     try:
         settings = parse_settings(overrides)
         Engine(cohort.rules, settings)  # reject unknown settings before any worker starts
         if engine == "duckdb":
-            for model in _duckdb_models(cohort, settings, time_limit, chunk_size or DUCKDB_PARTITION, firings):
+            for model in _duckdb_models(cohort, settings, time_limit, chunk_size or DUCKDB_PARTITION, reads,
+                                        firings_of):
                 yield task(cohort.rules, model)
             return
         yield from map_chunks(cohort.rules, cohort.chunks(chunk_size or DEFAULT_CHUNK), task, jobs=jobs,
@@ -169,19 +175,19 @@ def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk
 
 
 def _duckdb_models(cohort: Cohort, settings: dict, time_limit: float | None, size: int,
-                   firings: bool) -> Iterator[Model]:
+                   reads: Collection[str] | None, firings_of: Collection[int] | None) -> Iterator[Model]:
     """One model per partition of `size` patients. A streamed CSV cohort is read, checked
     and partitioned by DuckDB itself, in a database file held to a memory limit; other
     inputs go over in the chunks the Python reader makes."""
     from .sql import DuckDBEngine
     # with firings, report rows name their rules and --rule-counts works
-    engine = DuckDBEngine(cohort.rules, settings, time_limit=time_limit, firings=firings)
+    engine = DuckDBEngine(cohort.rules, settings, time_limit=time_limit, firings=firings_of is not None)
     if cohort.duckdb_reads_it():
         for result in engine.evaluate_csv_partitioned(list(cohort.paths), patients=size):
-            yield result.to_model()
+            yield result.to_model(reads, firings_of)
         return
     for chunk in cohort.chunks(size):
-        yield engine.evaluate(chunk)
+        yield engine.evaluate(chunk, preds=reads, firings_of=firings_of)
 
 
 def _query_task(atom, rules: RuleSet, model: Model) -> list[dict]:
@@ -207,7 +213,7 @@ def query(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: 
     cohort = Cohort(rules, facts, stream, engine)
     answers = []
     for part in _evaluate(cohort, functools.partial(_query_task, atom), overrides, jobs, chunk_size, time_limit,
-                          engine):
+                          engine, reads=[atom.pred]):
         answers.extend(part)
     answers.sort(key=lambda a: row_key(tuple(a.values())))
     click.echo(render_answers.render(goal, atom, answers, fmt), nl=False)
@@ -251,7 +257,7 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
     import functools
 
     from .render import recommend as render
-    from .report import require_crs_vocabulary, write_rule_counts
+    from .report import READS, require_crs_vocabulary, supporting_rules, write_rule_counts
     rules = _load_rules_only(rules_path)
     try:
         require_crs_vocabulary(rules)
@@ -269,7 +275,8 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
     collected, settings, counts, first, wrote_text = [], {}, {}, True, False
     try:
         for reports, proofs, chunk_counts, settings in _evaluate(cohort, task, overrides, jobs, chunk_size,
-                                                                 time_limit, engine, firings=True):
+                                                                 time_limit, engine, reads=READS,
+                                                                 firings_of=supporting_rules(rules)):
             for index, n in chunk_counts.items():
                 counts[index] = counts.get(index, 0) + n
             proof = (lambda p, pred, args, proofs=proofs: proofs[(p, pred, args)]) if explain else None

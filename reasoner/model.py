@@ -47,6 +47,10 @@ class Model:
     it aggregated)."""
     settings: dict[str, Value] = field(default_factory=dict)
     """The setting values the model was computed with."""
+    fired_for: dict[int, int] | None = None
+    """rule index → for how many patients it fired, when the engine counted that itself
+    (DuckDB counts in SQL, so a cohort report need not carry every rule's firings);
+    None: count from `firings`."""
 
     def head_of(self, rule_index: int, bindings: dict[str, Value]) -> tuple[Value, ...]:
         """The head tuple a firing of rule `rule_index` with `bindings` concluded."""
@@ -113,6 +117,11 @@ class Model:
         self.origins.update(other.origins)
         self.violations.extend(other.violations)
         self.settings.update(other.settings)
+        if other.fired_for is not None:  # chunks hold disjoint patients: counts add up
+            mine = self.fired_for if self.fired_for is not None else {}
+            for index, n in other.fired_for.items():
+                mine[index] = mine.get(index, 0) + n
+            self.fired_for = mine
         for key, (names, rows) in other.aggregate_rows.items():
             if key in self.aggregate_rows:
                 self.aggregate_rows[key][1].extend(rows)

@@ -62,6 +62,16 @@ class RuleSet:
     def key_index(self, pred: str) -> int | None:
         return self.decls[pred].key_index if pred in self.decls else None
 
+    def key_variable(self, rule: Rule) -> str | None:
+        """The variable that holds the patient in `rule` (the key of its head, or of its first
+        keyed body atom), or None for a rule about no patient in particular."""
+        atoms = ([rule.head] if rule.head is not None else []) + [a for a in rule.body if isinstance(a, Atom)]
+        for atom in atoms:
+            k = self.key_index(atom.pred)
+            if k is not None and isinstance(atom.args[k], Var):
+                return atom.args[k].name
+        return None
+
     def section_of(self, rule: Rule) -> str:
         """The guideline section of a rule: its file's `.section`, or the file's name."""
         file = rule.span.file

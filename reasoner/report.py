@@ -85,40 +85,57 @@ def require_crs_vocabulary(rules: RuleSet) -> None:
                                         f"{rules.path} does not declare {', '.join(missing)}", "E016")])
 
 
-_SUPPORTED = ("indicated", "contraindicated", "warning")
+SUPPORTED = ("indicated", "contraindicated", "warning")
 """The predicates whose rules a report names: the rest of the firings are not looked at."""
+
+READS = ("patient", "crs_grade", "hypoxia_grade", "hypotension_grade", "recommend", "contraindicated", "conflict",
+         "dose_mg", "dose_frequency", "warning", "alternative", "ordered")
+"""The predicates `build_reports` reads facts of."""
+
+
+def supporting_rules(rules: RuleSet) -> frozenset[int]:
+    """Indices of the rules whose firings a report needs (those concluding `SUPPORTED`)."""
+    return frozenset(i for i, r in enumerate(rules.rules) if r.head is not None and r.head.pred in SUPPORTED)
 
 
 class _Support:
-    """Which rules concluded each derived fact (from the recorded firings)."""
+    """Which rules concluded each derived fact (from the recorded firings), and what a
+    report prints of them (worked out once per rule: a cohort's reports repeat them)."""
 
     def __init__(self, rules: RuleSet, model: Model):
         from .explain import conclusions
         self.rules = rules
         self.by_fact: dict[tuple[str, tuple], list[int]] = {
             fact: list(dict.fromkeys(index for index, _ in firings))
-            for fact, firings in conclusions(rules, model, _SUPPORTED).items()}
+            for fact, firings in conclusions(rules, model, SUPPORTED).items()}
+        self.section_rank = {title: i for i, title in enumerate(dict.fromkeys(
+            rules.section_of(r) for r in rules.rules))}
+        self._sections = [rules.section_of(r) for r in rules.rules]
+        self._named: dict[tuple[int, ...], tuple[list[str], list[str]]] = {}
 
     def rules_of(self, pred: str, args: tuple) -> list[int]:
         return self.by_fact.get((pred, args), [])
 
-    def names(self, indices: list[int]) -> list[str]:
-        return [self.rules.rule_name(self.rules.rules[i]) for i in indices]
+    def section(self, indices: list[int]) -> str:
+        """The earliest guideline section among the rules (in rule-set order), or ""."""
+        return min((self._sections[i] for i in indices), key=self.section_rank.__getitem__, default="")
 
-    def sources(self, indices: list[int]) -> list[str]:
-        out: list[str] = []
-        for i in indices:
-            for s in self.rules.rules[i].sources:
-                if s not in out:
-                    out.append(s)
-        return out
+    def item(self, action: Value, indices: list[int], reason: Value | None = None, **more: Any) -> Item:
+        """An item naming the rules `indices` and their sources (each source once)."""
+        key = tuple(indices)
+        named = self._named.get(key)
+        if named is None:
+            sources: list[str] = []
+            for i in indices:
+                sources += [s for s in self.rules.rules[i].sources if s not in sources]
+            named = self._named[key] = ([self.rules.rule_name(self.rules.rules[i]) for i in indices], sources)
+        return Item(str(action), None if reason is None else str(reason), rules=list(named[0]),
+                    sources=list(named[1]), **more)
 
 
 def build_reports(rules: RuleSet, model: Model) -> list[PatientReport]:
     """One report per patient of the model, in natural patient order."""
     support = _Support(rules, model)
-    section_order = {title: i for i, title in enumerate(dict.fromkeys(
-        rules.section_of(r) for r in rules.rules))}
 
     def by_patient(pred: str) -> dict[Value, list[tuple]]:
         out: dict[Value, list[tuple]] = {}
@@ -126,11 +143,19 @@ def build_reports(rules: RuleSet, model: Model) -> list[PatientReport]:
             out.setdefault(row[0], []).append(row)
         return out
 
+    def by_patient_and_action(pred: str) -> dict[tuple[Value, Value], list[Value]]:
+        out: dict[tuple[Value, Value], list[Value]] = {}
+        for p, action, value in sorted(model.facts.get(pred, ()), key=row_key):
+            out.setdefault((p, action), []).append(value)
+        return out
+
     grades = by_patient("crs_grade")
     hypoxia, hypotension = by_patient("hypoxia_grade"), by_patient("hypotension_grade")
     recommend, contra, conflict = by_patient("recommend"), by_patient("contraindicated"), by_patient("conflict")
-    doses, freq, warnings = by_patient("dose_mg"), by_patient("dose_frequency"), by_patient("warning")
-    alternatives, ordered = by_patient("alternative"), by_patient("ordered")
+    warnings = by_patient("warning")
+    doses, freq = by_patient_and_action("dose_mg"), by_patient_and_action("dose_frequency")
+    alternatives = by_patient_and_action("alternative")
+    ordered = model.facts.get("ordered", set())
     patients = set(grades) | set(recommend) | set(contra) | set(conflict) | set(warnings)
     patients |= {row[0] for row in model.facts.get("patient", ())}
     violations: dict[Value, list[str]] = {}
@@ -144,30 +169,21 @@ def build_reports(rules: RuleSet, model: Model) -> list[PatientReport]:
         items = []
         for _, action in recommend.get(p, []):
             indicated_by = support.rules_of("indicated", (p, action))
-            sections = sorted({rules.section_of(rules.rules[i]) for i in indicated_by}, key=section_order.get)
-            item = Item(str(action), section=sections[0] if sections else "",
-                        rules=support.names(indicated_by), sources=support.sources(indicated_by))
-            for _, a, mg in doses.get(p, []):
-                if a == action:  # 692.0 mg reads as 692 mg, whichever engine computed it
-                    item.dose_mg = int(mg) if isinstance(mg, float) and mg.is_integer() else mg
-            item.frequency = [str(t) for _, a, t in freq.get(p, []) if a == action]
+            item = support.item(action, indicated_by, section=support.section(indicated_by))
+            mg = doses.get((p, action), [None])[-1]
+            # 692.0 mg reads as 692 mg, whichever engine computed it
+            item.dose_mg = int(mg) if isinstance(mg, float) and mg.is_integer() else mg
+            item.frequency = [str(t) for t in freq.get((p, action), [])]
             items.append(item)
-        items.sort(key=lambda i: (section_order.get(i.section, 99), i.action))
-        contras = []
-        for _, action, reason in contra.get(p, []):
-            by = support.rules_of("contraindicated", (p, action, reason))
-            contras.append(Item(str(action), str(reason), rules=support.names(by), sources=support.sources(by)))
-        conflicts = []
-        for _, action, reason in conflict.get(p, []):
-            by = support.rules_of("indicated", (p, action)) + support.rules_of("contraindicated", (p, action, reason))
-            conflicts.append(Item(
-                str(action), str(reason), rules=support.names(by), sources=support.sources(by),
-                ordered=(p, action) in set(ordered.get(p, [])),
-                alternatives=[str(b) for _, a, b in alternatives.get(p, []) if a == action]))
-        warns = []
-        for _, code in warnings.get(p, []):
-            by = support.rules_of("warning", (p, code))
-            warns.append(Item(str(code), rules=support.names(by), sources=support.sources(by)))
+        items.sort(key=lambda i: (support.section_rank.get(i.section, 99), i.action))
+        contras = [support.item(action, support.rules_of("contraindicated", (p, action, reason)), reason)
+                   for _, action, reason in contra.get(p, [])]
+        conflicts = [support.item(action, support.rules_of("indicated", (p, action))
+                                  + support.rules_of("contraindicated", (p, action, reason)), reason,
+                                  ordered=(p, action) in ordered,
+                                  alternatives=[str(b) for b in alternatives.get((p, action), [])])
+                     for _, action, reason in conflict.get(p, [])]
+        warns = [support.item(code, support.rules_of("warning", (p, code))) for _, code in warnings.get(p, [])]
         reports.append(PatientReport(
             str(p), _one(grades.get(p)), _one(hypoxia.get(p)), _one(hypotension.get(p)),
             items, contras, conflicts, warns, violations.get(p, [])))
@@ -179,29 +195,22 @@ def _one(rows: list[tuple] | None) -> Value | None:
 
 
 def rule_patient_counts(rules: RuleSet, model: Model) -> dict[int, int]:
-    """rule index → for how many patients of this model the rule fired."""
+    """rule index → for how many patients of this model the rule fired (rules that never
+    fired are left out)."""
+    if model.fired_for is not None:
+        return dict(model.fired_for)  # the engine counted them itself
     counts: dict[int, int] = {}
     for index, rows in model.firings.items():
         if not rows:
             continue
         names = model.variables.get(index, ())
-        key = _key_variable(rules, rules.rules[index])
+        key = rules.key_variable(rules.rules[index])
         if key is None or key not in names:
             counts[index] = 1  # a rule about no patient in particular: fired at all
             continue
         position = names.index(key)
         counts[index] = len({row[position] for row in rows})
     return counts
-
-
-def _key_variable(rules: RuleSet, rule) -> str | None:
-    from .syntax import Atom, Var
-    atoms = ([rule.head] if rule.head is not None else []) + [a for a in rule.body if isinstance(a, Atom)]
-    for atom in atoms:
-        k = rules.key_index(atom.pred)
-        if k is not None and isinstance(atom.args[k], Var):
-            return atom.args[k].name
-    return None
 
 
 def write_rule_counts(rules: RuleSet, counts: dict[int, int], path: str) -> None:

@@ -34,7 +34,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
 
 import duckdb
 
@@ -747,8 +747,10 @@ class DuckDBEngine:
                                   f"EXCEPT SELECT * FROM {t}", params))
 
     # ------------------------------------------------------------------ evaluating
-    def evaluate(self, facts: Iterable[Fact]) -> Model:
-        """Evaluate over `facts` (checked input facts, e.g. `load_facts(...).facts`)."""
+    def evaluate(self, facts: Iterable[Fact], *, preds: Collection[str] | None = None,
+                 firings_of: Collection[int] | None = None) -> Model:
+        """Evaluate over `facts` (checked input facts, e.g. `load_facts(...).facts`); `preds`
+        and `firings_of` narrow what the model gets, as in `SQLResult.fill`."""
         model = Model()
         model.settings = dict(self.settings)
         grouped: dict[str, dict[tuple[Value, ...], None]] = defaultdict(dict)
@@ -758,9 +760,9 @@ class DuckDBEngine:
         self._learn(grouped)
         with self.evaluate_tables({p: list(rows) for p, rows in grouped.items() if p in self.arity},
                                   check=False) as result:
-            result.fill(model)
+            result.fill(model, preds, firings_of)
         for pred, rows in grouped.items():  # facts of predicates no rule mentions
-            if pred not in self.arity:
+            if pred not in self.arity and (preds is None or pred in preds):
                 model.facts[pred] |= set(rows)
         return model
 
@@ -1241,24 +1243,58 @@ class SQLResult:
                 out.append(Firing(c.index, dict(zip(c.variables, values))))
         return out
 
-    def fill(self, model: Model) -> Model:
-        for pred in self.engine.arity:
+    def fill(self, model: Model, preds: Collection[str] | None = None,
+             firings_of: Collection[int] | None = None) -> Model:
+        """Copy answers into `model`: the facts of `preds` (default: every predicate), the
+        violations, and (if the engine keeps them) the firings of the rules `firings_of`
+        (default: every rule). When only some firings are copied, `model.fired_for` gets
+        every rule's patient count, counted in SQL, so `--rule-counts` needs no firings."""
+        for pred in self.engine.arity if preds is None else [p for p in preds if p in self.engine.arity]:
             model.facts[pred] |= self.tuples(pred)
         model.violations.extend(self.violations())
         model.settings = dict(self.engine.settings)
         if self.engine.record_firings:
-            self._fill_firings(model)
+            self._fill_firings(model, firings_of)
+            if firings_of is not None:
+                model.fired_for = self.fired_for()
         return model
 
-    def _fill_firings(self, model: Model) -> None:
+    def _firing_tables(self) -> set[str]:
+        return {name for (name,) in self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, '_firing_')").fetchall()}
+
+    def fired_for(self) -> dict[int, int]:
+        """rule index → for how many patients the rule fired (violations count for
+        constraints), as `report.rule_patient_counts` counts a model's firings; rules that
+        never fired are left out. Needs an engine made with `firings=True`."""
+        eng = self.engine
+        if not eng.record_firings:
+            raise ValueError("fired_for needs a DuckDBEngine made with firings=True")
+        present = self._firing_tables()
+        tables = [(i, f"_firing_{i}", f.variables) for i, f in sorted(eng._firings.items())
+                  if f"_firing_{i}" in present]
+        tables += [(c.index, f"_violation_{c.index}", c.variables) for c in eng._constraints]
+        counts = []
+        for index, table, names in tables:
+            key = eng.ruleset.key_variable(eng.ruleset.rules[index])
+            if key is not None and key in names:
+                counts.append(f"SELECT {index} AS rule, count(DISTINCT v{names.index(key)}) AS n "
+                              f"FROM {quote_ident(table)}")  # firing and violation columns are v0..vn
+            else:  # a rule about no patient in particular: it fired at all, or not
+                counts.append(f"SELECT {index} AS rule, least(count(*), 1) AS n FROM {quote_ident(table)}")
+        if not counts:
+            return {}
+        rows = self.con.execute("\nUNION ALL\n".join(counts)).fetchall()
+        return {index: n for index, n in sorted(rows) if n}
+
+    def _fill_firings(self, model: Model, only: Collection[int] | None = None) -> None:
         """Firings as the pyDatalog engine records them (no aggregate rows: no proofs)."""
         eng = self.engine
-        present = {name for (name,) in self.con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, '_firing_')").fetchall()}
+        present = self._firing_tables()
         for index, firing in eng._firings.items():
             model.variables[index] = firing.variables
             model.heads[index] = firing.head
-            if f"_firing_{index}" not in present:
+            if f"_firing_{index}" not in present or (only is not None and index not in only):
                 continue
             cursor = self.con.execute(f"SELECT * FROM {_firing_table(index)}")
             rows = cursor.fetchall()
@@ -1276,8 +1312,9 @@ class SQLResult:
         for c in eng._constraints:
             model.variables[c.index] = c.variables
 
-    def to_model(self) -> Model:
-        return self.fill(Model())
+    def to_model(self, preds: Collection[str] | None = None, firings_of: Collection[int] | None = None) -> Model:
+        """A `Model` of the answers (see `fill` for what `preds` and `firings_of` keep)."""
+        return self.fill(Model(), preds, firings_of)
 
     def relation(self, pred: str) -> duckdb.DuckDBPyRelation:
         """A predicate's table as a DuckDB relation (filter, join, export with DuckDB's API)."""

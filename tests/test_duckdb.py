@@ -21,6 +21,7 @@ from reasoner.errors import ReasonerError
 from reasoner.facts import FactSet
 from reasoner.model import Model
 from reasoner.program import RuleSet
+from reasoner.report import rule_patient_counts
 from reasoner.sql import DuckDBEngine, write_fact_csv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,11 +48,23 @@ def assert_same(reference: Model, other: Model) -> None:
             {i: len(v) for i, v in other.variables.items() if i in reference.variables}
 
 
+def assert_same_counts(rules: RuleSet, reference: Model, engine: DuckDBEngine, facts: list) -> None:
+    """Patients per rule counted in SQL (what `recommend --rule-counts` reads with duckdb)
+    equal those counted from pyDatalog's firings; the narrowed model carries no firings."""
+    counted = engine.evaluate(facts, preds=(), firings_of=())
+    assert counted.fired_for == rule_patient_counts(rules, reference)
+    assert not counted.facts
+    constraints = {i for i, r in enumerate(rules.rules) if r.head is None}
+    assert not [i for i, rows in counted.firings.items() if rows and i not in constraints]
+
+
 def both(rules: RuleSet, facts_text: str, settings: dict | None = None) -> tuple[Model, Model]:
     facts = load_facts(rules, text=facts_text)
     reference = evaluate(rules, facts, settings=settings)
-    other = DuckDBEngine(rules, settings, firings=True).evaluate(facts.facts)
+    engine = DuckDBEngine(rules, settings, firings=True)
+    other = engine.evaluate(facts.facts)
     assert_same(reference, other)
+    assert_same_counts(rules, reference, engine, facts.facts)
     return reference, other
 
 
@@ -64,7 +77,9 @@ def crs() -> RuleSet:
 @pytest.mark.parametrize("path", sorted((ROOT / "facts").glob("*.facts")), ids=lambda p: p.stem)
 def test_example_patients(crs: RuleSet, path: Path) -> None:
     facts = load_facts(crs, [path])
-    assert_same(evaluate(crs, facts), DuckDBEngine(crs, firings=True).evaluate(facts.facts))
+    reference, engine = evaluate(crs, facts), DuckDBEngine(crs, firings=True)
+    assert_same(reference, engine.evaluate(facts.facts))
+    assert_same_counts(crs, reference, engine, facts.facts)
 
 
 def test_crs_settings_overrides(crs: RuleSet) -> None:
@@ -103,13 +118,16 @@ def test_generated_cohort_10000(crs: RuleSet, tmp_path: Path) -> None:
     with engine.evaluate_csv(csv_path) as result:
         assert_same(reference, result.to_model())
     # partitioned, as `--engine duckdb` runs a cohort: 4 partitions of up to 3,000 patients
-    merged, sizes = Model(), []
+    merged, sizes, counted = Model(), [], Model()
     for result in engine.evaluate_csv_partitioned(csv_path, patients=3000):
         part = result.to_model()
         sizes.append(len(part.facts["patient"]))
         merged.merge(part)
+        counted.merge(result.to_model(preds=["recommend"], firings_of=()))  # as `recommend --rule-counts`
     assert sizes == [3000, 3000, 3000, 1000]
     assert_same(reference, merged)
+    assert counted.fired_for == rule_patient_counts(crs, reference)
+    assert set(counted.facts) == {"recommend"} and counted.facts["recommend"] == reference.facts["recommend"]
     assert sum(len(rows) for rows in reference.facts.values()) > 400_000
 
 
