@@ -139,7 +139,8 @@ def cohort_options(f: F) -> F:
                      help="duckdb: the same rules compiled to SQL, for large cohorts (no proofs: "
                           "`reasoner why` re-derives one patient's with pyDatalog).")(f)
     f = click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
-                     help="Worker processes (patients are split among them; patient-local rule sets only).")(f)
+                     help="Worker processes (patients are split among them; patient-local rule sets "
+                          "only). With duckdb they build the reports while DuckDB evaluates.")(f)
     f = click.option("--chunk-size", type=click.IntRange(1), default=None,
                      help=f"Patients evaluated together [default: {DEFAULT_CHUNK} for pyDatalog, "
                           f"{DUCKDB_PARTITION:,} for duckdb].")(f)
@@ -156,14 +157,13 @@ def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk
     facts of `reads` and the firings of the rules `firings_of` (none if None), plus every
     rule's patient count: copying all of DuckDB's answers into Python costs more than
     computing them."""
-    from .parallel import map_chunks
+    from .parallel import map_chunks, map_models
     try:
         settings = parse_settings(overrides)
         Engine(cohort.rules, settings)  # reject unknown settings before any worker starts
         if engine == "duckdb":
-            for model in _duckdb_models(cohort, settings, time_limit, chunk_size or DUCKDB_PARTITION, reads,
-                                        firings_of):
-                yield task(cohort.rules, model)
+            models = _duckdb_models(cohort, settings, time_limit, chunk_size or DUCKDB_PARTITION, reads, firings_of)
+            yield from map_models(cohort.rules, models, task, jobs=jobs, total=cohort.patients(), progress=True)
             return
         yield from map_chunks(cohort.rules, cohort.chunks(chunk_size or DEFAULT_CHUNK), task, jobs=jobs,
                               settings=settings, time_limit=time_limit, total=cohort.patients(), progress=True)
@@ -220,23 +220,32 @@ def query(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: 
 
 
 def _recommend_task(fmt: str, explain: bool, rules: RuleSet, model: Model):
-    """Everything `recommend` prints for one chunk, computed where the chunk was evaluated."""
+    """Everything `recommend` prints for one chunk, computed where the chunk was evaluated
+    (a worker): text and CSV rendered there, JSON as reports and proofs to join later."""
     from .explain import Explainer
     from .render import proof as proof_render
+    from .render import recommend as render
     from .report import build_reports, rule_patient_counts
     reports = build_reports(rules, model)
     proofs: dict = {}
     if explain:
         explainer = Explainer(rules, model)
-        render = proof_render.to_json_obj if fmt == "json" else proof_render.to_text
+        render_proof = proof_render.to_json_obj if fmt == "json" else proof_render.to_text
         for r in reports:
             for item in r.recommendations:
                 key = ("recommend", (r.patient, item.action))
-                proofs[(r.patient,) + key] = render(explainer.prove(*key), rules)
+                proofs[(r.patient,) + key] = render_proof(explainer.prove(*key), rules)
             for item in r.conflicts:
                 key = ("conflict", (r.patient, item.action, item.reason))
-                proofs[(r.patient,) + key] = render(explainer.prove(*key), rules)
-    return reports, proofs, rule_patient_counts(rules, model), model.settings
+                proofs[(r.patient,) + key] = render_proof(explainer.prove(*key), rules)
+    proof = (lambda p, pred, args: proofs[(p, pred, args)]) if explain else None
+    if fmt in ("csv", "parquet"):
+        out: object = render.to_csv(reports, header=False)
+    elif fmt == "text":
+        out = render.to_text(reports, proof) if reports else ""
+    else:
+        out = (reports, proofs)
+    return out, rule_patient_counts(rules, model), model.settings
 
 
 @main.command()
@@ -272,26 +281,25 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
     task = functools.partial(_recommend_task, fmt, explain)
     out = open(output if fmt != "parquet" else output + ".csv.tmp", "w", encoding="utf-8", newline="") \
         if output else sys.stdout
-    collected, settings, counts, first, wrote_text = [], {}, {}, True, False
+    collected, settings, counts, wrote_text = [], {}, {}, False
+    if fmt in ("csv", "parquet"):
+        out.write(render.to_csv([], header=True))
     try:
-        for reports, proofs, chunk_counts, settings in _evaluate(cohort, task, overrides, jobs, chunk_size,
-                                                                 time_limit, engine, reads=READS,
-                                                                 firings_of=supporting_rules(rules)):
+        for rendered, chunk_counts, settings in _evaluate(cohort, task, overrides, jobs, chunk_size, time_limit,
+                                                          engine, reads=READS, firings_of=supporting_rules(rules)):
             for index, n in chunk_counts.items():
                 counts[index] = counts.get(index, 0) + n
-            proof = (lambda p, pred, args, proofs=proofs: proofs[(p, pred, args)]) if explain else None
             if fmt == "json":
-                collected.append((reports, proof))
+                collected.append(rendered)
             elif fmt in ("csv", "parquet"):
-                out.write(render.to_csv(reports, header=first))
-            elif reports:  # a blank line between patients, across chunk boundaries too
-                out.write(("\n" if wrote_text else "") + render.to_text(reports, proof))
+                out.write(rendered)
+            elif rendered:  # a blank line between patients, across chunk boundaries too
+                out.write(("\n" if wrote_text else "") + rendered)
                 wrote_text = True
-            first = False
         if fmt == "json":
             patients = [r for reports, _ in collected for r in reports]
-            by_patient = {r.patient: p for reports, p in collected for r in reports}
-            joint = (lambda patient, pred, args: by_patient[patient](patient, pred, args)) if explain else None
+            proofs = {key: proof for _, chunk_proofs in collected for key, proof in chunk_proofs.items()}
+            joint = (lambda patient, pred, args: proofs[(patient, pred, args)]) if explain else None
             out.write(render.to_json(patients, rules.path, settings, joint))
     finally:
         if output:

@@ -92,6 +92,17 @@ def _run(packed: Packed) -> object:
     return result
 
 
+@contextlib.contextmanager
+def _progress(total: int | None, wanted: bool) -> Iterator[Callable[[int], None] | None]:
+    """Yields `advance(patients)` for a bar on stderr when wanted and stderr is a
+    terminal, else None (and nobody counts patients)."""
+    if not (wanted and sys.stderr.isatty()):
+        yield None
+        return
+    with click.progressbar(length=total or 0, label="patients", file=sys.stderr, show_pos=True) as bar:
+        yield bar.update
+
+
 def map_chunks(ruleset: RuleSet, chunks: Iterable[list[Fact]], task: Callable[[RuleSet, Model], T], *,
                jobs: int = 1, settings: dict | None = None, time_limit: float | None = None,
                total: int | None = None, progress: bool = False) -> Iterator[T]:
@@ -100,37 +111,66 @@ def map_chunks(ruleset: RuleSet, chunks: Iterable[list[Fact]], task: Callable[[R
     The workers are forked, so `task` may be any callable (a partial, a closure).
     With `progress`, a bar on stderr (only when stderr is a terminal).
     """
-    bar = None
-    if progress and sys.stderr.isatty():
-        bar = click.progressbar(length=total or 0, label="patients", file=sys.stderr, show_pos=True)
-        bar.__enter__()
-    try:
-        with _cohort_gc() as settle:
-            if jobs <= 1:
-                engine = Engine(ruleset, settings, time_limit=time_limit)
-                for chunk in chunks:
-                    result = task(ruleset, engine.evaluate(chunk))
-                    settle()
-                    yield result
-                    if bar is not None:
-                        bar.update(_patients(ruleset, chunk))
-                return
-            context = multiprocessing.get_context("fork")
-            with context.Pool(jobs, initializer=_init, initargs=(ruleset, settings, time_limit, task)) as pool:
-                for result, size in _ordered(pool, ruleset, chunks, jobs):
-                    yield result
-                    if bar is not None:
-                        bar.update(size)
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+    with _progress(total, progress) as advance, _cohort_gc() as settle:
+        if jobs <= 1:
+            engine = Engine(ruleset, settings, time_limit=time_limit)
+            for chunk in chunks:
+                result = task(ruleset, engine.evaluate(chunk))
+                settle()
+                yield result
+                if advance:
+                    advance(_patients(ruleset, ((f.pred, f.args) for f in chunk)))
+            return
+        context = multiprocessing.get_context("fork")
+        with context.Pool(jobs, initializer=_init, initargs=(ruleset, settings, time_limit, task)) as pool:
+            sent = ((_run, pack(chunk), _patients(ruleset, ((f.pred, f.args) for f in chunk)) if advance else 0)
+                    for chunk in chunks)
+            for result, size in _ordered(pool, sent, jobs):
+                yield result
+                if advance:
+                    advance(size)
 
 
-def _ordered(pool, ruleset: RuleSet, chunks: Iterable[list[Fact]], jobs: int) -> Iterator[tuple[object, int]]:
-    """imap with a bounded window, so a streamed cohort is never queued whole in memory."""
+def _init_task(ruleset: RuleSet, task: Callable[[RuleSet, Model], object]) -> None:
+    _worker["ruleset"] = ruleset
+    _worker["task"] = task
+
+
+def _run_task(model: Model) -> object:
+    return _worker["task"](_worker["ruleset"], model)
+
+
+def map_models(ruleset: RuleSet, models: Iterable[Model], task: Callable[[RuleSet, Model], T], *,
+               jobs: int = 1, total: int | None = None, progress: bool = False) -> Iterator[T]:
+    """`task(ruleset, model)` for models made here (by the DuckDB engine), in order: with
+    `jobs` > 1 the tasks run in worker processes while this one makes the next models.
+
+    The pool is forked before the first model is asked for, so no worker inherits a
+    DuckDB connection.
+    """
+    with _progress(total, progress) as advance:
+        if jobs <= 1:
+            for model in models:
+                size = _patients(ruleset, _rows(model)) if advance else 0
+                yield task(ruleset, model)
+                if advance:
+                    advance(size)
+            return
+        context = multiprocessing.get_context("fork")
+        with context.Pool(jobs, initializer=_init_task, initargs=(ruleset, task)) as pool:
+            sent = ((_run_task, model, _patients(ruleset, _rows(model)) if advance else 0) for model in models)
+            for result, size in _ordered(pool, sent, jobs):
+                yield result
+                if advance:
+                    advance(size)
+
+
+def _ordered(pool, sent: Iterable[tuple[Callable, object, int]], jobs: int) -> Iterator[tuple[object, int]]:
+    """imap with a bounded window, so a streamed cohort is never queued whole in memory:
+    `sent` gives (function, its argument, patients in it)."""
     window: list = []
-    for chunk in chunks:
-        window.append((pool.apply_async(_run, (pack(chunk),)), _patients(ruleset, chunk)))
+    for function, argument, size in sent:
+        window.append((pool.apply_async(function, (argument,)), size))
         if len(window) >= 2 * jobs:
             handle, size = window.pop(0)
             yield handle.get(), size
@@ -138,10 +178,14 @@ def _ordered(pool, ruleset: RuleSet, chunks: Iterable[list[Fact]], jobs: int) ->
         yield handle.get(), size
 
 
-def _patients(ruleset: RuleSet, chunk: list[Fact]) -> int:
+def _rows(model: Model) -> Iterator[tuple[str, tuple]]:
+    return ((pred, args) for pred, rows in model.facts.items() for args in rows)
+
+
+def _patients(ruleset: RuleSet, facts: Iterable[tuple[str, tuple]]) -> int:
     keys = set()
-    for fact in chunk:
-        k = ruleset.key_index(fact.pred)
+    for pred, args in facts:
+        k = ruleset.key_index(pred)
         if k is not None:
-            keys.add(fact.args[k])
+            keys.add(args[k])
     return len(keys)

@@ -3,6 +3,7 @@ with the same answers and the same bytes as a whole, single-process run."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import sys
@@ -128,7 +129,7 @@ def test_text_report_is_the_same_bytes_whatever_the_chunks_and_engine() -> None:
     whole = runner.invoke(main, ["recommend", facts]).output
     assert whole.count("\nPatient ") == whole.count("\n\nPatient ") > 10
     for args in (["--chunk-size", "7"], ["--jobs", "2", "--chunk-size", "13"], ["--engine", "duckdb"],
-                 ["--engine", "duckdb", "--chunk-size", "40"]):
+                 ["--engine", "duckdb", "--chunk-size", "40"], ["--engine", "duckdb", "--jobs", "2", "--chunk-size", "60"]):
         assert runner.invoke(main, ["recommend", *args, facts]).output == whole, args
 
 
@@ -199,7 +200,9 @@ def test_json_output_is_deterministic_with_jobs(cohort) -> None:
     runner = CliRunner()
     a = runner.invoke(main, ["recommend", "--format", "json", str(base / "long.csv")]).output
     b = runner.invoke(main, ["recommend", "--format", "json", "--jobs", "2", str(base / "long.csv")]).output
-    assert a == b and len(json.loads(a)["patients"]) == 120
+    c = runner.invoke(main, ["recommend", "--format", "json", "--engine", "duckdb", "--jobs", "2", "--chunk-size", "50",
+                             str(base / "long.csv")]).output
+    assert a == b == c and len(json.loads(a)["patients"]) == 120
 
 
 def test_duckdb_engine_gives_the_same_report_rows(cohort) -> None:
@@ -219,6 +222,8 @@ def test_duckdb_engine_gives_the_same_report_rows(cohort) -> None:
     assert duck_counts == counts_
     assert rows("--engine", "duckdb", "--chunk-size", "7") == (rows_, counts_)  # 18 partitions
     assert rows("--jobs", "2", "--chunk-size", "7") == (rows_, counts_)
+    # reports built in two worker processes while DuckDB evaluates the next partitions
+    assert rows("--engine", "duckdb", "--jobs", "2", "--chunk-size", "30") == (rows_, counts_)
     fired = [int(row["patients"]) for row in csv.DictReader(counts_.splitlines())]
     assert 0 in fired and max(fired) > 1  # a real table: some rules fired for many patients, some never
     query = runner.invoke(main, ["query", "--engine", "duckdb", "--format", "json", "crs_grade(P, G)",
@@ -258,3 +263,38 @@ def test_a_byte_order_mark_is_read_past(tmp_path, engine) -> None:
     result = CliRunner().invoke(main, ["recommend", "--format", "csv", "--engine", engine, str(path)])
     assert result.exit_code == 0, result.output
     assert "p1,1," in result.output  # exactly 38.0 C is fever: grade 1
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("engine", ["pydatalog", "duckdb"])
+def test_progress_bar_counts_patients_on_a_terminal_only(rules, monkeypatch, engine) -> None:
+    """A bar on stderr when it is a terminal, counting patients as chunks come back
+    (from worker processes too); nothing when stderr is a file or a pipe."""
+    from reasoner.facts import chunks
+    from reasoner.parallel import map_chunks, map_models
+    from reasoner.sql import DuckDBEngine
+
+    facts = load_facts(rules, [ROOT / "facts" / "cohort.facts"])
+    total = len(facts.patients(rules))
+
+    def run() -> list:
+        if engine == "pydatalog":
+            return list(map_chunks(rules, chunks(rules, facts, 70), lambda r, m: len(m.facts["patient"]), jobs=2,
+                                   total=total, progress=True))
+        duck = DuckDBEngine(rules)
+        return list(map_models(rules, (duck.evaluate(c) for c in chunks(rules, facts, 70)),
+                               lambda r, m: len(m.facts["patient"]), jobs=2, total=total, progress=True))
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert sum(run()) == total == 200
+    shown = terminal.getvalue()
+    assert "patients" in shown and f"70/{total}" in shown and f"{total}/{total}" in shown
+    plain = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", plain)
+    assert sum(run()) == total
+    assert plain.getvalue() == ""
