@@ -12,7 +12,9 @@ once per size and not timed), checks every fact against the declarations, evalua
 the CRS rule set, and counts the answers of crs_grade and recommend. Each (engine,
 size) runs in its own process, so the peak memory (ru_maxrss) is its own. "DuckDB +
 firings" also keeps every rule's firings in SQL tables (what `recommend --engine duckdb`
-asks for); the Python report built from them afterwards is not timed here.
+asks for); the Python report built from them afterwards is not timed there. The "CLI
+duckdb" rows time that whole command, `reasoner recommend --engine duckdb --format
+parquet --rule-counts` with 1 and 2 jobs (answers counted from its Parquet output).
 """
 from __future__ import annotations
 
@@ -69,6 +71,26 @@ def run_duckdb(csv_path: Path, firings: bool) -> dict:
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def run_cli(csv_path: Path, jobs: int) -> dict:
+    """`reasoner recommend --engine duckdb` as a researcher runs it: Parquet rows with
+    their rules and sources, and the rule counts. Answers are read back from the output."""
+    import duckdb
+
+    with tempfile.TemporaryDirectory() as folder:
+        out, counts = Path(folder) / "report.parquet", Path(folder) / "counts.csv"
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "reasoner", "recommend", "--engine", "duckdb", "--jobs", str(jobs),
+                        "--format", "parquet", "-o", str(out), "--rule-counts", str(counts), str(csv_path)],
+                       check=True, cwd=ROOT)
+        wall = time.perf_counter() - t0
+        (answers,) = duckdb.connect().execute(
+            "SELECT count(*) FILTER (kind = 'grade' AND crs_grade IS NOT NULL) + count(*) FILTER (kind = 'recommend') "
+            "FROM read_parquet(?)", [str(out)]).fetchone()
+    # the largest process of the run (the main one or a worker), not their sum
+    return {"facts": None, "answers": answers, "seconds": wall,
+            "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000, 1_000_000])
@@ -78,32 +100,37 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         engine, jobs, path = args.one
-        result = run_pydatalog(Path(path), int(jobs)) if engine == "pydatalog" else \
-            run_duckdb(Path(path), firings=engine == "duckdb-firings")
+        if engine == "pydatalog":
+            result = run_pydatalog(Path(path), int(jobs))
+        elif engine == "cli-duckdb":
+            result = run_cli(Path(path), int(jobs))
+        else:
+            result = run_duckdb(Path(path), firings=engine == "duckdb-firings")
         print(json.dumps(result))
         return
     from bench_duckdb import write_cohort
 
     args.data.mkdir(parents=True, exist_ok=True)
     engines = [("pyDatalog, 1 job", "pydatalog", 1), ("pyDatalog, 2 jobs", "pydatalog", 2), ("DuckDB", "duckdb", 1),
-               ("DuckDB + firings", "duckdb-firings", 1)]
+               ("DuckDB + firings", "duckdb-firings", 1), ("CLI duckdb, 1 job", "cli-duckdb", 1),
+               ("CLI duckdb, 2 jobs", "cli-duckdb", 2)]
     rate: dict[str, float] = {}
     # the date and cores, to tell runs apart: this machine's speed has varied 2-3x between days
     print(f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores")
-    print(f"{'engine':<18} {'patients':>9} {'seconds':>8} {'patients/s':>11} {'peak MB':>8} {'answers':>9}")
+    print(f"{'engine':<19} {'patients':>9} {'seconds':>8} {'patients/s':>11} {'peak MB':>8} {'answers':>9}")
     for n in sorted(args.sizes):
         path = args.data / f"cohort-{n}.csv"
         if not path.exists():
             write_cohort(n, path)
         for label, engine, jobs in engines:
             if label in rate and n / rate[label] > args.max_seconds:
-                print(f"{label:<18} {n:>9} {'skipped: would take ~' + format(n / rate[label], '.0f') + ' s':>40}")
+                print(f"{label:<19} {n:>9} {'skipped: would take ~' + format(n / rate[label], '.0f') + ' s':>40}")
                 continue
             out = subprocess.run([sys.executable, __file__, "--one", engine, str(jobs), str(path)],
                                  capture_output=True, text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             rate[label] = n / r["seconds"]
-            print(f"{label:<18} {n:>9} {r['seconds']:>8.1f} {rate[label]:>11.0f} {r['peak_mb']:>8.0f} "
+            print(f"{label:<19} {n:>9} {r['seconds']:>8.1f} {rate[label]:>11.0f} {r['peak_mb']:>8.0f} "
                   f"{r['answers']:>9}", flush=True)
 
 
