@@ -121,7 +121,8 @@ class Cohort:
             _fail(exc)
 
     def duckdb_reads_it(self) -> bool:
-        return self.factset is None and all(Path(p).suffix == ".csv" and Path(p).is_file() for p in self.paths)
+        return self.factset is None and all(Path(p).suffix in (".csv", ".parquet") and Path(p).is_file()
+                                            for p in self.paths)
 
     def chunks(self, size: int):
         from .facts import chunks, stream_chunks
@@ -176,9 +177,9 @@ def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk
 
 def _duckdb_models(cohort: Cohort, settings: dict, time_limit: float | None, size: int,
                    reads: Collection[str] | None, firings_of: Collection[int] | None) -> Iterator[Model]:
-    """One model per partition of `size` patients. A streamed CSV cohort is read, checked
-    and partitioned by DuckDB itself, in a database file held to a memory limit; other
-    inputs go over in the chunks the Python reader makes."""
+    """One model per partition of `size` patients. A streamed CSV or Parquet cohort is
+    read, checked and partitioned by DuckDB itself, in a database file held to a memory
+    limit; other inputs go over in the chunks the Python reader makes."""
     from .sql import DuckDBEngine
     # with firings, report rows name their rules and --rule-counts works
     engine = DuckDBEngine(cohort.rules, settings, time_limit=time_limit, firings=firings_of is not None)

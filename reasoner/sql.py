@@ -801,10 +801,11 @@ class DuckDBEngine:
         return SQLResult(self, con)
 
     def evaluate_csv(self, paths: Sequence[str | Path] | str | Path, *, check: bool = True) -> "SQLResult":
-        """Evaluate over fact CSV files, read by DuckDB's CSV reader: the bulk path for large
-        cohorts. The two layouts of the `.csv` fact form: long (header `predicate,arg1,...`,
-        one fact of any predicate per row) or per predicate (a file named after it,
-        `weight_kg.csv`, whose header is the declared argument names `p,kg`).
+        """Evaluate over fact files, CSV or Parquet, read by DuckDB's readers: the bulk path
+        for large cohorts. The two layouts of the fact form: long (header or columns
+        `predicate,arg1,...`, one fact of any predicate per row) or per predicate (a file
+        named after it, `weight_kg.csv` or `.parquet`, with the declared argument names
+        `p,kg` as header or columns; Parquet cells are read as text, like CSV cells).
         With `check`, facts are checked against the declarations in SQL (unknown or derived
         predicates, arity, numbers, ranges, enumerations, `one`); problems raise
         `ReasonerError` with up to 3 examples of each kind, located by line."""
@@ -922,6 +923,12 @@ class DuckDBEngine:
         width = 0
         staged: list[tuple[str, int, str | None]] = []  # (path, columns, predicate of a per-predicate file)
         for path in paths:
+            if _is_parquet(path):
+                header = self._parquet_header(con, str(path))
+                pred = None if header[:1] == ["predicate"] else Path(path).stem
+                staged.append((str(path), len(header), pred))
+                width = max(width, len(header) + (pred is not None))
+                continue
             try:  # DuckDB reads the rest; bad bytes further on are its to report, by line
                 with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
                     header = [h.strip() for h in next(csv.reader(fh), [])]
@@ -954,6 +961,10 @@ class DuckDBEngine:
             if pred is None:
                 cells = cells[1:]
             select = ", ".join([sql_string(path), first] + cells + ["NULL"] * (width - 1 - len(cells)))
+            if _is_parquet(path):
+                con.execute(f"INSERT INTO _staging SELECT {select} FROM ({_parquet_text(path, n)}) "
+                            "WHERE " + " OR ".join(f"NULLIF(trim(c{i}), '') IS NOT NULL" for i in range(n)))
+                continue
             try:
                 con.execute(_staging_insert(path, select, n, parallel=True))
             except duckdb.Error as exc:
@@ -988,6 +999,22 @@ class DuckDBEngine:
         return nonempty
 
     # ------------------------------------------------------------------ checking in SQL
+    def _parquet_header(self, con: duckdb.DuckDBPyConnection, path: str) -> list[str]:
+        """A Parquet fact file's column names, checked for one of the two layouts with the
+        Python reader's messages."""
+        try:
+            header = [d[0] for d in con.execute(f"SELECT * FROM read_parquet({sql_string(path)}) LIMIT 0").description]
+        except duckdb.Error as exc:
+            raise ReasonerError.at(Span(path, 0, 0), f"cannot read Parquet: {str(exc).splitlines()[0]}",
+                                   "E015") from None
+        if header[:1] != ["predicate"]:
+            decl = self.ruleset.decls.get(Path(path).stem)
+            if decl is None or [a.name for a in decl.args] != header:
+                raise ReasonerError.at(Span(path, 0, 0), "a Parquet fact file has a column `predicate` then "
+                                       "arguments, or is named after a declared predicate with its argument names "
+                                       "as columns", "E015")
+        return header
+
     def _check_staging(self, con: duckdb.DuckDBPyConnection, width: int) -> list["_Problem"]:
         """Unknown and derived predicates, arity, cells that are not numbers: one scan grouped
         by predicate finds them, a query per kind of problem found shows examples."""
@@ -1097,42 +1124,72 @@ class DuckDBEngine:
         seen_key: dict[int, int] = defaultdict(int)
         todo = set(range(len(problems)))
         paths = [path for path, _, _ in staged]
-        for path, _, file_pred in staged:
+        for path, width, file_pred in staged:
             if not todo:
                 break
-            with open(path, encoding="utf-8", newline="") as fh:
-                reader = csv.reader(fh)
-                next(reader, None)
-                for row in reader:
-                    if file_pred is not None:
-                        row = [file_pred] + row
-                    if not row or not row[0].strip():
+            for line, row in _numbered_rows(path, width):
+                if file_pred is not None:
+                    row = [file_pred] + row
+                if not row or not row[0].strip():
+                    continue
+                pred = row[0].strip()
+                cells = tuple(c.strip() for c in row[1:] if c.strip())
+                for j in list(todo):
+                    p = problems[j]
+                    if p.pred != pred or (p.file is not None and p.file != path):
                         continue
-                    pred = row[0].strip()
-                    cells = tuple(c.strip() for c in row[1:] if c.strip())
-                    for j in list(todo):
-                        p = problems[j]
-                        if p.pred != pred or (p.file is not None and p.file != path):
-                            continue
-                        if p.cells is not None:
-                            hit = cells == p.cells
-                        elif p.values is not None:
-                            hit = _same_values(cells, p.values)
-                        else:
-                            index, key = p.key  # type: ignore[misc]
-                            hit = len(cells) > index and cells[index] == key
-                            if hit:
-                                seen_key[j] += 1
-                                hit = seen_key[j] == 2  # the second fact for the key is the one at fault
+                    if p.cells is not None:
+                        hit = cells == p.cells
+                    elif p.values is not None:
+                        hit = _same_values(cells, p.values)
+                    else:
+                        index, key = p.key  # type: ignore[misc]
+                        hit = len(cells) > index and cells[index] == key
                         if hit:
-                            lines[j] = Span(path, reader.line_num, 1)
-                            todo.discard(j)
+                            seen_key[j] += 1
+                            hit = seen_key[j] == 2  # the second fact for the key is the one at fault
+                    if hit:
+                        lines[j] = Span(path, line, 1)
+                        todo.discard(j)
         out = []
         for j, p in enumerate(problems):
             span = lines.get(j, Span(p.file or (paths[0] if len(paths) == 1 else "<csv>"), 0, 0))
             count = f" ({p.n} such {p.unit}s)" if p.n > 1 else ""
             out.append(Diagnostic(span, p.message + count, p.code))
         return sorted(out, key=Diagnostic.sort_key)
+
+
+def _is_parquet(path: str | Path) -> bool:
+    return Path(path).suffix == ".parquet"
+
+
+def _parquet_text(path: str, n: int) -> str:
+    """A Parquet fact file's columns as text `c0..c(n-1)`, in file order: the same cells
+    the CSV reader stages, so one set of checks serves both (38.0 reads as '38.0')."""
+    return (f"SELECT {', '.join(f'CAST(#{i + 1} AS VARCHAR) AS c{i}' for i in range(n))} "
+            f"FROM read_parquet({sql_string(path)})")
+
+
+def _numbered_rows(path: str, width: int) -> Iterator[tuple[int, list[str]]]:
+    """(line, cells) of a staged file after its header: CSV lines as the csv module counts
+    them; Parquet rows counted from 1, as the Python reader places them."""
+    if not _is_parquet(path):
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh)
+            next(reader, None)
+            for row in reader:
+                yield reader.line_num, row
+        return
+    con = duckdb.connect()
+    try:
+        result = con.execute(_parquet_text(path, width))
+        line = 0
+        for batch in iter(lambda: result.fetchmany(10_000), []):
+            for row in batch:
+                line += 1
+                yield line, ["" if c is None else c for c in row]
+    finally:
+        con.close()
 
 
 def _firing_table(index: int) -> str:

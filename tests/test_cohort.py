@@ -109,6 +109,61 @@ def test_parquet_both_layouts(rules, cohort, tmp_path) -> None:
     assert {f.args for f in got_w.facts} == {f.args for f in facts.facts if f.pred == "weight_kg"}
 
 
+def test_duckdb_reads_parquet_itself_with_the_same_report(cohort, tmp_path) -> None:
+    """Both layouts, typed columns (kg as DOUBLE) too: DuckDB stages Parquet the way it
+    stages CSV, and the report and rule counts are pyDatalog's, byte for byte."""
+    base, _ = cohort
+    con = duckdb.connect()
+    long_path = tmp_path / "long.parquet"
+    con.execute(f"COPY (SELECT * FROM read_csv('{base / 'long.csv'}', all_varchar=true, header=true)) TO '{long_path}' "
+                "(FORMAT parquet)")
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    for table in sorted((base / "tables").glob("*.csv")):
+        con.execute(f"COPY (SELECT * FROM read_csv('{table}', header=true)) TO '{tables / (table.stem + '.parquet')}' "
+                    "(FORMAT parquet)")
+    assert con.execute(f"DESCRIBE SELECT * FROM '{tables / 'weight_kg.parquet'}'").fetchall()[1][1] == "DOUBLE"
+    runner = CliRunner()
+
+    def report(engine: str, *paths: Path, stream: str = "--stream") -> tuple[str, str]:
+        counts = tmp_path / f"counts-{engine}.csv"
+        result = runner.invoke(main, ["recommend", "--format", "csv", "--engine", engine, "--chunk-size", "50",
+                                      stream, "--rule-counts", str(counts), *map(str, paths)])
+        assert result.exit_code == 0, result.output
+        return result.output, counts.read_text()
+
+    reference = report("pydatalog", long_path)
+    assert report("duckdb", long_path) == reference
+    per_table = sorted(tables.glob("*.parquet"))
+    assert len(per_table) > 5
+    # one file per predicate mentions each patient in every file: pyDatalog reads them whole
+    assert report("duckdb", *per_table) == report("pydatalog", *per_table, stream="--no-stream")
+    assert report("duckdb", *per_table)[1] == reference[1]
+
+
+BAD_PARQUET = [
+    # (rows after the header row, the row at fault, code, words)
+    ([("weight_kg", "p1", "70"), ("temperature_c", "p1", "389")], 2, "E005", "valid range"),
+    ([("weight_kg", "p1", "70"), ("weight_kg", "p2", "seventy")], 2, "E004", "expected a number"),
+    ([("weight_kg", "p1", "70"), ("wieght_kg", "p2", "70")], 2, "E002", "unknown predicate"),
+]
+
+
+@pytest.mark.parametrize("engine", ["pydatalog", "duckdb"])
+@pytest.mark.parametrize("rows,line,code,words", BAD_PARQUET, ids=["range", "number", "unknown"])
+def test_a_bad_parquet_row_is_located_by_either_engine(tmp_path, engine, rows, line, code, words) -> None:
+    path = tmp_path / "bad.parquet"
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (predicate VARCHAR, arg1 VARCHAR, arg2 VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
+    con.execute(f"COPY t TO '{path}' (FORMAT parquet)")
+    result = CliRunner().invoke(main, ["recommend", "--engine", engine, str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    first = result.output.splitlines()[0]
+    assert first.startswith(f"{path}:{line}:1: error[{code}]") and words in first, result.output
+
+
 def test_jobs_and_streaming_give_the_same_bytes(cohort) -> None:
     base, _ = cohort
     runner = CliRunner()
@@ -129,7 +184,8 @@ def test_text_report_is_the_same_bytes_whatever_the_chunks_and_engine() -> None:
     whole = runner.invoke(main, ["recommend", facts]).output
     assert whole.count("\nPatient ") == whole.count("\n\nPatient ") > 10
     for args in (["--chunk-size", "7"], ["--jobs", "2", "--chunk-size", "13"], ["--engine", "duckdb"],
-                 ["--engine", "duckdb", "--chunk-size", "40"], ["--engine", "duckdb", "--jobs", "2", "--chunk-size", "60"]):
+                 ["--engine", "duckdb", "--chunk-size", "40"],
+                 ["--engine", "duckdb", "--jobs", "2", "--chunk-size", "60"]):
         assert runner.invoke(main, ["recommend", *args, facts]).output == whole, args
 
 
