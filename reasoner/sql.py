@@ -963,7 +963,7 @@ class DuckDBEngine:
             select = ", ".join([sql_string(path), first] + cells + ["NULL"] * (width - 1 - len(cells)))
             if _is_parquet(path):
                 con.execute(f"INSERT INTO _staging SELECT {select} FROM ({_parquet_text(path, n)}) "
-                            "WHERE " + " OR ".join(f"NULLIF(trim(c{i}), '') IS NOT NULL" for i in range(n)))
+                            f"WHERE {_not_blank(n)}")
                 continue
             try:
                 con.execute(_staging_insert(path, select, n, parallel=True))
@@ -1201,8 +1201,12 @@ def _staging_insert(path: str, select: str, n: int, parallel: bool) -> str:
     names = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n))
     return (f"INSERT INTO _staging SELECT {select} FROM read_csv({sql_string(path)}, header = false, skip = 1, "
             f"columns = {{{names}}}, delim = ',', quote = '\"', escape = '\"', null_padding = true, "
-            f"auto_detect = false, parallel = {str(parallel).lower()}) WHERE "
-            + " OR ".join(f"NULLIF(trim(c{i}), '') IS NOT NULL" for i in range(n)))
+            f"auto_detect = false, parallel = {str(parallel).lower()}) WHERE {_not_blank(n)}")
+
+
+def _not_blank(n: int) -> str:
+    """A staged row with a cell that is not blank (blank rows are skipped, as in CSV)."""
+    return " OR ".join(f"NULLIF(trim(c{i}), '') IS NOT NULL" for i in range(n))
 
 
 def _python_diagnosis(path: str, ruleset: RuleSet, limit: int = 20) -> list[Diagnostic]:

@@ -94,35 +94,37 @@ def test_stream_validation_reports_every_bad_row_before_evaluating(rules, tmp_pa
     assert [(d.span.line, d.code) for d in err.value.diagnostics] == [(2, "E005"), (3, "E005"), (4, "E002")]
 
 
-def test_parquet_both_layouts(rules, cohort, tmp_path) -> None:
-    base, facts = cohort
+@pytest.fixture(scope="module")
+def parquet_cohort(cohort, tmp_path_factory):
+    """The cohort as Parquet: long.parquet (text columns) and one file per predicate
+    whose columns DuckDB typed from the CSV (kg as DOUBLE)."""
+    base, _ = cohort
+    out = tmp_path_factory.mktemp("parquet")
     con = duckdb.connect()
-    long_path = tmp_path / "long.parquet"
-    con.execute(f"COPY (SELECT * FROM read_csv('{base / 'long.csv'}', all_varchar=true, header=true)) TO '{long_path}' "
-                "(FORMAT parquet)")
-    weights = tmp_path / "weight_kg.parquet"
-    con.execute(f"COPY (SELECT * FROM read_csv('{base / 'tables' / 'weight_kg.csv'}')) TO '{weights}' "
-                "(FORMAT parquet)")
+    con.execute(f"COPY (SELECT * FROM read_csv('{base / 'long.csv'}', all_varchar=true, header=true)) "
+                f"TO '{out / 'long.parquet'}' (FORMAT parquet)")
+    (out / "tables").mkdir()
+    for table in sorted((base / "tables").glob("*.csv")):
+        con.execute(f"COPY (SELECT * FROM read_csv('{table}', header=true)) "
+                    f"TO '{out / 'tables' / (table.stem + '.parquet')}' (FORMAT parquet)")
+    return out / "long.parquet", sorted((out / "tables").glob("*.parquet"))
+
+
+def test_parquet_both_layouts(rules, cohort, parquet_cohort) -> None:
+    _, facts = cohort
+    long_path, per_table = parquet_cohort
     got = load_facts(rules, [long_path])
     assert {(f.pred, f.args) for f in got.facts} == {(f.pred, f.args) for f in facts.facts}
+    weights = next(p for p in per_table if p.stem == "weight_kg")
+    assert duckdb.connect().execute(f"DESCRIBE SELECT * FROM '{weights}'").fetchall()[1][1] == "DOUBLE"
     got_w = load_facts(rules, [weights])
     assert {f.args for f in got_w.facts} == {f.args for f in facts.facts if f.pred == "weight_kg"}
 
 
-def test_duckdb_reads_parquet_itself_with_the_same_report(cohort, tmp_path) -> None:
-    """Both layouts, typed columns (kg as DOUBLE) too: DuckDB stages Parquet the way it
-    stages CSV, and the report and rule counts are pyDatalog's, byte for byte."""
-    base, _ = cohort
-    con = duckdb.connect()
-    long_path = tmp_path / "long.parquet"
-    con.execute(f"COPY (SELECT * FROM read_csv('{base / 'long.csv'}', all_varchar=true, header=true)) TO '{long_path}' "
-                "(FORMAT parquet)")
-    tables = tmp_path / "tables"
-    tables.mkdir()
-    for table in sorted((base / "tables").glob("*.csv")):
-        con.execute(f"COPY (SELECT * FROM read_csv('{table}', header=true)) TO '{tables / (table.stem + '.parquet')}' "
-                    "(FORMAT parquet)")
-    assert con.execute(f"DESCRIBE SELECT * FROM '{tables / 'weight_kg.parquet'}'").fetchall()[1][1] == "DOUBLE"
+def test_duckdb_reads_parquet_itself_with_the_same_report(parquet_cohort, tmp_path) -> None:
+    """Both layouts, typed columns too: DuckDB stages Parquet the way it stages CSV, and
+    the report and rule counts are pyDatalog's, byte for byte."""
+    long_path, per_table = parquet_cohort
     runner = CliRunner()
 
     def report(engine: str, *paths: Path, stream: str = "--stream") -> tuple[str, str]:
@@ -134,7 +136,6 @@ def test_duckdb_reads_parquet_itself_with_the_same_report(cohort, tmp_path) -> N
 
     reference = report("pydatalog", long_path)
     assert report("duckdb", long_path) == reference
-    per_table = sorted(tables.glob("*.parquet"))
     assert len(per_table) > 5
     # one file per predicate mentions each patient in every file: pyDatalog reads them whole
     assert report("duckdb", *per_table) == report("pydatalog", *per_table, stream="--no-stream")
