@@ -298,6 +298,10 @@ def _typed_fact(ruleset: RuleSet, pred: str, cells: list, span: Span) -> Fact | 
         elif isinstance(cell, float) and cell.is_integer() and decl is not None and i < decl.arity \
                 and decl.args[i].type == "integer":
             values.append(int(cell))
+        elif type(cell) is int and decl is not None and i < decl.arity and not wants_number:
+            # a Parquet INTEGER column of patient ids: 17 is the id "17", as in CSV (and as
+            # DuckDB's cast to text reads it)
+            values.append(str(cell))
         else:
             values.append(cell)
     return Fact(pred, tuple(values), span)

@@ -142,6 +142,28 @@ def test_duckdb_reads_parquet_itself_with_the_same_report(parquet_cohort, tmp_pa
     assert report("duckdb", *per_table)[1] == reference[1]
 
 
+def test_integer_patient_ids_in_parquet_read_as_ids_by_either_engine(tmp_path) -> None:
+    """Registries often number their patients: an INTEGER id column reads as the ids
+    "17", "18" (as the same cells would in CSV), through either engine."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE w (p INTEGER, kg DOUBLE)")
+    con.execute("INSERT INTO w VALUES (17, 70.0), (18, 80.5)")
+    con.execute(f"COPY w TO '{tmp_path / 'weight_kg.parquet'}' (FORMAT parquet)")
+    con.execute("CREATE TABLE t (p BIGINT, c DOUBLE)")
+    con.execute("INSERT INTO t VALUES (17, 38.0), (18, 37.9)")
+    con.execute(f"COPY t TO '{tmp_path / 'temperature_c.parquet'}' (FORMAT parquet)")
+    files = [str(tmp_path / "weight_kg.parquet"), str(tmp_path / "temperature_c.parquet")]
+    outputs = []
+    # one file per predicate: pyDatalog reads them whole, DuckDB reads the Parquet itself
+    for engine, stream in (("pydatalog", "--no-stream"), ("duckdb", "--stream")):
+        result = CliRunner().invoke(main, ["recommend", "--format", "csv", "--engine", engine, stream, *files])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1]
+    grades = {row["patient"]: row["crs_grade"] for row in csv.DictReader(outputs[0].splitlines())}
+    assert grades == {"17": "1", "18": "0"}  # exactly 38.0 C is fever (grade 1); 37.9 C is not
+
+
 BAD_PARQUET = [
     # (rows after the header row, the row at fault, code, words)
     ([("weight_kg", "p1", "70"), ("temperature_c", "p1", "389")], 2, "E005", "valid range"),
