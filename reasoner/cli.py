@@ -1,6 +1,8 @@
 """The `reasoner` command (click). Exit status: 0 success, 1 findings, 2 bad input or usage."""
 from __future__ import annotations
 
+import itertools
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Collection, Iterator, NoReturn, TypeVar
@@ -280,14 +282,19 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
                                "(or ask `reasoner why` per patient)")
     cohort = Cohort(rules, facts, stream, engine)
     task = functools.partial(_recommend_task, fmt, explain)
-    out = open(output if fmt != "parquet" else output + ".csv.tmp", "w", encoding="utf-8", newline="") \
-        if output else sys.stdout
+    results = _evaluate(cohort, task, overrides, jobs, chunk_size, time_limit, engine, reads=READS,
+                        firings_of=supporting_rules(rules))
+    # Every input check is done before the first chunk comes back (DuckDB checks a cohort
+    # as it loads it): bad input exits here, before a header or an output file exists.
+    first = next(results, None)
+    results = itertools.chain([first] if first is not None else [], results)
+    target = output if fmt != "parquet" else output + ".csv.tmp"  # type: ignore[operator]
+    out = open(target, "w", encoding="utf-8", newline="") if output else sys.stdout
     collected, settings, counts, wrote_text = [], {}, {}, False
     if fmt in ("csv", "parquet"):
         out.write(render.to_csv([], header=True))
     try:
-        for rendered, chunk_counts, settings in _evaluate(cohort, task, overrides, jobs, chunk_size, time_limit,
-                                                          engine, reads=READS, firings_of=supporting_rules(rules)):
+        for rendered, chunk_counts, settings in results:
             for index, n in chunk_counts.items():
                 counts[index] = counts.get(index, 0) + n
             if fmt == "json":
@@ -302,6 +309,11 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
             proofs = {key: proof for _, chunk_proofs in collected for key, proof in chunk_proofs.items()}
             joint = (lambda patient, pred, args: proofs[(patient, pred, args)]) if explain else None
             out.write(render.to_json(patients, rules.path, settings, joint))
+    except BaseException:
+        if fmt == "parquet":  # a half-written temporary file is no use to anyone
+            out.close()
+            os.unlink(target)
+        raise
     finally:
         if output:
             out.close()

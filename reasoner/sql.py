@@ -40,7 +40,7 @@ import duckdb
 
 from .errors import Diagnostic, EvaluationLimit, ReasonerError
 from .model import Firing, Model
-from .program import ANY, NUMERIC, RuleSet, Step, _suggest, aggregate_keys, order_body, step_vars, resolve_settings
+from .program import ANY, NUMERIC, RuleSet, check_value, Step, _suggest, aggregate_keys, order_body, step_vars, resolve_settings
 from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting, Span, Value,
     Var,
@@ -922,10 +922,13 @@ class DuckDBEngine:
         nonempty: set = set()
         width = 0
         staged: list[tuple[str, int, str | None]] = []  # (path, columns, predicate of a per-predicate file)
+        typed: list[Diagnostic] = []  # Parquet cells whose column type no id or symbol can have
         for path in paths:
             if _is_parquet(path):
                 header = self._parquet_header(con, str(path))
                 pred = None if header[:1] == ["predicate"] else Path(path).stem
+                if check:
+                    typed += self._check_parquet_types(con, str(path), pred)
                 staged.append((str(path), len(header), pred))
                 width = max(width, len(header) + (pred is not None))
                 continue
@@ -994,8 +997,8 @@ class DuckDBEngine:
                 nonempty.add(pred)
         if check:
             problems += self._check_loaded(con)
-            if problems:
-                raise ReasonerError(self._locate(problems, staged))
+            if problems or typed:
+                raise ReasonerError(sorted(self._locate(problems, staged) + typed, key=Diagnostic.sort_key))
         return nonempty
 
     # ------------------------------------------------------------------ checking in SQL
@@ -1014,6 +1017,35 @@ class DuckDBEngine:
                                        "arguments, or is named after a declared predicate with its argument names "
                                        "as columns", "E015")
         return header
+
+    def _check_parquet_types(self, con: duckdb.DuckDBPyConnection, path: str, pred: str | None) -> list[Diagnostic]:
+        """Cells of a typed Parquet column (DOUBLE, BOOLEAN, DATE, ...) where an id or a
+        symbol is declared. Staging reads every cell as text, which would turn 17.0 into
+        the id "17.0"; the Python reader refuses such a cell, and so does this check."""
+        columns = con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_string(path)})").fetchall()
+        decls = self.ruleset.decls
+        out: list[Diagnostic] = []
+        for j, (name, sql_type, *_) in enumerate(columns):
+            i = j if pred is None else j + 1  # argument position (1-based) this column holds
+            if i == 0 or str(sql_type).upper() in _TEXT_OR_INTEGER:
+                continue
+            preds = [p for p, d in decls.items() if d.role == "input" and i <= d.arity and self.kinds[p][i - 1] != NUM]
+            if pred is not None:
+                preds = [p for p in preds if p == pred]
+            if not preds:
+                continue
+            which = sql_string(pred) if pred is not None else 'trim(CAST("predicate" AS VARCHAR))'
+            where = f"{which} IN ({', '.join(sql_string(p) for p in preds)}) AND {quote_ident(name)} IS NOT NULL"
+            source = f"read_parquet({sql_string(path)}, file_row_number = true) WHERE {where}"
+            (n,) = con.execute(f"SELECT count(*) FROM {source}").fetchone()
+            rows = con.execute(f"SELECT file_row_number + 1, {which}, {quote_ident(name)} FROM {source} "
+                               "ORDER BY file_row_number LIMIT 3").fetchall() if n else []
+            for row_number, p, value in rows:
+                why = check_value(value, decls[p].args[i - 1], self.ruleset.types)
+                count = f" ({n} such rows)" if n > 1 else ""
+                out.append(Diagnostic(Span(path, row_number, 1), f"{p} argument {decls[p].args[i - 1].name}: "
+                                      f"{why}{count}", "E004"))
+        return out
 
     def _check_staging(self, con: duckdb.DuckDBPyConnection, width: int) -> list["_Problem"]:
         """Unknown and derived predicates, arity, cells that are not numbers: one scan grouped
@@ -1157,6 +1189,11 @@ class DuckDBEngine:
             count = f" ({p.n} such {p.unit}s)" if p.n > 1 else ""
             out.append(Diagnostic(span, p.message + count, p.code))
         return sorted(out, key=Diagnostic.sort_key)
+
+
+_TEXT_OR_INTEGER = {"VARCHAR", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                    "UINTEGER", "UBIGINT", "UHUGEINT"}
+"""Parquet column types whose cells read as the same id or symbol in both engines."""
 
 
 def _is_parquet(path: str | Path) -> bool:

@@ -187,6 +187,46 @@ def test_a_bad_parquet_row_is_located_by_either_engine(tmp_path, engine, rows, l
     assert first.startswith(f"{path}:{line}:1: error[{code}]") and words in first, result.output
 
 
+TYPED_ID_CELLS = [
+    # (SQL type and value of the patient-id cell, what the message shows)
+    ("DOUBLE", "17.0", "expected an id, got 17.0"),
+    ("BOOLEAN", "true", "expected an id, got True"),
+]
+
+
+@pytest.mark.parametrize("engine", ["pydatalog", "duckdb"])
+@pytest.mark.parametrize("layout", ["long", "per-predicate"])
+@pytest.mark.parametrize("sql_type,cell,words", TYPED_ID_CELLS, ids=["double", "boolean"])
+def test_a_typed_parquet_id_is_refused_by_either_engine(tmp_path, engine, layout, sql_type, cell, words) -> None:
+    """Read as text, a DOUBLE 17.0 would become the id "17.0" and a BOOLEAN the id
+    "true": a guess. Both engines refuse the cell at its row instead."""
+    con = duckdb.connect()
+    if layout == "long":
+        path = tmp_path / "cohort.parquet"
+        columns = f"'weight_kg' AS predicate, CAST({cell} AS {sql_type}) AS arg1, 80.0 AS arg2"
+    else:
+        path = tmp_path / "weight_kg.parquet"
+        columns = f"CAST({cell} AS {sql_type}) AS p, 80.0 AS kg"
+    con.execute(f"COPY (SELECT {columns}) TO '{path}' (FORMAT parquet)")
+    args = ["recommend", "--format", "csv", "--engine", engine, str(path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert f"{path}:1:1: error[E004]: weight_kg argument p: {words}" in result.output
+    assert "patient,crs_grade" not in result.output  # nothing on stdout before the error
+
+
+@pytest.mark.parametrize("engine", ["pydatalog", "duckdb"])
+def test_bad_input_leaves_no_output_file(tmp_path, engine) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("predicate,arg1,arg2\nweight_kg,p1,70\nweight_kg,p2,-5\n")
+    for fmt in ("csv", "parquet"):
+        out = tmp_path / f"out.{fmt}"
+        result = CliRunner().invoke(main, ["recommend", "--engine", engine, "--format", fmt, "-o", str(out), str(bad)])
+        assert result.exit_code == 2, result.output
+        assert f"{bad}:3:1: error[E005]" in result.output
+        assert list(tmp_path.glob("out.*")) == []
+
+
 def test_jobs_and_streaming_give_the_same_bytes(cohort) -> None:
     base, _ = cohort
     runner = CliRunner()
