@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Diagnostic, ReasonerError
-from .model import Model, row_key, value_key
+from .model import Model, value_key
 from .program import RuleSet
 from .syntax import NO_SPAN, Value
 
@@ -103,22 +103,38 @@ class _Support:
     report prints of them (worked out once per rule: a cohort's reports repeat them)."""
 
     def __init__(self, rules: RuleSet, model: Model):
-        from .explain import conclusions
         self.rules = rules
-        self.by_fact: dict[tuple[str, tuple], list[int]] = {
-            fact: list(dict.fromkeys(index for index, _ in firings))
-            for fact, firings in conclusions(rules, model, SUPPORTED).items()}
+        # fact → the rules that concluded it, in rule order (explain.conclusions without
+        # building a bindings dict per firing: a cohort's reports read millions of rows)
+        self.by_fact: dict[tuple[str, tuple], list[int]] = {}
+        for index in sorted(model.firings):
+            rule = rules.rules[index]
+            if rule.head is None or rule.head.pred not in SUPPORTED or index not in model.heads:
+                continue
+            where = {v: i for i, v in enumerate(model.variables.get(index, ()))}
+            picks = [(True, where[v]) if kind == "var" else (False, v) for kind, v in model.heads[index]]
+            pred = rule.head.pred
+            for row in model.firings[index]:
+                found = self.by_fact.setdefault((pred, tuple(row[x] if is_var else x for is_var, x in picks)), [])
+                if not found or found[-1] != index:
+                    found.append(index)
         self.section_rank = {title: i for i, title in enumerate(dict.fromkeys(
             rules.section_of(r) for r in rules.rules))}
         self._sections = [rules.section_of(r) for r in rules.rules]
         self._named: dict[tuple[int, ...], tuple[list[str], list[str]]] = {}
+        self._section_of: dict[tuple[int, ...], str] = {}
 
     def rules_of(self, pred: str, args: tuple) -> list[int]:
         return self.by_fact.get((pred, args), [])
 
     def section(self, indices: list[int]) -> str:
         """The earliest guideline section among the rules (in rule-set order), or ""."""
-        return min((self._sections[i] for i in indices), key=self.section_rank.__getitem__, default="")
+        key = tuple(indices)
+        found = self._section_of.get(key)
+        if found is None:
+            found = self._section_of[key] = min((self._sections[i] for i in indices),
+                                                key=self.section_rank.__getitem__, default="")
+        return found
 
     def item(self, action: Value, indices: list[int], reason: Value | None = None, **more: Any) -> Item:
         """An item naming the rules `indices` and their sources (each source once)."""
@@ -136,16 +152,26 @@ class _Support:
 def build_reports(rules: RuleSet, model: Model) -> list[PatientReport]:
     """One report per patient of the model, in natural patient order."""
     support = _Support(rules, model)
+    keys: dict[Value, tuple] = {}  # value_key of each value once: rows repeat ids and actions
+
+    def sort_key(row: tuple) -> tuple:
+        out = []
+        for v in row:
+            k = keys.get(v)
+            if k is None:
+                k = keys[v] = value_key(v)
+            out.append(k)
+        return tuple(out)
 
     def by_patient(pred: str) -> dict[Value, list[tuple]]:
         out: dict[Value, list[tuple]] = {}
-        for row in sorted(model.facts.get(pred, ()), key=row_key):
+        for row in sorted(model.facts.get(pred, ()), key=sort_key):
             out.setdefault(row[0], []).append(row)
         return out
 
     def by_patient_and_action(pred: str) -> dict[tuple[Value, Value], list[Value]]:
         out: dict[tuple[Value, Value], list[Value]] = {}
-        for p, action, value in sorted(model.facts.get(pred, ()), key=row_key):
+        for p, action, value in sorted(model.facts.get(pred, ()), key=sort_key):
             out.setdefault((p, action), []).append(value)
         return out
 
