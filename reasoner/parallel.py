@@ -93,7 +93,7 @@ def _run(packed: Packed) -> object:
 
 
 @contextlib.contextmanager
-def _progress(total: int | None, wanted: bool) -> Iterator[Callable[[int], None] | None]:
+def progress_bar(total: int | None, wanted: bool) -> Iterator[Callable[[int], None] | None]:
     """Yields `advance(patients)` for a bar on stderr when wanted and stderr is a
     terminal, else None (and nobody counts patients)."""
     if not (wanted and sys.stderr.isatty()):
@@ -111,7 +111,7 @@ def map_chunks(ruleset: RuleSet, chunks: Iterable[list[Fact]], task: Callable[[R
     The workers are forked, so `task` may be any callable (a partial, a closure).
     With `progress`, a bar on stderr (only when stderr is a terminal).
     """
-    with _progress(total, progress) as advance, _cohort_gc() as settle:
+    with progress_bar(total, progress) as advance, _cohort_gc() as settle:
         if jobs <= 1:
             engine = Engine(ruleset, settings, time_limit=time_limit)
             for chunk in chunks:
@@ -148,7 +148,7 @@ def map_models(ruleset: RuleSet, models: Iterable[Model], task: Callable[[RuleSe
     The pool is forked before the first model is asked for, so no worker inherits a
     DuckDB connection.
     """
-    with _progress(total, progress) as advance:
+    with progress_bar(total, progress) as advance:
         if jobs <= 1:
             for model in models:
                 size = _patients(ruleset, _rows(model)) if advance else 0

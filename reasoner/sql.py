@@ -837,7 +837,8 @@ class DuckDBEngine:
         try:
             con = self.connect(str(Path(folder) / "cohort.duckdb"), memory_limit)
             nonempty = self._load_csv(con, paths, check)
-            parts = self._partition(con, patients)
+            sizes = self._partition(con, patients)
+            parts = len(sizes)
             con.execute("DROP TABLE _staging")
             keyed = set(self._keyed_inputs()) if parts else set()
             shared = {p for p, d in self.ruleset.decls.items() if d.role == "input" and p not in keyed}
@@ -850,6 +851,7 @@ class DuckDBEngine:
                         here.add(pred)
                 self._run(con, here)
                 result = SQLResult(self, con, owner=False)
+                result.patients = sizes[part] if sizes else None
                 yield result
                 result.closed = True
                 self._clear(con, keep=shared)
@@ -867,14 +869,14 @@ class DuckDBEngine:
                 out[pred] = k
         return out
 
-    def _partition(self, con: duckdb.DuckDBPyConnection, size: int) -> int:
+    def _partition(self, con: duckdb.DuckDBPyConnection, size: int) -> list[int]:
         """Number the patients by first mention in the staged files (`size` to a
         partition) and move each keyed input table's rows to `_all_<table>` with their
-        partition. Returns the number of partitions, 0 when the cohort cannot be split."""
+        partition. Returns the patients in each partition, [] when the cohort cannot be split."""
         keyed = self._keyed_inputs()
         kinds = {self.kinds[p][k] for p, k in keyed.items()}
         if not self.ruleset.patient_local or not keyed or len(kinds) != 1:
-            return 0
+            return []
         (kind,) = kinds
         width = len(con.execute("SELECT * FROM _staging LIMIT 0").description) - 1
         by_position: dict[int, list[str]] = defaultdict(list)
@@ -886,18 +888,18 @@ class DuckDBEngine:
             f"WHERE predicate IN ({', '.join(sql_string(p) for p in sorted(preds))})"
             for k, preds in sorted(by_position.items()))
         if not mentions:
-            return 0
+            return []
         con.execute(f"CREATE TABLE _patients AS SELECT key, (row_number() OVER (ORDER BY first) - 1) // {size} "
                     f"AS part FROM (SELECT key, min(r) AS first FROM ({mentions}) AS m WHERE key IS NOT NULL "
                     f"GROUP BY key) AS f")
-        (n,) = con.execute("SELECT coalesce(max(part) + 1, 0) FROM _patients").fetchone()
+        sizes = [n for _, n in con.execute("SELECT part, count(*) FROM _patients GROUP BY part ORDER BY part").fetchall()]
         for pred, k in sorted(keyed.items()):
             t = self.table(pred)
             con.execute(f"CREATE TABLE {quote_ident('_all_' + t)} AS SELECT t.*, p.part AS _part "
                         f"FROM {quote_ident(t)} AS t JOIN _patients AS p ON t.a{k} = p.key")
             con.execute(f"DELETE FROM {quote_ident(t)}")
         con.execute("DROP TABLE _patients")
-        return max(n, 1)
+        return sizes or [0]
 
     def _clear(self, con: duckdb.DuckDBPyConnection, keep: set[str]) -> None:
         """Empty every table a partition filled (all but `keep`), for the next one."""
@@ -1300,6 +1302,7 @@ class SQLResult:
         self._con = con
         self.owner = owner  # False: a partition's, closed by the generator that made it
         self.closed = False
+        self.patients: int | None = None  # a partition's number of patients, when known
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import duckdb
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 from click.testing import CliRunner
 
@@ -341,7 +343,8 @@ def test_duckdb_engine_gives_the_same_report_rows(cohort) -> None:
     assert duck_counts == counts_
     assert rows("--engine", "duckdb", "--chunk-size", "7") == (rows_, counts_)  # 18 partitions
     assert rows("--jobs", "2", "--chunk-size", "7") == (rows_, counts_)
-    # reports built in two worker processes while DuckDB evaluates the next partitions
+    # CSV rows made in SQL (report_sql) whatever --jobs says; the JSON test above has
+    # reports built in worker processes while DuckDB evaluates the next partitions
     assert rows("--engine", "duckdb", "--jobs", "2", "--chunk-size", "30") == (rows_, counts_)
     fired = [int(row["patients"]) for row in csv.DictReader(counts_.splitlines())]
     assert 0 in fired and max(fired) > 1  # a real table: some rules fired for many patients, some never
@@ -417,3 +420,82 @@ def test_progress_bar_counts_patients_on_a_terminal_only(rules, monkeypatch, eng
     monkeypatch.setattr(sys, "stderr", plain)
     assert sum(run()) == total
     assert plain.getvalue() == ""
+
+
+# ----------------------------------------------------------------------------- report rows in SQL
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="ab-_. 0123456789", max_size=8), min_size=1, max_size=30))
+def test_sql_natural_order_is_pythons(values) -> None:
+    """The SQL report orders patients, actions and codes by model.value_key's natural
+    order (p2 before p10, a07 and a7 apart): compared on any ASCII ids."""
+    from reasoner.model import value_key
+    from reasoner.report_sql import _NATURAL_MACRO
+    con = duckdb.connect()
+    con.execute(_NATURAL_MACRO)
+    con.execute("CREATE TABLE v (v VARCHAR)")
+    con.executemany("INSERT INTO v VALUES (?)", [(v,) for v in values])
+    in_sql = [v for (v,) in con.execute("SELECT v FROM v ORDER BY _natural(v), v").fetchall()]
+    assert in_sql == sorted(values, key=value_key)
+
+
+def test_sql_report_rows_with_awkward_patient_ids(rules, cohort, tmp_path) -> None:
+    """Ids that sort differently as text and as numbers, and ids a CSV writer must quote:
+    the rows DuckDB makes in SQL are the bytes pyDatalog's Python report gives."""
+    _, facts = cohort
+    ids = sorted({f.args[0] for f in facts.facts}, key=lambda p: (len(p), p))
+    awkward = ["p10", "p9", "p09", "p1a", "12b", "a,b", 'q"1', "p 3", "p-4", "P5"]
+    rename = {old: awkward[i] if i < len(awkward) else old for i, old in enumerate(ids)}
+    path = tmp_path / "awkward.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["predicate", "arg1", "arg2", "arg3", "arg4"])
+        for f in facts.facts:
+            writer.writerow([f.pred, rename[f.args[0]], *f.args[1:], *[""] * (4 - len(f.args))])
+    outputs = []
+    for engine in ("pydatalog", "duckdb"):
+        # one chunk: patients are ordered within a chunk, and the file is not in that order
+        result = CliRunner().invoke(main, ["recommend", "--format", "csv", "--engine", engine, "--chunk-size", "1000",
+                                           str(path)])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1]
+    patients = list(dict.fromkeys(row["patient"] for row in csv.DictReader(io.StringIO(outputs[1]))))
+    assert patients.index("p09") < patients.index("p9") < patients.index("p10")  # a tie on 9: by the text
+    assert {"a,b", 'q"1'} <= set(patients)
+
+
+def test_sql_report_declines_other_typings_and_python_takes_over(tmp_path) -> None:
+    """A rule set in the CRS report vocabulary but with a number where the SQL report
+    expects a symbol (a dose frequency in times a day): the partition's report is built
+    in Python instead, with the same rows as pyDatalog's."""
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "main.dl").write_text(
+        ".decl weight_kg(p: id, kg: number[1, 400]) input one\n"
+        ".decl crs_grade(p: id, g: integer[0, 4]) output\n"
+        ".decl indicated(p: id, a: symbol) internal\n"
+        ".decl contraindicated(p: id, a: symbol, r: symbol) output\n"
+        ".decl recommend(p: id, a: symbol) output\n"
+        ".decl conflict(p: id, a: symbol, r: symbol) output\n"
+        ".decl dose_frequency(p: id, a: symbol, per_day: number[0, 24]) output\n"
+        "@id grade\ncrs_grade(P, 1) :- weight_kg(P, _).\n"
+        "@id fluids\nindicated(P, fluids) :- weight_kg(P, _).\n"
+        "@id fluids.per_day\ndose_frequency(P, fluids, 3) :- indicated(P, fluids).\n"
+        "@id heavy\ncontraindicated(P, fluids, heavy) :- weight_kg(P, W), W > 150.\n"
+        "@id recommend\nrecommend(P, A) :- indicated(P, A), !contraindicated(P, A, _).\n"
+        "@id conflict\nconflict(P, A, R) :- indicated(P, A), contraindicated(P, A, R).\n")
+    facts = tmp_path / "w.csv"
+    facts.write_text("predicate,arg1,arg2\nweight_kg,p2,70\nweight_kg,p10,160\n")
+    from reasoner.report_sql import sql_csv
+    from reasoner.sql import DuckDBEngine
+    ruleset = load_rules(rules_dir)
+    (result,) = DuckDBEngine(ruleset, firings=True).evaluate_csv_partitioned([facts])
+    assert sql_csv(ruleset, result) is None
+    outputs = []
+    for engine in ("pydatalog", "duckdb"):
+        got = CliRunner().invoke(main, ["recommend", "--rules", str(rules_dir), "--format", "csv", "--engine", engine,
+                                        str(facts)])
+        assert got.exit_code == 0, got.output
+        outputs.append(got.output)
+    assert outputs[0] == outputs[1]
+    assert "p2,1,,,recommend,fluids,,,3," in outputs[1] and "p10,1,,,conflict,fluids,heavy" in outputs[1]

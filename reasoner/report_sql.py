@@ -1,0 +1,214 @@
+"""Recommendation rows for a cohort, worked out in DuckDB.
+
+`recommend --engine duckdb --format csv|parquet` over a large cohort: building
+`report.PatientReport` objects in Python cost about 0.3 ms a patient, several times
+DuckDB's own evaluation. Here the joins, grouping and ordering of a partition's report
+run in SQL over its tables and firing tables; Python only names the rules and formats
+the values, each distinct rule combination and value once. The rows are the bytes
+`render.recommend.csv_rows(report.build_reports(...))` gives for the same partition
+(tests/test_cohort.py compares them on generated cohorts).
+
+Limits: only the CRS report vocabulary with symbols for actions, reasons, warning codes
+and dose frequencies and numbers for grades and doses (`sql_csv` returns None for any
+other typing, and the caller builds the report in Python); ids with non-ASCII digits
+sort as text here, where Python's natural order reads them as numbers.
+"""
+from __future__ import annotations
+
+from .program import RuleSet
+from .report import SUPPORTED
+from .sql import NUM, SQLResult, quote_ident, to_python
+from .syntax import format_value
+
+# what each report predicate's columns must be for the SQL below (else: Python report)
+_SHAPE = {"crs_grade": "sn", "hypoxia_grade": "sn", "hypotension_grade": "sn", "recommend": "ss",
+          "contraindicated": "sss", "conflict": "sss", "warning": "ss", "dose_mg": "ssn", "dose_frequency": "sss"}
+
+# Python's natural order (model.value_key) as a text key that sorts bytewise: each run
+# of letters ends in \x01 (so "a" < "a-" as in Python), each run of digits is written
+# as its length in 3 digits then the digits without leading zeros (7 < 12); a string
+# starting or ending with digits gets the empty text part Python's split gives it. Ties
+# ("a7" and "a07") are broken by the value itself, as value_key does.
+_NATURAL_MACRO = r"""
+CREATE OR REPLACE TEMP MACRO _natural(v) AS
+  (CASE WHEN regexp_matches(v, '^[0-9]') THEN chr(1) ELSE '' END)
+  || array_to_string(list_transform(regexp_extract_all(v, '[0-9]+|[^0-9]+'), lambda t:
+       CASE WHEN regexp_full_match(t, '[0-9]+')
+            THEN lpad(CAST(length(coalesce(nullif(ltrim(t, '0'), ''), '0')) AS VARCHAR), 3, '0')
+                 || coalesce(nullif(ltrim(t, '0'), ''), '0')
+            ELSE t || chr(1) END), '')
+  || (CASE WHEN regexp_matches(v, '[0-9]$') THEN chr(1) ELSE '' END)
+"""
+
+
+def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
+    """The CSV text (without header) of this partition's reports, or None when the rule
+    set's report predicates are typed otherwise than the CRS vocabulary."""
+    eng = result.engine
+    for pred, shape in _SHAPE.items():
+        if pred in eng.arity and "".join("n" if k == NUM else "s" for k in eng.kinds[pred]) != shape:
+            return None
+    con = result.con
+    con.execute(_NATURAL_MACRO)
+    present = result._firing_tables()
+
+    def table(pred: str) -> str | None:
+        return quote_ident(eng.table(pred)) if pred in eng.arity else None
+
+    # the rules behind each indicated, contraindicated and warning fact, in rule order
+    support: dict[str, str] = {}
+    for pred in SUPPORTED:
+        arity = eng.arity.get(pred)
+        if arity is None:
+            continue
+        cols = ", ".join(f"a{i}" for i in range(arity))
+        parts = [f"SELECT DISTINCT {eng._firings[i].conclusion}, {i} AS rule FROM _firing_{i}"
+                 for i, rule in enumerate(rules.rules)
+                 if rule.head is not None and rule.head.pred == pred and f"_firing_{i}" in present]
+        parts = [f"SELECT * FROM ({p}) AS f({cols}, rule)" for p in parts]
+        name = f"_support_{pred}"
+        if parts:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols}, string_agg(CAST(rule AS VARCHAR), ' ' "
+                        f"ORDER BY rule) AS combo FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY {cols}")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols}, CAST(NULL AS VARCHAR) AS combo "
+                        f"FROM {table(pred)} WHERE false")
+        support[pred] = name
+
+    names = _Names(rules)
+    # the guideline section (and its rank) of each combination of rules behind an indicated fact
+    combos = [c for (c,) in con.execute(f"SELECT DISTINCT combo FROM {support['indicated']} AS s "
+                                        "WHERE combo IS NOT NULL").fetchall()] if "indicated" in support else []
+    sections = [names.section(c) for c in combos]
+    _table(con, "_section", "combo VARCHAR, section VARCHAR, rank INTEGER",
+           [combos, [title for title, _ in sections], [rank for _, rank in sections]])
+    no_section_rank = names.rank("")
+
+    patients = " UNION ".join(f"SELECT a0 AS p FROM {table(p)}" for p in
+                              ("crs_grade", "recommend", "contraindicated", "conflict", "warning", "patient")
+                              if table(p) is not None and eng.arity[p] >= 1)
+
+    def grade(pred: str) -> str:
+        return f"(SELECT a0, min(a1) AS g FROM {table(pred)} GROUP BY a0)" if table(pred) else \
+            "(SELECT CAST(NULL AS VARCHAR) AS a0, CAST(NULL AS DOUBLE) AS g WHERE false)"
+
+    dose = f"(SELECT a0, a1, max(a2) AS mg FROM {table('dose_mg')} GROUP BY a0, a1)" if table("dose_mg") else \
+        "(SELECT CAST(NULL AS VARCHAR) AS a0, CAST(NULL AS VARCHAR) AS a1, CAST(NULL AS DOUBLE) AS mg WHERE false)"
+    freq = (f"(SELECT a0, a1, string_agg(a2, '; ' ORDER BY _natural(a2), a2) AS f FROM {table('dose_frequency')} "
+            "GROUP BY a0, a1)") if table("dose_frequency") else \
+        "(SELECT CAST(NULL AS VARCHAR) AS a0, CAST(NULL AS VARCHAR) AS a1, CAST(NULL AS VARCHAR) AS f WHERE false)"
+    blank = "CAST(NULL AS VARCHAR)"
+    # kind, rank, k1..k4 (sort keys), action, reason, mg, freq, section, combo, combo2
+    items = [f"SELECT p, 0 AS kind, 0 AS rank, {blank} AS k1, {blank} AS k2, {blank} AS k3, {blank} AS k4, "
+             f"{blank} AS action, {blank} AS reason, CAST(NULL AS DOUBLE) AS mg, {blank} AS freq, "
+             f"{blank} AS section, {blank} AS combo, {blank} AS combo2 FROM ({patients}) AS pts"]
+    items.append(
+        f"SELECT r.a0, 1, coalesce(sec.rank, {no_section_rank}), r.a1, NULL, NULL, NULL, r.a1, NULL, d.mg, fr.f, "
+        f"coalesce(sec.section, ''), s.combo, NULL FROM {table('recommend')} AS r "
+        f"LEFT JOIN {support['indicated']} AS s ON s.a0 = r.a0 AND s.a1 = r.a1 "
+        f"LEFT JOIN _section AS sec ON sec.combo = s.combo "
+        f"LEFT JOIN {dose} AS d ON d.a0 = r.a0 AND d.a1 = r.a1 "
+        f"LEFT JOIN {freq} AS fr ON fr.a0 = r.a0 AND fr.a1 = r.a1")
+    items.append(
+        f"SELECT c.a0, 2, 0, _natural(c.a1), c.a1, _natural(c.a2), c.a2, c.a1, c.a2, NULL, NULL, '', s.combo, NULL "
+        f"FROM {table('contraindicated')} AS c "
+        f"LEFT JOIN {support['contraindicated']} AS s ON s.a0 = c.a0 AND s.a1 = c.a1 AND s.a2 = c.a2")
+    items.append(
+        f"SELECT c.a0, 3, 0, _natural(c.a1), c.a1, _natural(c.a2), c.a2, c.a1, c.a2, NULL, NULL, '', i.combo, "
+        f"x.combo FROM {table('conflict')} AS c "
+        f"LEFT JOIN {support['indicated']} AS i ON i.a0 = c.a0 AND i.a1 = c.a1 "
+        f"LEFT JOIN {support['contraindicated']} AS x ON x.a0 = c.a0 AND x.a1 = c.a1 AND x.a2 = c.a2")
+    if "warning" in support:
+        items.append(
+            f"SELECT w.a0, 4, 0, _natural(w.a1), w.a1, NULL, NULL, w.a1, NULL, NULL, NULL, '', s.combo, NULL "
+            f"FROM {table('warning')} AS w LEFT JOIN {support['warning']} AS s ON s.a0 = w.a0 AND s.a1 = w.a1")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _items AS SELECT i.*, g.g AS crs, h.g AS hypoxia, t.g AS hypotension "
+                f"FROM ({' UNION ALL '.join(items)}) AS i "
+                f"LEFT JOIN {grade('crs_grade')} AS g ON g.a0 = i.p "
+                f"LEFT JOIN {grade('hypoxia_grade')} AS h ON h.a0 = i.p "
+                f"LEFT JOIN {grade('hypotension_grade')} AS t ON t.a0 = i.p")
+    # numbers as Python writes them, and the rules and sources of each combination of
+    # rules: worked out in Python once per distinct value, joined back in SQL
+    numbers = con.execute("SELECT DISTINCT v FROM (SELECT crs AS v FROM _items UNION SELECT hypoxia FROM _items "
+                          "UNION SELECT hypotension FROM _items UNION SELECT mg FROM _items) AS n "
+                          "WHERE v IS NOT NULL").fetchall()
+    _table(con, "_number", "v DOUBLE, text VARCHAR", [[v for (v,) in numbers],
+                                                       [format_value(to_python(v, True)) for (v,) in numbers]])
+    pairs = con.execute("SELECT DISTINCT coalesce(combo, ''), coalesce(combo2, '') FROM _items WHERE kind > 0"
+                        ).fetchall()
+    named = [names.named(c, c2) for c, c2 in pairs]
+    _table(con, "_named", "combo VARCHAR, combo2 VARCHAR, rules VARCHAR, sources VARCHAR",
+           [[c for c, _ in pairs], [c2 for _, c2 in pairs], [n for n, _ in named], [s for _, s in named]])
+    con.execute("CREATE OR REPLACE TEMP TABLE _patient_order AS SELECT p, _natural(p) AS key FROM _items WHERE kind = 0")
+    kind = "CASE i.kind WHEN 0 THEN 'grade' WHEN 1 THEN 'recommend' WHEN 2 THEN 'contraindicated' " \
+           "WHEN 3 THEN 'conflict' ELSE 'warning' END"
+    fields = ["i.p", "c.text", "h.text", "t.text", kind, "i.action", "i.reason", "m.text", "i.freq", "i.section",
+              "n.rules", "n.sources"]
+    lines = con.execute(
+        f"SELECT concat_ws(',', {', '.join(_csv_field(f) for f in fields)}) FROM _items AS i "
+        "LEFT JOIN _number AS c ON c.v = i.crs LEFT JOIN _number AS h ON h.v = i.hypoxia "
+        "LEFT JOIN _number AS t ON t.v = i.hypotension LEFT JOIN _number AS m ON m.v = i.mg "
+        "LEFT JOIN _named AS n ON i.kind > 0 AND n.combo = coalesce(i.combo, '') AND n.combo2 = coalesce(i.combo2, '') "
+        "JOIN _patient_order AS o ON o.p = i.p ORDER BY o.key, i.p, i.kind, i.rank, i.k1, i.k2, i.k3, i.k4").fetchall()
+    for temporary in ("_items", "_number", "_named", "_section", "_patient_order", *support.values()):
+        con.execute(f"DROP TABLE {temporary}")
+    return "\n".join([line for (line,) in lines]) + "\n" if lines else ""
+
+
+def _table(con, name: str, columns: str, values: list[list]) -> None:
+    """A temporary table filled from Python lists, one per column (one statement)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({columns})")
+    if values[0]:
+        con.execute(f"INSERT INTO {name} SELECT {', '.join(f'unnest(${i + 1})' for i in range(len(values)))}", values)
+
+
+def _quoted_by_csv() -> str:
+    """The characters that make Python's csv writer (as render.recommend uses it) quote a
+    field: ',', '"' and '\\n', and '\\r' in some Python versions."""
+    import csv
+    import io
+    out = io.StringIO()
+    specials = [',', '"', "\n", "\r"]
+    csv.writer(out, lineterminator="\n").writerow(specials)
+    written = out.getvalue()
+    return "".join(c for c in specials if f'"{c if c != chr(34) else 2 * c}"' in written)
+
+
+_QUOTED = _quoted_by_csv()
+
+
+def _csv_field(expr: str) -> str:
+    """SQL writing a field as Python's csv writer does (NULL as an empty field)."""
+    chars = "".join({"\n": "\\n", "\r": "\\r", '"': '"'}.get(c, c) for c in _QUOTED)
+    return (f"(CASE WHEN regexp_matches(coalesce({expr}, ''), '[{chars}]') "
+            f"THEN '\"' || replace({expr}, '\"', '\"\"') || '\"' ELSE coalesce({expr}, '') END)")
+
+
+class _Names:
+    """What a row prints of a combination of rules ("3 17": rule indices in rule order),
+    each combination worked out once, as `report._Support` does."""
+
+    def __init__(self, rules: RuleSet):
+        self.rules = rules
+        self._sections = [rules.section_of(r) for r in rules.rules]
+        self._rank = {title: i for i, title in enumerate(dict.fromkeys(self._sections))}
+        self._named: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def rank(self, section: str) -> int:
+        return self._rank.get(section, 99)
+
+    def section(self, combo: str) -> tuple[str, int]:
+        title = min((self._sections[int(i)] for i in combo.split()), key=self._rank.__getitem__, default="")
+        return title, self.rank(title)
+
+    def named(self, combo: str, more: str = "") -> tuple[str, str]:
+        key = (combo, more)
+        found = self._named.get(key)
+        if found is None:
+            indices = [int(i) for c in (combo, more) if c for i in c.split()]
+            sources: list[str] = []
+            for i in indices:
+                sources += [s for s in self.rules.rules[i].sources if s not in sources]
+            found = self._named[key] = (" ".join(self.rules.rule_name(self.rules.rules[i]) for i in indices),
+                                        " ".join(sources))
+        return found
