@@ -166,8 +166,9 @@ def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk
     """`task(rules, model)` of each chunk's model. With duckdb, the model holds only the
     facts of `reads` and the firings of the rules `firings_of` (none if None), plus every
     rule's patient count: copying all of DuckDB's answers into Python costs more than
-    computing them. `sql_task(result)`, when given, is asked first for each partition a
-    DuckDB cohort run keeps in SQL (`SQLResult`), and may answer None to get `task`."""
+    computing them. `sql_task(rules, result)`, when given, is asked first for each
+    partition a DuckDB cohort run keeps in SQL (`SQLResult`), and may answer None to get
+    `task` instead."""
     from .parallel import map_chunks, map_models
     try:
         settings = parse_settings(overrides)
@@ -213,7 +214,7 @@ def _duckdb_in_sql(cohort: Cohort, task, sql_task, settings: dict, time_limit: f
     from .parallel import progress_bar
     from .sql import DuckDBEngine
     engine = DuckDBEngine(cohort.rules, settings, time_limit=time_limit, firings=firings_of is not None)
-    with progress_bar(None, True) as advance:
+    with progress_bar(cohort.patients(), True) as advance:
         for result in engine.evaluate_csv_partitioned(list(cohort.paths), patients=size):
             out = sql_task(cohort.rules, result)
             yield out if out is not None else task(cohort.rules, result.to_model(reads, firings_of))
@@ -348,7 +349,7 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
             joint = (lambda patient, pred, args: proofs[(patient, pred, args)]) if explain else None
             out.write(render.to_json(patients, rules.path, settings, joint))
     except BaseException:
-        if fmt == "parquet":  # a half-written temporary file is no use to anyone
+        if output:  # a half-written report (say, past a --time-limit) must not pass for a whole one
             out.close()
             os.unlink(target)
         raise

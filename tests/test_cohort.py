@@ -499,3 +499,27 @@ def test_sql_report_declines_other_typings_and_python_takes_over(tmp_path) -> No
         outputs.append(got.output)
     assert outputs[0] == outputs[1]
     assert "p2,1,,,recommend,fluids,,,3," in outputs[1] and "p10,1,,,conflict,fluids,heavy" in outputs[1]
+
+
+def test_a_run_stopped_midway_leaves_no_half_written_report(cohort, tmp_path, monkeypatch) -> None:
+    """A run that stops after some chunks were written (here: the second chunk hits the
+    time limit) exits 2 and removes its output file: a partial report never passes for a
+    whole one."""
+    import reasoner.cli as cli
+    from reasoner.errors import EvaluationLimit
+    base, _ = cohort
+    real, calls = cli._recommend_task, []
+
+    def second_chunk_too_slow(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise EvaluationLimit("evaluation stopped after 1 s (time limit)")
+        return real(*args)
+    monkeypatch.setattr(cli, "_recommend_task", second_chunk_too_slow)
+    for fmt in ("csv", "parquet"):
+        calls.clear()
+        out = tmp_path / f"report.{fmt}"
+        result = CliRunner().invoke(main, ["recommend", "--format", fmt, "--chunk-size", "30", "-o", str(out),
+                                           str(base / "long.csv")])
+        assert result.exit_code == 2 and "time limit" in result.output, result.output
+        assert len(calls) == 2 and list(tmp_path.glob("report.*")) == []
