@@ -95,11 +95,13 @@ def _run(packed: Packed) -> object:
 @contextlib.contextmanager
 def progress_bar(total: int | None, wanted: bool) -> Iterator[Callable[[int], None] | None]:
     """Yields `advance(patients)` for a bar on stderr when wanted and stderr is a
-    terminal, else None (and nobody counts patients)."""
+    terminal, else None (and nobody counts patients). Without a total (a streamed
+    cohort's size is not known up front) the bar pulses and counts, never "N/0"."""
     if not (wanted and sys.stderr.isatty()):
         yield None
         return
-    with click.progressbar(length=total or 0, label="patients", file=sys.stderr, show_pos=True) as bar:
+    size: dict = {"length": total} if total else {"iterable": (_ for _ in ())}  # no length hint
+    with click.progressbar(**size, label="patients", file=sys.stderr, show_pos=True) as bar:
         yield bar.update
 
 

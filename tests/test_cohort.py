@@ -523,3 +523,23 @@ def test_a_run_stopped_midway_leaves_no_half_written_report(cohort, tmp_path, mo
                                            str(base / "long.csv")])
         assert result.exit_code == 2 and "time limit" in result.output, result.output
         assert len(calls) == 2 and list(tmp_path.glob("report.*")) == []
+
+
+@pytest.mark.parametrize("total,shown", [(None, "120"), (200, "120/200")])
+def test_progress_bar_counts_patients_with_or_without_a_total(monkeypatch, total, shown) -> None:
+    """A streamed cohort's size is not known up front: the bar then counts patients
+    (it used to print "120/0")."""
+    from reasoner.parallel import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    with progress_bar(total, True) as advance:
+        assert advance is not None
+        advance(50)
+        advance(70)
+    import click
+    last = click.unstyle(err.getvalue()).replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("patients") and last.rstrip().endswith(shown), last
