@@ -10,7 +10,7 @@ The vocabulary is shared/guideline/vocabulary.md; a rule set must declare
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from .errors import Diagnostic, ReasonerError
 from .model import Model, value_key
@@ -98,12 +98,50 @@ def supporting_rules(rules: RuleSet) -> frozenset[int]:
     return frozenset(i for i, r in enumerate(rules.rules) if r.head is not None and r.head.pred in SUPPORTED)
 
 
-class _Support:
+class RuleNames:
+    """What a report prints of the rules behind an item: their names and sources, and
+    the guideline section it falls under, worked out once per combination of rules (a
+    cohort's reports repeat a few dozen combinations). Used by the Python report and by
+    the rows made in SQL (report_sql)."""
+
+    def __init__(self, rules: RuleSet):
+        self.rules = rules
+        self._sections = [rules.section_of(r) for r in rules.rules]
+        self.section_rank = {title: i for i, title in enumerate(dict.fromkeys(self._sections))}
+        self._named: dict[tuple[int, ...], tuple[list[str], list[str]]] = {}
+        self._section_of: dict[tuple[int, ...], str] = {}
+
+    def rank(self, section: str) -> int:
+        """Where a section comes in the rule set (99 for none)."""
+        return self.section_rank.get(section, 99)
+
+    def section(self, indices: Sequence[int]) -> str:
+        """The earliest guideline section among the rules (in rule-set order), or ""."""
+        key = tuple(indices)
+        found = self._section_of.get(key)
+        if found is None:
+            found = self._section_of[key] = min((self._sections[i] for i in indices),
+                                                key=self.section_rank.__getitem__, default="")
+        return found
+
+    def named(self, indices: Sequence[int]) -> tuple[list[str], list[str]]:
+        """The rules' names, and their sources (each source once), in order."""
+        key = tuple(indices)
+        found = self._named.get(key)
+        if found is None:
+            sources: list[str] = []
+            for i in indices:
+                sources += [s for s in self.rules.rules[i].sources if s not in sources]
+            found = self._named[key] = ([self.rules.rule_name(self.rules.rules[i]) for i in indices], sources)
+        return found
+
+
+class _Support(RuleNames):
     """Which rules concluded each derived fact (from the recorded firings), and what a
-    report prints of them (worked out once per rule: a cohort's reports repeat them)."""
+    report prints of them."""
 
     def __init__(self, rules: RuleSet, model: Model):
-        self.rules = rules
+        super().__init__(rules)
         # fact → the rules that concluded it, in rule order (explain.conclusions without
         # building a bindings dict per firing: a cohort's reports read millions of rows)
         self.by_fact: dict[tuple[str, tuple], list[int]] = {}
@@ -118,35 +156,15 @@ class _Support:
                 found = self.by_fact.setdefault((pred, tuple(row[x] if is_var else x for is_var, x in picks)), [])
                 if not found or found[-1] != index:
                     found.append(index)
-        self.section_rank = {title: i for i, title in enumerate(dict.fromkeys(
-            rules.section_of(r) for r in rules.rules))}
-        self._sections = [rules.section_of(r) for r in rules.rules]
-        self._named: dict[tuple[int, ...], tuple[list[str], list[str]]] = {}
-        self._section_of: dict[tuple[int, ...], str] = {}
 
     def rules_of(self, pred: str, args: tuple) -> list[int]:
         return self.by_fact.get((pred, args), [])
 
-    def section(self, indices: list[int]) -> str:
-        """The earliest guideline section among the rules (in rule-set order), or ""."""
-        key = tuple(indices)
-        found = self._section_of.get(key)
-        if found is None:
-            found = self._section_of[key] = min((self._sections[i] for i in indices),
-                                                key=self.section_rank.__getitem__, default="")
-        return found
-
     def item(self, action: Value, indices: list[int], reason: Value | None = None, **more: Any) -> Item:
-        """An item naming the rules `indices` and their sources (each source once)."""
-        key = tuple(indices)
-        named = self._named.get(key)
-        if named is None:
-            sources: list[str] = []
-            for i in indices:
-                sources += [s for s in self.rules.rules[i].sources if s not in sources]
-            named = self._named[key] = ([self.rules.rule_name(self.rules.rules[i]) for i in indices], sources)
-        return Item(str(action), None if reason is None else str(reason), rules=list(named[0]),
-                    sources=list(named[1]), **more)
+        """An item naming the rules `indices` and their sources."""
+        names, sources = self.named(indices)
+        return Item(str(action), None if reason is None else str(reason), rules=list(names),
+                    sources=list(sources), **more)
 
 
 def build_reports(rules: RuleSet, model: Model) -> list[PatientReport]:
@@ -201,7 +219,7 @@ def build_reports(rules: RuleSet, model: Model) -> list[PatientReport]:
             item.dose_mg = int(mg) if isinstance(mg, float) and mg.is_integer() else mg
             item.frequency = [str(t) for t in freq.get((p, action), [])]
             items.append(item)
-        items.sort(key=lambda i: (support.section_rank.get(i.section, 99), i.action))
+        items.sort(key=lambda i: (support.rank(i.section), i.action))
         contras = [support.item(action, support.rules_of("contraindicated", (p, action, reason)), reason)
                    for _, action, reason in contra.get(p, [])]
         conflicts = [support.item(action, support.rules_of("indicated", (p, action))

@@ -16,7 +16,7 @@ sort as text here, where Python's natural order reads them as numbers.
 from __future__ import annotations
 
 from .program import RuleSet
-from .report import SUPPORTED
+from .report import SUPPORTED, RuleNames
 from .sql import NUM, SQLResult, quote_ident, to_python
 from .syntax import format_value
 
@@ -75,13 +75,13 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
                         f"FROM {table(pred)} WHERE false")
         support[pred] = name
 
-    names = _Names(rules)
+    names = RuleNames(rules)
     # the guideline section (and its rank) of each combination of rules behind an indicated fact
-    combos = [c for (c,) in con.execute(f"SELECT DISTINCT combo FROM {support['indicated']} AS s "
-                                        "WHERE combo IS NOT NULL").fetchall()] if "indicated" in support else []
-    sections = [names.section(c) for c in combos]
+    combos = [c for (c,) in con.execute(f"SELECT DISTINCT combo FROM {support['indicated']} "
+                                        "WHERE combo IS NOT NULL").fetchall()]
+    sections = [names.section(_indices(c)) for c in combos]
     _table(con, "_section", "combo VARCHAR, section VARCHAR, rank INTEGER",
-           [combos, [title for title, _ in sections], [rank for _, rank in sections]])
+           [combos, sections, [names.rank(title) for title in sections]])
     no_section_rank = names.rank("")
 
     patients = " UNION ".join(f"SELECT a0 AS p FROM {table(p)}" for p in
@@ -136,9 +136,10 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
                                                        [format_value(to_python(v, True)) for (v,) in numbers]])
     pairs = con.execute("SELECT DISTINCT coalesce(combo, ''), coalesce(combo2, '') FROM _items WHERE kind > 0"
                         ).fetchall()
-    named = [names.named(c, c2) for c, c2 in pairs]
+    named = [names.named(_indices(c) + _indices(c2)) for c, c2 in pairs]  # a conflict: indicated, then contraindicated
     _table(con, "_named", "combo VARCHAR, combo2 VARCHAR, rules VARCHAR, sources VARCHAR",
-           [[c for c, _ in pairs], [c2 for _, c2 in pairs], [n for n, _ in named], [s for _, s in named]])
+           [[c for c, _ in pairs], [c2 for _, c2 in pairs], [" ".join(n) for n, _ in named],
+            [" ".join(s) for _, s in named]])
     con.execute("CREATE OR REPLACE TEMP TABLE _patient_order AS SELECT p, _natural(p) AS key FROM _items WHERE kind = 0")
     kind = "CASE i.kind WHEN 0 THEN 'grade' WHEN 1 THEN 'recommend' WHEN 2 THEN 'contraindicated' " \
            "WHEN 3 THEN 'conflict' ELSE 'warning' END"
@@ -153,6 +154,11 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
     for temporary in ("_items", "_number", "_named", "_section", "_patient_order", *support.values()):
         con.execute(f"DROP TABLE {temporary}")
     return "\n".join([line for (line,) in lines]) + "\n" if lines else ""
+
+
+def _indices(combo: str) -> list[int]:
+    """Rule indices of a combination as SQL spells it ("3 17")."""
+    return [int(i) for i in combo.split()]
 
 
 def _table(con, name: str, columns: str, values: list[list]) -> None:
@@ -182,33 +188,3 @@ def _csv_field(expr: str) -> str:
     chars = "".join({"\n": "\\n", "\r": "\\r", '"': '"'}.get(c, c) for c in _QUOTED)
     return (f"(CASE WHEN regexp_matches(coalesce({expr}, ''), '[{chars}]') "
             f"THEN '\"' || replace({expr}, '\"', '\"\"') || '\"' ELSE coalesce({expr}, '') END)")
-
-
-class _Names:
-    """What a row prints of a combination of rules ("3 17": rule indices in rule order),
-    each combination worked out once, as `report._Support` does."""
-
-    def __init__(self, rules: RuleSet):
-        self.rules = rules
-        self._sections = [rules.section_of(r) for r in rules.rules]
-        self._rank = {title: i for i, title in enumerate(dict.fromkeys(self._sections))}
-        self._named: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def rank(self, section: str) -> int:
-        return self._rank.get(section, 99)
-
-    def section(self, combo: str) -> tuple[str, int]:
-        title = min((self._sections[int(i)] for i in combo.split()), key=self._rank.__getitem__, default="")
-        return title, self.rank(title)
-
-    def named(self, combo: str, more: str = "") -> tuple[str, str]:
-        key = (combo, more)
-        found = self._named.get(key)
-        if found is None:
-            indices = [int(i) for c in (combo, more) if c for i in c.split()]
-            sources: list[str] = []
-            for i in indices:
-                sources += [s for s in self.rules.rules[i].sources if s not in sources]
-            found = self._named[key] = (" ".join(self.rules.rule_name(self.rules.rules[i]) for i in indices),
-                                        " ".join(sources))
-        return found
