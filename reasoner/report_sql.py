@@ -140,7 +140,8 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
     _table(con, "_named", "combo VARCHAR, combo2 VARCHAR, rules VARCHAR, sources VARCHAR",
            [[c for c, _ in pairs], [c2 for _, c2 in pairs], [" ".join(n) for n, _ in named],
             [" ".join(s) for _, s in named]])
-    con.execute("CREATE OR REPLACE TEMP TABLE _patient_order AS SELECT p, _natural(p) AS key FROM _items WHERE kind = 0")
+    con.execute("CREATE OR REPLACE TEMP TABLE _patient_order AS SELECT p, _natural(p) AS key FROM _items "
+                "WHERE kind = 0")
     kind = "CASE i.kind WHEN 0 THEN 'grade' WHEN 1 THEN 'recommend' WHEN 2 THEN 'contraindicated' " \
            "WHEN 3 THEN 'conflict' ELSE 'warning' END"
     fields = ["i.p", "c.text", "h.text", "t.text", kind, "i.action", "i.reason", "m.text", "i.freq", "i.section",
@@ -170,14 +171,15 @@ def _table(con, name: str, columns: str, values: list[list]) -> None:
 
 def _quoted_by_csv() -> str:
     """The characters that make Python's csv writer (as render.recommend uses it) quote a
-    field: ',', '"' and '\\n', and '\\r' in some Python versions."""
+    field: ',', '"' and newline, and carriage return in some Python versions."""
     import csv
     import io
-    out = io.StringIO()
-    specials = [',', '"', "\n", "\r"]
-    csv.writer(out, lineterminator="\n").writerow(specials)
-    written = out.getvalue()
-    return "".join(c for c in specials if f'"{c if c != chr(34) else 2 * c}"' in written)
+    quoted = ""
+    for c in (",", '"', "\n", "\r"):
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerow([f"a{c}b"])
+        quoted += c if out.getvalue().startswith('"') else ""
+    return quoted
 
 
 _QUOTED = _quoted_by_csv()

@@ -40,7 +40,9 @@ import duckdb
 
 from .errors import Diagnostic, EvaluationLimit, ReasonerError
 from .model import Firing, Model
-from .program import ANY, NUMERIC, RuleSet, check_value, Step, _suggest, aggregate_keys, order_body, step_vars, resolve_settings
+from .program import (
+    ANY, NUMERIC, RuleSet, Step, _suggest, aggregate_keys, check_value, order_body, resolve_settings, step_vars,
+)
 from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting, Span, Value,
     Var,
@@ -892,7 +894,8 @@ class DuckDBEngine:
         con.execute(f"CREATE TABLE _patients AS SELECT key, (row_number() OVER (ORDER BY first) - 1) // {size} "
                     f"AS part FROM (SELECT key, min(r) AS first FROM ({mentions}) AS m WHERE key IS NOT NULL "
                     f"GROUP BY key) AS f")
-        sizes = [n for _, n in con.execute("SELECT part, count(*) FROM _patients GROUP BY part ORDER BY part").fetchall()]
+        sizes = [n for _, n in con.execute("SELECT part, count(*) FROM _patients GROUP BY part ORDER BY part")
+                 .fetchall()]
         for pred, k in sorted(keyed.items()):
             t = self.table(pred)
             con.execute(f"CREATE TABLE {quote_ident('_all_' + t)} AS SELECT t.*, p.part AS _part "

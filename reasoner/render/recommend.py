@@ -110,16 +110,11 @@ def csv_rows(reports: list[PatientReport]) -> list[list[str]]:
 
 
 def to_csv(reports: list[PatientReport], header: bool = True) -> str:
-    return rows_to_csv(csv_rows(reports), header)
-
-
-def rows_to_csv(rows: list[list[str]], header: bool = False) -> str:
-    """CSV text of report rows (from `csv_rows` or `report_sql.sql_rows`)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     if header:
         writer.writerow(CSV_COLUMNS)
-    writer.writerows(rows)
+    writer.writerows(csv_rows(reports))
     return buf.getvalue()
 
 
