@@ -344,7 +344,8 @@ class _Unfolder:
                              tuple(lit(b) for b in x.body))
 
         head = Atom(rule.head.pred, tuple(r(a) for a in rule.head.args)) if rule.head else None
-        return Rule(head, tuple(lit(b) for b in rule.body), rule.id, rule.sources, rule.says, rule.span)
+        return Rule(head, tuple(lit(b) for b in rule.body), rule.id, rule.sources, rule.says, rule.span,
+                    rule.strength, rule.choice)
 
     # ---- unification over a substitution (variable name → Var or Const)
     @staticmethod

@@ -17,7 +17,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from .errors import Diagnostic, ReasonerError
 from .syntax import (
     AllowDecl, Aggregate, ArgDecl, Atom, BinOp, Call, Comparison, Const, Decl, Expr, Fact, Include,
-    Literal, Negation, Requirement, Rule, SectionDecl, SettingDecl, Setting, SourceDecl, Span, Statement,
+    Literal, Negation, Requirement, Rule, SectionDecl, SettingDecl, Setting, SourceDecl, Span, Statement, STRENGTHS,
     TypeDecl, Var,
 )
 
@@ -29,7 +29,7 @@ _TERMINAL_WORDS = {
     "ADDOP": "'+' or '-'", "MULOP": "'*' or '/'", "SETTING": "a $setting", "BANG": "'!'",
     "ROLE": "input, output or internal", "IF": "':-'", "__ANON_0": "':-'", "MINUS": "'-'",
     "EQUAL": "'='", "VBAR": "'|'", "AGG": "count or sum", "MINMAX": "min or max",
-    "ANN_ID": "@id", "ANN_SOURCE": "@source", "REQKIND": "one or some",
+    "ANN_ID": "@id", "ANN_SOURCE": "@source", "ANN_STRENGTH": "@strength", "ANN_CHOICE": "@choice", "REQKIND": "one or some",
     "FOR": "'for'", "NONE": "'none'", "FUNC": "abs",
 }
 
@@ -245,6 +245,18 @@ class _Build(Transformer):  # type: ignore[type-arg]
         (tok,) = children
         return ("says", _unquote(str(tok)), self._span(tok))
 
+    def ann_strength(self, children: list[Token]) -> tuple[str, str, Span]:
+        (tok,) = children
+        value = str(tok)[9:].strip()
+        if value not in STRENGTHS:
+            raise ReasonerError.at(self._span(tok), f"@strength is one of {', '.join(STRENGTHS)}, not {value!r}",
+                                   "E001")
+        return ("strength", value, self._span(tok))
+
+    def ann_choice(self, children: list[Token]) -> tuple[str, str, Span]:
+        (tok,) = children
+        return ("choice", str(tok)[7:].strip(), self._span(tok))
+
     def fact_clause(self, children: list[Any]) -> tuple[Atom | None, tuple[Literal, ...], Span]:
         (head,) = children
         return (head, (), head.span)
@@ -260,9 +272,14 @@ class _Build(Transformer):  # type: ignore[type-arg]
     def clause(self, children: list[Any]) -> Rule:
         *annotations, (head, body, span) = children
         rule_id, says, sources = None, None, []
+        single: dict[str, str] = {}
         problems = []
         for kind, value, ann_span in annotations:
-            if kind == "id":
+            if kind in ("strength", "choice"):
+                if kind in single:
+                    problems.append(Diagnostic(ann_span, f"a rule has one @{kind}", "E001"))
+                single[kind] = value
+            elif kind == "id":
                 if rule_id is not None:
                     problems.append(Diagnostic(ann_span, "a rule has one @id", "E001"))
                 rule_id = value
@@ -276,7 +293,7 @@ class _Build(Transformer):  # type: ignore[type-arg]
             raise ReasonerError(problems)
         if annotations:
             span = annotations[0][2]
-        return Rule(head, body, rule_id, tuple(sources), says, span)
+        return Rule(head, body, rule_id, tuple(sources), says, span, single.get("strength"), single.get("choice"))
 
     # ---- directives
     def include(self, children: list[Token]) -> Include:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from .errors import Diagnostic, ReasonerError
 from .model import Model, value_key
 from .program import RuleSet
-from .syntax import NO_SPAN, Value
+from .syntax import NO_SPAN, STRENGTHS, Value
 
 REQUIRED = ("crs_grade", "indicated", "contraindicated", "recommend", "conflict")
 
@@ -33,13 +33,24 @@ class Item:
     sources: list[str] = field(default_factory=list)
     ordered: bool = False
     alternatives: list[str] = field(default_factory=list)
+    strength: str | None = None
+    choice: str | None = None
+    options: list["Item"] = field(default_factory=list)
+    """For a choice item (`choice` set, action "one of: ..."): the alternatives to choose among."""
+    says: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"action": self.action}
         if self.reason is not None:
             out["reason"] = self.reason
+        if self.strength is not None:
+            out["strength"] = self.strength
+        if self.choice is not None:
+            out["choice"] = self.choice
         if self.section:
             out["section"] = self.section
+        if self.options:
+            out["options"] = [o.as_json() for o in self.options]
         if self.dose_mg is not None or self.frequency:
             out["dose_mg"] = self.dose_mg
             out["frequency"] = "; ".join(self.frequency) or None
@@ -70,10 +81,12 @@ class PatientReport:
             "crs_grade": self.crs_grade,
             "hypoxia_grade": self.hypoxia_grade,
             "hypotension_grade": self.hypotension_grade,
+            # warnings first: a missing input can make every recommendation below wrong
+            "warnings": [{"code": i.action, "says": i.says, "rules": i.rules, "sources": i.sources}
+                         for i in self.warnings],
             "recommendations": [i.as_json() for i in self.recommendations],
             "contraindications": [i.as_json() for i in self.contraindications],
             "conflicts": [i.as_json() for i in self.conflicts],
-            "warnings": [{"code": i.action, "rules": i.rules, "sources": i.sources} for i in self.warnings],
             "constraint_violations": self.violations,
         }
 
@@ -106,6 +119,7 @@ class RuleNames:
 
     def __init__(self, rules: RuleSet):
         self.rules = rules
+        self._strength_rank = {s: i for i, s in enumerate(STRENGTHS)}
         self._sections = [rules.section_of(r) for r in rules.rules]
         self.section_rank = {title: i for i, title in enumerate(dict.fromkeys(self._sections))}
         self._named: dict[tuple[int, ...], tuple[list[str], list[str]]] = {}
@@ -123,6 +137,21 @@ class RuleNames:
             found = self._section_of[key] = min((self._sections[i] for i in indices),
                                                 key=self.section_rank.__getitem__, default="")
         return found
+
+    def strength(self, indices: Sequence[int]) -> str | None:
+        """The strongest `@strength` among the rules (None when none states one)."""
+        found = [self.rules.rules[i].strength for i in indices if self.rules.rules[i].strength is not None]
+        return min(found, key=self._strength_rank.__getitem__) if found else None
+
+    def strongest(self, strengths: Sequence[str | None]) -> str | None:
+        known = [s for s in strengths if s is not None]
+        return min(known, key=self._strength_rank.__getitem__) if known else None
+
+    def choice(self, indices: Sequence[int]) -> str | None:
+        """The choice group when every rule behind an action names the same `@choice`
+        (an action also called for outright by a rule of no group stands alone)."""
+        groups = {self.rules.rules[i].choice for i in indices}
+        return groups.pop() if len(groups) == 1 else None
 
     def named(self, indices: Sequence[int]) -> tuple[list[str], list[str]]:
         """The rules' names, and their sources (each source once), in order."""
@@ -211,14 +240,23 @@ def build_reports(rules: RuleSet, model: Model) -> list[PatientReport]:
     reports = []
     for p in sorted(patients, key=value_key):
         items = []
+        groups: dict[str, list[tuple[Item, list[int]]]] = {}
         for _, action in recommend.get(p, []):
             indicated_by = support.rules_of("indicated", (p, action))
-            item = support.item(action, indicated_by, section=support.section(indicated_by))
+            item = support.item(action, indicated_by, section=support.section(indicated_by),
+                                strength=support.strength(indicated_by))
             mg = doses.get((p, action), [None])[-1]
             # 692.0 mg reads as 692 mg, whichever engine computed it
             item.dose_mg = int(mg) if isinstance(mg, float) and mg.is_integer() else mg
             item.frequency = [str(t) for t in freq.get((p, action), [])]
-            items.append(item)
+            group = support.choice(indicated_by)
+            if group is None:
+                items.append(item)
+            else:
+                item.choice = group
+                groups.setdefault(group, []).append((item, indicated_by))
+        for group, members in sorted(groups.items()):
+            items.append(_choice_item(support, group, members))
         items.sort(key=lambda i: (support.rank(i.section), i.action))
         contras = [support.item(action, support.rules_of("contraindicated", (p, action, reason)), reason)
                    for _, action, reason in contra.get(p, [])]
@@ -227,11 +265,30 @@ def build_reports(rules: RuleSet, model: Model) -> list[PatientReport]:
                                   ordered=(p, action) in ordered,
                                   alternatives=[str(b) for b in alternatives.get((p, action), [])])
                      for _, action, reason in conflict.get(p, [])]
-        warns = [support.item(code, support.rules_of("warning", (p, code))) for _, code in warnings.get(p, [])]
+        warns = []
+        for _, code in warnings.get(p, []):
+            behind = support.rules_of("warning", (p, code))
+            warns.append(support.item(code, behind, says=rules.rules[behind[0]].says if behind else None))
         reports.append(PatientReport(
             str(p), _one(grades.get(p)), _one(hypoxia.get(p)), _one(hypotension.get(p)),
             items, contras, conflicts, warns, violations.get(p, [])))
     return reports
+
+
+def choice_label(options: Sequence[str]) -> str:
+    """The action column of a choice item: "one of: a, b, c" (options sorted)."""
+    return "one of: " + ", ".join(sorted(options))
+
+
+def _choice_item(support: "_Support", group: str, members: list[tuple[Item, list[int]]]) -> Item:
+    """One item for the alternatives of a choice group, its options inside it."""
+    options = sorted((item for item, _ in members), key=lambda i: i.action)
+    indices = sorted({i for _, behind in members for i in behind})
+    names, sources = support.named(indices)
+    section = max((o.section for o in options), key=support.rank)  # the alternatives' own section, last
+    return Item(choice_label([o.action for o in options]), section=section, rules=list(names),
+                sources=list(sources), strength=support.strongest([o.strength for o in options]),
+                choice=group, options=options)
 
 
 def _one(rows: list[tuple] | None) -> Value | None:

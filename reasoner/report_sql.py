@@ -18,7 +18,7 @@ from __future__ import annotations
 from .program import RuleSet
 from .report import SUPPORTED, RuleNames
 from .sql import NUM, SQLResult, quote_ident, to_python
-from .syntax import format_value
+from .syntax import STRENGTHS, format_value
 
 # what each report predicate's columns must be for the SQL below (else: Python report)
 _SHAPE = {"crs_grade": "sn", "hypoxia_grade": "sn", "hypotension_grade": "sn", "recommend": "ss",
@@ -76,12 +76,17 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
         support[pred] = name
 
     names = RuleNames(rules)
-    # the guideline section (and its rank) of each combination of rules behind an indicated fact
+    # the guideline section (and its rank), strength and choice group of each combination
+    # of rules behind an indicated fact
     combos = [c for (c,) in con.execute(f"SELECT DISTINCT combo FROM {support['indicated']} "
                                         "WHERE combo IS NOT NULL").fetchall()]
     sections = [names.section(_indices(c)) for c in combos]
-    _table(con, "_section", "combo VARCHAR, section VARCHAR, rank INTEGER",
-           [combos, sections, [names.rank(title) for title in sections]])
+    strengths = [names.strength(_indices(c)) for c in combos]
+    _table(con, "_section", "combo VARCHAR, section VARCHAR, rank INTEGER, strength VARCHAR, srank INTEGER, "
+           "choice VARCHAR",
+           [combos, sections, [names.rank(title) for title in sections], strengths,
+            [None if s is None else STRENGTHS.index(s) for s in strengths],
+            [names.choice(_indices(c)) for c in combos]])
     no_section_rank = names.rank("")
 
     patients = " UNION ".join(f"SELECT a0 AS p FROM {table(p)}" for p in
@@ -97,31 +102,49 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
     freq = (f"(SELECT a0, a1, string_agg(a2, '; ' ORDER BY _natural(a2), a2) AS f FROM {table('dose_frequency')} "
             "GROUP BY a0, a1)") if table("dose_frequency") else \
         "(SELECT CAST(NULL AS VARCHAR) AS a0, CAST(NULL AS VARCHAR) AS a1, CAST(NULL AS VARCHAR) AS f WHERE false)"
-    blank = "CAST(NULL AS VARCHAR)"
-    # kind, rank, k1..k4 (sort keys), action, reason, mg, freq, section, combo, combo2
-    items = [f"SELECT p, 0 AS kind, 0 AS rank, {blank} AS k1, {blank} AS k2, {blank} AS k3, {blank} AS k4, "
-             f"{blank} AS action, {blank} AS reason, CAST(NULL AS DOUBLE) AS mg, {blank} AS freq, "
-             f"{blank} AS section, {blank} AS combo, {blank} AS combo2 FROM ({patients}) AS pts"]
-    items.append(
-        f"SELECT r.a0, 1, coalesce(sec.rank, {no_section_rank}), r.a1, NULL, NULL, NULL, r.a1, NULL, d.mg, fr.f, "
-        f"coalesce(sec.section, ''), s.combo, NULL FROM {table('recommend')} AS r "
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _rec AS SELECT r.a0 AS p, r.a1 AS action, s.combo, "
+        f"coalesce(sec.rank, {no_section_rank}) AS rank, coalesce(sec.section, '') AS section, sec.strength, "
+        f"sec.srank, sec.choice, d.mg, fr.f AS freq FROM {table('recommend')} AS r "
         f"LEFT JOIN {support['indicated']} AS s ON s.a0 = r.a0 AND s.a1 = r.a1 "
         f"LEFT JOIN _section AS sec ON sec.combo = s.combo "
         f"LEFT JOIN {dose} AS d ON d.a0 = r.a0 AND d.a1 = r.a1 "
         f"LEFT JOIN {freq} AS fr ON fr.a0 = r.a0 AND fr.a1 = r.a1")
-    items.append(
-        f"SELECT c.a0, 2, 0, _natural(c.a1), c.a1, _natural(c.a2), c.a2, c.a1, c.a2, NULL, NULL, '', s.combo, NULL "
-        f"FROM {table('contraindicated')} AS c "
-        f"LEFT JOIN {support['contraindicated']} AS s ON s.a0 = c.a0 AND s.a1 = c.a1 AND s.a2 = c.a2")
-    items.append(
-        f"SELECT c.a0, 3, 0, _natural(c.a1), c.a1, _natural(c.a2), c.a2, c.a1, c.a2, NULL, NULL, '', i.combo, "
-        f"x.combo FROM {table('conflict')} AS c "
-        f"LEFT JOIN {support['indicated']} AS i ON i.a0 = c.a0 AND i.a1 = c.a1 "
-        f"LEFT JOIN {support['contraindicated']} AS x ON x.a0 = c.a0 AND x.a1 = c.a1 AND x.a2 = c.a2")
+    # a choice group is one item ("one of: a, b"), in the section of its options ranked
+    # last, as strong as its strongest option, behind the union of their rules
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _grp AS SELECT p, choice, 'one of: ' || string_agg(action, ', ' ORDER BY action) "
+        "AS label, max(rank) AS rank, arg_max(section, rank) AS section, min(srank) AS srank, "
+        "array_to_string(list_sort(list_distinct(flatten(list(CAST(string_split(combo, ' ') AS INTEGER[]))))), ' ') "
+        "AS combo FROM _rec WHERE choice IS NOT NULL GROUP BY p, choice")
+    strength_of = "CASE " + " ".join(f"WHEN g.srank = {i} THEN '{s}'" for i, s in enumerate(STRENGTHS)) + " END"
+    blank = "CAST(NULL AS VARCHAR)"
+    # kind, kname, rank, k1..k4 (sort keys), action, reason, mg, freq, section, combo, combo2, strength, choice
+    items = [f"SELECT p, 0 AS kind, 'grade' AS kname, 0 AS rank, {blank} AS k1, {blank} AS k2, {blank} AS k3, "
+             f"{blank} AS k4, {blank} AS action, {blank} AS reason, CAST(NULL AS DOUBLE) AS mg, {blank} AS freq, "
+             f"{blank} AS section, {blank} AS combo, {blank} AS combo2, {blank} AS strength, {blank} AS choice "
+             f"FROM ({patients}) AS pts"]
     if "warning" in support:
         items.append(
-            f"SELECT w.a0, 4, 0, _natural(w.a1), w.a1, NULL, NULL, w.a1, NULL, NULL, NULL, '', s.combo, NULL "
-            f"FROM {table('warning')} AS w LEFT JOIN {support['warning']} AS s ON s.a0 = w.a0 AND s.a1 = w.a1")
+            f"SELECT w.a0, 1, 'warning', 0, _natural(w.a1), w.a1, NULL, NULL, w.a1, NULL, NULL, NULL, '', s.combo, "
+            f"NULL, NULL, NULL FROM {table('warning')} AS w "
+            f"LEFT JOIN {support['warning']} AS s ON s.a0 = w.a0 AND s.a1 = w.a1")
+    items.append("SELECT p, 2, 'recommend', rank, action, NULL, NULL, NULL, action, NULL, mg, freq, section, combo, "
+                 "NULL, strength, NULL FROM _rec WHERE choice IS NULL")
+    items.append(f"SELECT p, 2, 'recommend', rank, label, '', NULL, NULL, label, NULL, NULL, NULL, section, combo, "
+                 f"NULL, {strength_of}, choice FROM _grp AS g")
+    items.append("SELECT r.p, 2, 'option', g.rank, g.label, r.action, NULL, NULL, r.action, NULL, r.mg, r.freq, "
+                 "r.section, r.combo, NULL, r.strength, r.choice FROM _rec AS r "
+                 "JOIN _grp AS g ON g.p = r.p AND g.choice = r.choice")
+    items.append(
+        f"SELECT c.a0, 3, 'contraindicated', 0, _natural(c.a1), c.a1, _natural(c.a2), c.a2, c.a1, c.a2, NULL, NULL, "
+        f"'', s.combo, NULL, NULL, NULL FROM {table('contraindicated')} AS c "
+        f"LEFT JOIN {support['contraindicated']} AS s ON s.a0 = c.a0 AND s.a1 = c.a1 AND s.a2 = c.a2")
+    items.append(
+        f"SELECT c.a0, 4, 'conflict', 0, _natural(c.a1), c.a1, _natural(c.a2), c.a2, c.a1, c.a2, NULL, NULL, '', "
+        f"i.combo, x.combo, NULL, NULL FROM {table('conflict')} AS c "
+        f"LEFT JOIN {support['indicated']} AS i ON i.a0 = c.a0 AND i.a1 = c.a1 "
+        f"LEFT JOIN {support['contraindicated']} AS x ON x.a0 = c.a0 AND x.a1 = c.a1 AND x.a2 = c.a2")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _items AS SELECT i.*, g.g AS crs, h.g AS hypoxia, t.g AS hypotension "
                 f"FROM ({' UNION ALL '.join(items)}) AS i "
                 f"LEFT JOIN {grade('crs_grade')} AS g ON g.a0 = i.p "
@@ -142,17 +165,15 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
             [" ".join(s) for _, s in named]])
     con.execute("CREATE OR REPLACE TEMP TABLE _patient_order AS SELECT p, _natural(p) AS key FROM _items "
                 "WHERE kind = 0")
-    kind = "CASE i.kind WHEN 0 THEN 'grade' WHEN 1 THEN 'recommend' WHEN 2 THEN 'contraindicated' " \
-           "WHEN 3 THEN 'conflict' ELSE 'warning' END"
-    fields = ["i.p", "c.text", "h.text", "t.text", kind, "i.action", "i.reason", "m.text", "i.freq", "i.section",
-              "n.rules", "n.sources"]
+    fields = ["i.p", "c.text", "h.text", "t.text", "i.kname", "i.action", "i.reason", "m.text", "i.freq",
+              "i.section", "n.rules", "n.sources", "i.strength", "i.choice"]
     lines = con.execute(
         f"SELECT concat_ws(',', {', '.join(_csv_field(f) for f in fields)}) FROM _items AS i "
         "LEFT JOIN _number AS c ON c.v = i.crs LEFT JOIN _number AS h ON h.v = i.hypoxia "
         "LEFT JOIN _number AS t ON t.v = i.hypotension LEFT JOIN _number AS m ON m.v = i.mg "
         "LEFT JOIN _named AS n ON i.kind > 0 AND n.combo = coalesce(i.combo, '') AND n.combo2 = coalesce(i.combo2, '') "
         "JOIN _patient_order AS o ON o.p = i.p ORDER BY o.key, i.p, i.kind, i.rank, i.k1, i.k2, i.k3, i.k4").fetchall()
-    for temporary in ("_items", "_number", "_named", "_section", "_patient_order", *support.values()):
+    for temporary in ("_items", "_number", "_named", "_section", "_rec", "_grp", "_patient_order", *support.values()):
         con.execute(f"DROP TABLE {temporary}")
     return "\n".join([line for (line,) in lines]) + "\n" if lines else ""
 

@@ -153,6 +153,11 @@ Literal = Union[Atom, Negation, Comparison, Aggregate]
 
 
 # --------------------------------------------------------------------------- statements
+STRENGTHS = ("strong", "standard", "consider", "option")
+"""`@strength` values, strongest first: "strongly recommended", "administer" (a plain
+instruction), "consider", "other options include"."""
+
+
 @dataclass(frozen=True)
 class Rule:
     """A rule, a fact of the rule set (empty body) or an integrity constraint (no head)."""
@@ -163,6 +168,11 @@ class Rule:
     sources: tuple[str, ...]
     says: str | None
     span: Span = field(default=NO_SPAN, compare=False)
+    strength: str | None = None
+    """How strongly the guideline sentence puts it (`@strength`): one of STRENGTHS."""
+    choice: str | None = None
+    """The choice group (`@choice`): actions concluded by rules of one group are
+    alternatives to choose among, not a list to give together."""
 
     @property
     def is_constraint(self) -> bool:

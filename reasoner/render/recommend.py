@@ -2,7 +2,10 @@
 
 JSON: `{"rule_set": ..., "settings": {...}, "patients": [PatientReport...]}`, schema in
 docs/output.md. CSV: one row per patient and item, with a `grade` row per patient so a
-patient with nothing recommended still appears.
+patient with nothing recommended still appears. Warnings come before recommendations in
+every format (a missing input can make every recommendation wrong). A choice group
+(`@choice`) is one `recommend` item "one of: a, b, c", followed in CSV by one `option`
+row per alternative.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from ..report import Item, PatientReport
 from ..syntax import Value, format_value
 
 CSV_COLUMNS = ["patient", "crs_grade", "hypoxia_grade", "hypotension_grade", "kind", "action", "reason",
-               "dose_mg", "frequency", "section", "rules", "sources"]
+               "dose_mg", "frequency", "section", "rules", "sources", "strength", "choice"]
 
 Proofs = Callable[[str, str, tuple], Any]
 """(patient, kind, fact args) → a rendered proof (text) or a JSON object, for --explain."""
@@ -30,6 +33,7 @@ def to_text(reports: list[PatientReport], proof: Proofs | None = None) -> str:
     for r in reports:
         out.append(f"Patient {r.patient}: CRS grade {_v(r.crs_grade)} "
                    f"(hypoxia grade {_v(r.hypoxia_grade)}, hypotension grade {_v(r.hypotension_grade)})")
+        _list(out, "Warnings", r.warnings, lambda i: f"{i.action}: {i.says}" if i.says else i.action)
         if not r.recommendations:
             out.append("  No action recommended.")
         section = None
@@ -37,20 +41,32 @@ def to_text(reports: list[PatientReport], proof: Proofs | None = None) -> str:
             if item.section != section:
                 section = item.section
                 out.append(f"  {section[:1].upper() + section[1:]}")
-            dose = f" {format_value(item.dose_mg)} mg" if item.dose_mg is not None else ""
-            freq = f", {'; '.join(item.frequency)}" if item.frequency else ""
-            out.append(f"    - {item.action}{dose}{freq}")
+            if item.options:
+                out.append(f"    - {item.strength or 'choose'} one of ({item.choice}):")
+                for option in item.options:
+                    out.append(f"      - {_action_line(option)}")
+                    out.append(f"        {_why(option)}")
+                    if proof is not None:
+                        out += _indent(proof(r.patient, "recommend", (r.patient, option.action)), 10)
+                continue
+            out.append(f"    - {_action_line(item)}")
             out.append(f"      {_why(item)}")
             if proof is not None:
                 out += _indent(proof(r.patient, "recommend", (r.patient, item.action)), 8)
         _list(out, "Contraindicated", r.contraindications, lambda i: f"{i.action}: {i.reason}")
         _list(out, "CONFLICTS (indicated or ordered, and contraindicated)", r.conflicts, _conflict_line,
               proof and (lambda i: proof(r.patient, "conflict", (r.patient, i.action, i.reason))))
-        _list(out, "Warnings", r.warnings, lambda i: i.action)
         for v in r.violations:
             out.append(f"  Rule-set constraint violated: {v}")
         out.append("")
     return "\n".join(out)
+
+
+def _action_line(item: Item) -> str:
+    dose = f" {format_value(item.dose_mg)} mg" if item.dose_mg is not None else ""
+    freq = f", {'; '.join(item.frequency)}" if item.frequency else ""
+    strength = f"  [{item.strength}]" if item.strength else ""
+    return f"{item.action}{dose}{freq}{strength}"
 
 
 def _conflict_line(i: Item) -> str:
@@ -88,7 +104,11 @@ def to_json(reports: list[PatientReport], rule_set: str, settings: dict[str, Val
         doc = r.as_json()
         if proof is not None:
             for item, obj in zip(r.recommendations, doc["recommendations"]):
-                obj["proof"] = proof(r.patient, "recommend", (r.patient, item.action))
+                if item.options:
+                    for option, sub in zip(item.options, obj["options"]):
+                        sub["proof"] = proof(r.patient, "recommend", (r.patient, option.action))
+                else:
+                    obj["proof"] = proof(r.patient, "recommend", (r.patient, item.action))
             for item, obj in zip(r.conflicts, doc["conflicts"]):
                 obj["proof"] = proof(r.patient, "conflict", (r.patient, item.action, item.reason))
         patients.append(doc)
@@ -100,13 +120,18 @@ def csv_rows(reports: list[PatientReport]) -> list[list[str]]:
     rows = []
     for r in reports:
         base = [r.patient, _c(r.crs_grade), _c(r.hypoxia_grade), _c(r.hypotension_grade)]
-        rows.append(base + ["grade", "", "", "", "", "", "", ""])
-        for kind, items in (("recommend", r.recommendations), ("contraindicated", r.contraindications),
-                            ("conflict", r.conflicts), ("warning", r.warnings)):
+        rows.append(base + ["grade"] + [""] * 9)
+        for kind, items in (("warning", r.warnings), ("recommend", r.recommendations),
+                            ("contraindicated", r.contraindications), ("conflict", r.conflicts)):
             for i in items:
-                rows.append(base + [kind, i.action, i.reason or "", _c(i.dose_mg), "; ".join(i.frequency),
-                                    i.section, " ".join(i.rules), " ".join(i.sources)])
+                rows.append(base + [kind] + _csv_item(i))
+                rows += [base + ["option"] + _csv_item(o) for o in i.options]
     return rows
+
+
+def _csv_item(i: Item) -> list[str]:
+    return [i.action, i.reason or "", _c(i.dose_mg), "; ".join(i.frequency), i.section, " ".join(i.rules),
+            " ".join(i.sources), i.strength or "", i.choice or ""]
 
 
 def to_csv(reports: list[PatientReport], header: bool = True) -> str:
