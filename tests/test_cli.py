@@ -1,6 +1,8 @@
 """The command line as a user meets it: formats, exit codes, messages, determinism."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -115,7 +117,8 @@ def test_conflicts_exit_one_when_there_are_conflicts() -> None:
 
 def test_rule_set_tests_and_rulebook(tmp_path) -> None:
     result = run("test")
-    assert result.exit_code == 0 and result.output.splitlines()[-1] == "17 passed, 0 failed"
+    cases = len(list((ROOT / "rules" / "crs" / "tests").glob("*.facts")))
+    assert result.exit_code == 0 and result.output.splitlines()[-1] == f"{cases} passed, 0 failed"
     case = tmp_path / "wrong.facts"
     case.write_text("% expect: recommend(p1, anakinra)\n% reject: crs_grade(p1, 1)\n"
                     "weight_kg(p1, 70). temperature_c(p1, 38.5).\n")
@@ -127,3 +130,85 @@ def test_rule_set_tests_and_rulebook(tmp_path) -> None:
     book = run("rules", "--format", "markdown").output
     assert book.startswith("# Rulebook") and "## Treatment Algorithm: Immediate Management" in book
     assert "| `grade.hypoxia.low_flow` |" in book
+
+
+# ---------------------------------------------------------------------------
+# Issue 14: strength and choice in every report format; warnings before recommendations
+# ---------------------------------------------------------------------------
+CASES = ROOT / "rules" / "crs" / "tests"
+
+
+def test_recommend_shows_strength_and_one_choice_item_in_every_format() -> None:
+    refractory = str(CASES / "v2_refractory_choice.facts")
+    text = run("recommend", refractory).output
+    f1 = text[text.index("Patient f1"):text.index("Patient f2")]
+    # G: "strongly recommended" (opening statement) -> strong; "Consider vasopressors" -> consider
+    assert "- tocilizumab 560 mg, IV over 1 h" in f1 and "[strong]" in f1.split("- tocilizumab")[1].splitlines()[0]
+    assert "- vasopressors  [consider]" in f1
+    # the refractory options are ONE item to choose from, each option with its own strength
+    assert f1.count("one of (refractory_crs):") == 1 and "    - consider one of (refractory_crs):" in f1
+    options = f1.split("one of (refractory_crs):")[1].split("\n  Supportive")[0]
+    assert "- anakinra 100 mg, IV or SC every 6 h  [consider]" in options
+    assert "- ruxolitinib, no dose in the guideline: per institutional protocol  [option]" in options
+    assert "- methylprednisolone_pulse 1000 mg, IV twice daily  [consider]" in options
+
+    doc = json.loads(run("recommend", "--format", "json", refractory).output)
+    recs = {p["patient"]: p["recommendations"] for p in doc["patients"]}
+    groups = [r for r in recs["f1"] if r.get("choice")]
+    assert len(groups) == 1
+    (group,) = groups
+    assert group["strength"] == "consider" and group["choice"] == "refractory_crs"
+    assert [o["action"] for o in group["options"]] == ["anakinra", "cyclophosphamide", "cytokine_adsorption",
+                                                        "methylprednisolone_pulse", "ruxolitinib"]
+    assert group["action"] == "one of: anakinra, cyclophosphamide, cytokine_adsorption, methylprednisolone_pulse, " \
+                              "ruxolitinib"
+    assert not {"anakinra", "ruxolitinib"} & {r["action"] for r in recs["f1"]}  # not also listed on their own
+    assert {r["action"]: r["strength"] for r in recs["f1"] if not r.get("choice")}["tocilizumab"] == "strong"
+    # f2: siltuximab in place of tocilizumab (all doses used) is its own item, an option
+    silt = [r for r in recs["f2"] if r["action"] == "siltuximab"]
+    assert silt and silt[0]["strength"] == "option" and "choice" not in silt[0]
+
+    rows = list(csv.DictReader(io.StringIO(run("recommend", "--format", "csv", refractory).output)))
+    f1_rows = [r for r in rows if r["patient"] == "f1"]
+    group_rows = [r for r in f1_rows if r["choice"] == "refractory_crs" and r["kind"] == "recommend"]
+    assert len(group_rows) == 1 and group_rows[0]["action"] == group["action"]
+    option_rows = [r for r in f1_rows if r["kind"] == "option"]
+    assert [r["action"] for r in option_rows] == [o["action"] for o in group["options"]]
+    assert {r["action"]: r["dose_mg"] for r in option_rows}["anakinra"] == "100"
+    assert all(r["strength"] for r in f1_rows if r["kind"] in ("recommend", "option"))
+
+
+def test_warnings_come_before_recommendations_in_every_format() -> None:
+    missing = str(CASES / "v2_missing_inputs.facts")
+    text = run("recommend", missing).output
+    m1 = text[text.index("Patient m1"):text.index("Patient m2")]
+    assert m1.index("Warnings") < m1.index("missing_temperature") < (m1.find("Treatment") % 10 ** 6)
+    assert "missing_temperature: No temperature on record" in m1
+    m3 = text[text.index("Patient m3"):text.index("Patient m4")]
+    assert m3.index("no_weight_for_dose") < m3.index("Treatment Algorithm")
+    doc = json.loads(run("recommend", "--format", "json", missing).output)
+    for patient in doc["patients"]:
+        assert list(patient).index("warnings") < list(patient).index("recommendations")
+    kinds = [r["kind"] for r in csv.DictReader(io.StringIO(run("recommend", "--format", "csv", missing).output))
+             if r["patient"] == "m3"]
+    assert kinds.index("warning") < kinds.index("recommend")
+
+
+def test_choice_rows_made_in_sql_equal_the_python_rows() -> None:
+    # the DuckDB path builds CSV rows in SQL (report_sql): the same bytes, choice groups included
+    paths = [str(p) for p in sorted(CASES.glob("v2_*.facts"))] + [str(ROOT / "tests" / "data" / "crs_review")]
+    # one chunk: patients are sorted within a chunk, and these files are not in patient order
+    plain = run("recommend", "--format", "csv", "--chunk-size", "1000", *paths)
+    duck = run("recommend", "--engine", "duckdb", "--format", "csv", "--chunk-size", "1000", *paths)
+    assert plain.exit_code == duck.exit_code
+    assert ",option," in plain.output and plain.output == duck.output
+
+
+def test_rulebook_shows_strength_and_choice() -> None:
+    text = run("rules").output
+    assert "refractory.anakinra  [guideline, ref1, ref2]  (strength: consider; choice: refractory_crs)" in text
+    doc = json.loads(run("rules", "--format", "json").output)
+    by_id = {r["id"]: r for r in doc["rules"]}
+    assert by_id["overview.combination.tocilizumab"]["strength"] == "strong"
+    assert by_id["refractory.cyclophosphamide"]["choice"] == "refractory_crs"
+    assert "| strength: option; choice: refractory_crs |" in run("rules", "--format", "markdown").output
