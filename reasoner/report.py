@@ -140,8 +140,7 @@ class RuleNames:
 
     def strength(self, indices: Sequence[int]) -> str | None:
         """The strongest `@strength` among the rules (None when none states one)."""
-        found = [self.rules.rules[i].strength for i in indices if self.rules.rules[i].strength is not None]
-        return min(found, key=self._strength_rank.__getitem__) if found else None
+        return self.strongest([self.rules.rules[i].strength for i in indices])
 
     def strongest(self, strengths: Sequence[str | None]) -> str | None:
         known = [s for s in strengths if s is not None]

@@ -31,7 +31,7 @@ def to_text(rs: RuleSet) -> str:
     for file, section, rules in _groups(rs):
         out += ["", f"== {section} ({file})"]
         for rule in rules:
-            grading = f"  ({_grading(rule)})" if _grading(rule) else ""
+            grading = _grading(rule) and f"  ({_grading(rule)})"
             out.append(f"{rs.rule_name(rule)}  [{', '.join(rule.sources) or 'no source'}]{grading}")
             if rule.says:
                 out.append(f"    {rule.says}")
