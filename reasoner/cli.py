@@ -222,8 +222,17 @@ def _duckdb_in_sql(cohort: Cohort, task, sql_task, settings: dict, time_limit: f
                 advance(result.patients)
 
 
-def _query_task(atom, rules: RuleSet, model: Model) -> list[dict]:
-    return model.query(atom)
+def _query_task(atom, rules: RuleSet, model: Model) -> tuple[list[dict], list]:
+    from .report import distinct_violations
+    return model.query(atom), distinct_violations(model.violations)
+
+
+def _report_violations(rules: RuleSet, violations: list) -> bool:
+    """Print each integrity-constraint violation once on stderr; True if there was one."""
+    from .report import violation_lines
+    for line in violation_lines(rules, violations):
+        click.echo(line, err=True)
+    return bool(violations)
 
 
 @main.command()
@@ -243,12 +252,15 @@ def query(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: 
     except ReasonerError as exc:
         _fail(exc)
     cohort = Cohort(rules, facts, stream, engine)
-    answers = []
-    for part in _evaluate(cohort, functools.partial(_query_task, atom), overrides, jobs, chunk_size, time_limit,
-                          engine, reads=[atom.pred]):
+    answers, violations = [], []
+    for part, broken in _evaluate(cohort, functools.partial(_query_task, atom), overrides, jobs, chunk_size,
+                                  time_limit, engine, reads=[atom.pred]):
         answers.extend(part)
+        violations.extend(broken)
     answers.sort(key=lambda a: row_key(tuple(a.values())))
     click.echo(render_answers.render(goal, atom, answers, fmt), nl=False)
+    if _report_violations(rules, violations):
+        sys.exit(EXIT_FINDINGS)
 
 
 def _recommend_task(fmt: str, explain: bool, rules: RuleSet, model: Model):
@@ -257,7 +269,7 @@ def _recommend_task(fmt: str, explain: bool, rules: RuleSet, model: Model):
     from .explain import Explainer
     from .render import proof as proof_render
     from .render import recommend as render
-    from .report import build_reports, rule_patient_counts
+    from .report import build_reports, distinct_violations, rule_patient_counts
     reports = build_reports(rules, model)
     proofs: dict = {}
     if explain:
@@ -277,7 +289,7 @@ def _recommend_task(fmt: str, explain: bool, rules: RuleSet, model: Model):
         out = render.to_text(reports, proof) if reports else ""
     else:
         out = (reports, proofs)
-    return out, rule_patient_counts(rules, model), model.settings
+    return out, rule_patient_counts(rules, model), model.settings, distinct_violations(model.violations)
 
 
 def _recommend_sql_task(rules: RuleSet, result):
@@ -286,7 +298,8 @@ def _recommend_sql_task(rules: RuleSet, result):
     text = sql_csv(rules, result)
     if text is None:
         return None
-    return text, result.fired_for(), dict(result.engine.settings)
+    from .report import distinct_violations
+    return text, result.fired_for(), dict(result.engine.settings), distinct_violations(result.violations())
 
 
 @main.command()
@@ -329,11 +342,12 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
     results = itertools.chain([first] if first is not None else [], results)
     target = output if fmt != "parquet" else output + ".csv.tmp"  # type: ignore[operator]
     out = open(target, "w", encoding="utf-8", newline="") if output else sys.stdout
-    collected, settings, counts, wrote_text = [], {}, {}, False
+    collected, settings, counts, wrote_text, violations = [], {}, {}, False, []
     if fmt in ("csv", "parquet"):
         out.write(render.to_csv([], header=True))
     try:
-        for rendered, chunk_counts, settings in results:
+        for rendered, chunk_counts, settings, broken in results:
+            violations.extend(broken)
             for index, n in chunk_counts.items():
                 counts[index] = counts.get(index, 0) + n
             if fmt == "json":
@@ -360,6 +374,8 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
         render.csv_to_parquet(output + ".csv.tmp", output)  # type: ignore[operator]
     if rule_counts:
         write_rule_counts(rules, counts, rule_counts)
+    if _report_violations(rules, violations):
+        sys.exit(EXIT_FINDINGS)
 
 
 def _load_rules_only(path: str | None) -> RuleSet:
@@ -452,8 +468,9 @@ def conflicts(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
     if "conflict" not in rules_set.decls:
         click.echo(f"error: {rules_set.path} declares no conflict/3 predicate", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    found = []
+    found, violations = [], []
     for model in run_models(rules_set, factset, overrides):
+        violations += model.violations
         explainer = Explainer(rules_set, model)
         alternatives = model.tuples("alternative") if "alternative" in rules_set.decls else set()
         for row in sorted(model.tuples("conflict"), key=row_key):
@@ -480,7 +497,8 @@ def conflicts(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
                 click.echo(f"  why {pred}:")
                 click.echo("\n".join("    " + line for line in proof_render.to_text(node, rules_set).rstrip().split("\n")))
             click.echo("")
-    sys.exit(EXIT_FINDINGS if found else 0)
+    broken = _report_violations(rules_set, violations)
+    sys.exit(EXIT_FINDINGS if found or broken else 0)
 
 
 def _goal_facts(model: Model, atom) -> list[tuple]:
@@ -523,19 +541,47 @@ def _goal_inputs(rules_path: str | None, paths: tuple[str, ...], goal: str) -> t
               help="Cut proof trees deeper than this.")
 def why(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: tuple[str, ...], fmt: str,
         all_proofs: bool, max_proofs: int, depth: int) -> None:
-    """Prove every answer of GOAL: the chain of rules back to the facts and sources."""
+    """Prove every answer of GOAL: the chain of rules back to the facts and sources.
+
+    GOAL may also be the id of an integrity constraint: each of its violations is
+    proved (why the constraint's body holds)."""
     from .explain import Explainer
     from .render.proof import render_proofs
+    constraint = _constraint_goal(rules_path, goal)
+    if constraint is not None:
+        rules, index = constraint
+        factset = load_inputs(rules_path, facts)[1]
+        roots, violations = [], []
+        for model in run_models(rules, factset, overrides):
+            roots.extend(Explainer(rules, model).violations(index, depth=depth))
+            violations += model.violations
+        click.echo(render_proofs(roots, rules, fmt, goal.strip()), nl=False)
+        _report_violations(rules, violations)
+        return
     rules, atom, factset = _goal_inputs(rules_path, facts, goal)
-    roots = []
+    roots, violations = [], []
     for model in run_models(rules, factset, overrides):
         explainer = Explainer(rules, model)
+        violations += model.violations
         for row in _goal_facts(model, atom):
             if all_proofs:
                 roots.extend(explainer.proofs(atom.pred, row, max_proofs=max_proofs, depth=depth))
             else:
-                roots.append(explainer._prove((atom.pred, row), depth, None))
+                roots.append(explainer.prove(atom.pred, row, depth=depth))
     click.echo(render_proofs(roots, rules, fmt, goal.strip()), nl=False)
+    _report_violations(rules, violations)
+
+
+def _constraint_goal(rules_path: str | None, goal: str) -> tuple[RuleSet, int] | None:
+    """(rules, rule index) when GOAL is the id of an integrity constraint."""
+    text = goal.strip()
+    if "(" in text:
+        return None
+    rules = _load_rules_only(rules_path)
+    for index, rule in enumerate(rules.rules):
+        if rule.head is None and rules.rule_name(rule) == text:
+            return rules, index
+    return None
 
 
 @main.command("why-not")
@@ -562,6 +608,7 @@ def why_not(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides
         model.merge(part)
     node = Explainer(rules, model).why_not(atom.pred, args, depth=depth)
     click.echo(render_proofs([node], rules, fmt, goal.strip()), nl=False)
+    _report_violations(rules, model.violations)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,14 +16,17 @@ proof of each row's absence for the rows it did not count.
 """
 from __future__ import annotations
 
+import copy
+import itertools
 from dataclasses import dataclass, field
 from typing import Collection, Iterator
 
-from .match import Env, Unbound, aggregate, eval_expr, present, solve_literal
-from .model import Model, row_key, values_equal
-from .program import RuleSet, aggregate_keys, order_body
+from .match import Env, Unbound, aggregate, compare, eval_expr, present, solve_literal
+from .model import Model, row_key, value_key, values_equal
+from .program import RuleSet, Step, aggregate_keys, order_body
 from .syntax import (
-    Aggregate, Atom, Comparison, Const, Expr, Literal, Negation, Rule, Setting, Span, Value, Var, format_value,
+    Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Literal, Negation, Rule, Setting, Span, Value, Var,
+    expr_vars, format_value,
 )
 
 FactKey = tuple[str, tuple[Value, ...]]
@@ -89,7 +92,11 @@ def conclusions(ruleset: RuleSet, model: Model,
         rule = ruleset.rules[index]
         if rule.head is None or index not in model.heads or (preds is not None and rule.head.pred not in preds):
             continue
-        for bindings in model.rule_firings(index):
+        seen: set[tuple] = set()  # a recursive rule's firing may be found again in a later round
+        for row, bindings in zip(model.firings[index], model.rule_firings(index)):
+            if row in seen:
+                continue
+            seen.add(row)
             out.setdefault((rule.head.pred, model.head_of(index, bindings)), []).append((index, bindings))
     return out
 
@@ -170,12 +177,57 @@ class Explainer:
         return self._prove((pred, args), depth, alternative=None)
 
     def proofs(self, pred: str, args: tuple[Value, ...], max_proofs: int = 10, depth: int = 50) -> list[Node]:
-        """Alternative proofs: one per way the fact's last step was concluded, lowest first."""
-        key = (pred, args)
-        if key not in self._support:
-            return [self._prove(key, depth, None)]
-        support = sorted(self._support[key], key=self._preference)
-        return [self._prove(key, depth, s) for s in support[:max_proofs]]
+        """Distinct whole derivations of a fact, at most `max_proofs`, the minimal one first.
+
+        Two derivations differ in some step: another rule, other bindings, or a premise
+        derived another way; a fact that is an input *and* derivable has its plain-fact
+        proof first. A derivation never uses a fact to derive itself (no cycles), so the
+        enumeration is finite. An aggregate's counted facts get their minimal proof."""
+        self._derivation_memo: dict[tuple[FactKey, int], list[Node]] = {}
+        found = self._derivations((pred, args), depth, frozenset(), max_proofs)
+        return [copy.deepcopy(p) for p in found]
+
+    def _derivations(self, key: FactKey, depth: int, ancestors: frozenset[FactKey], limit: int) -> list[Node]:
+        memo_key = (key, depth)
+        recursive = key[0] in self.rs.recursive  # only there can an ancestor recur below
+        if not recursive and memo_key in self._derivation_memo:
+            return self._derivation_memo[memo_key]
+        pred, args = key
+        text = fact_text(pred, args)
+        out: list[Node] = []
+        if key in self.model.origins:
+            out.append(Node(INPUT, text, pred=pred, args=args, origin=self.model.origins[key],
+                            detail="fact from the input"))
+        if key in self._static:
+            out.append(Node(RULESET_FACT, text, pred=pred, args=args, detail="fact stated in the rule set"))
+        support = self._support.get(key, [])
+        if depth <= 0:
+            if not out and support:
+                out.append(Node(CUT, text, pred=pred, args=args, detail="proof cut here (--depth)"))
+            return out
+        below = ancestors | {key}
+        for index, bindings in sorted(support, key=self._preference):
+            if len(out) >= limit:
+                break
+            rule = self.rs.rules[index]
+            choices: list[list[Node]] = []
+            for position, lit in enumerate(rule.body):
+                if isinstance(lit, Atom):
+                    fact = (lit.pred, self._ground(lit, bindings))
+                    alternatives = [] if fact in below else self._derivations(fact, depth - 1, below, limit)
+                else:
+                    alternatives = [self._premise_node(index, position, lit, bindings, depth - 1)]
+                if not alternatives:
+                    break  # every derivation of this premise goes through the goal itself
+                choices.append(alternatives)
+            else:
+                for children in itertools.islice(itertools.product(*choices), limit - len(out)):
+                    out.append(Node(DERIVED, text, pred=pred, args=args, rule_index=index,
+                                    bindings=_visible(bindings), detail=self._head_values(rule, bindings),
+                                    children=list(children)))
+        if not recursive:
+            self._derivation_memo[memo_key] = out
+        return out
 
     def _prove(self, key: FactKey, depth: int, alternative: tuple[int, Env] | None) -> Node:
         pred, args = key
@@ -192,11 +244,48 @@ class Explainer:
             return Node(MISSING, text, holds=False, pred=pred, args=args, detail="not in the model")
         index, bindings = alternative or min(support, key=self._preference)
         rule = self.rs.rules[index]
-        node = Node(DERIVED, text, pred=pred, args=args, rule_index=index,
-                    bindings={k: v for k, v in bindings.items() if not k.startswith(("_", "#"))})
+        node = Node(DERIVED, text, pred=pred, args=args, rule_index=index, bindings=_visible(bindings),
+                    detail=self._head_values(rule, bindings))
         for position, lit in enumerate(rule.body):
             node.children.append(self._premise_node(index, position, lit, bindings, depth - 1))
         return node
+
+    def violations(self, rule_index: int, depth: int = 50) -> list[Node]:
+        """A proof of each violation of the integrity constraint `rule_index`: why its
+        body holds, one child per body literal (the step's `pred` is None: no head)."""
+        rule = self.rs.rules[rule_index]
+        names = self.model.variables.get(rule_index, ())
+        seen: set[tuple] = set()
+        out = []
+        for firing in sorted(self.model.violations, key=lambda f: _env_key(f.bindings)):
+            if firing.rule_index != rule_index:
+                continue
+            shown = _visible(firing.bindings)
+            key = _env_key(shown)
+            if key in seen:
+                continue
+            seen.add(key)
+            bindings = {n: firing.bindings[n] for n in names if n in firing.bindings} or firing.bindings
+            node = Node(DERIVED, f"violation of {self.rs.rule_name(rule)}", rule_index=rule_index,
+                        bindings=shown, detail=f"constraint {rule} holds with {_bindings_text(shown)}")
+            for position, lit in enumerate(rule.body):
+                node.children.append(self._premise_node(rule_index, position, lit, bindings, depth - 1))
+            out.append(node)
+        return out
+
+    def _head_values(self, rule: Rule, bindings: Env) -> str:
+        """The head's computed arguments with their values: `V * 2 = 3 * 2 = 6`."""
+        if rule.head is None:
+            return ""
+        parts = []
+        for arg in rule.head.args:
+            if isinstance(arg, (BinOp, Call)):
+                try:
+                    parts.append(f"{arg} = {_substituted(arg, bindings, self.settings)} = "
+                                 f"{format_value(eval_expr(arg, bindings, self.settings))}")
+                except (Unbound, TypeError):
+                    continue
+        return "; ".join(parts)
 
     def _premise_node(self, index: int, position: int, lit: Literal, env: Env, depth: int) -> Node:
         if isinstance(lit, Atom):
@@ -233,30 +322,51 @@ class Explainer:
         return list(table.get(tuple(env.get(k) for k in keys), []))
 
     # ------------------------------------------------------------------ why not
-    def why_not(self, pred: str, args: tuple[Value, ...], depth: int = 3) -> Node:
-        """Why a ground fact does not hold (or its proof, if it does)."""
+    def why_not(self, pred: str, args: tuple[Value, ...], depth: int = 3, *, max_candidates: int = 5) -> Node:
+        """Why a ground fact does not hold (or its proof, if it does).
+
+        Every rule that could conclude the goal is tried with every binding of its body
+        that the model offers; each way it fails is a candidate, and the candidates that
+        got furthest (most conditions met) are shown first, at most `max_candidates` per
+        rule. A derived condition that fails is explained in turn, `depth` levels deep;
+        deeper than that the step is a `cut`, never reported as missing data."""
+        self._why_not_memo: dict[tuple[FactKey, int], Node] = {}
+        self._limit = depth
+        return self._why_not((pred, args), depth, max_candidates)
+
+    def _why_not(self, key: FactKey, depth: int, max_candidates: int) -> Node:
+        pred, args = key
         if self.holds(pred, args):
             return self.prove(pred, args)
+        memo = self._why_not_memo.get((key, depth))
+        if memo is not None:
+            return copy.deepcopy(memo)
         text = fact_text(pred, args)
         decl = self.rs.decls.get(pred)
         if decl is not None and decl.role == "input":
-            return Node(MISSING, text, holds=False, pred=pred, args=args,
+            node = Node(MISSING, text, holds=False, pred=pred, args=args,
                         detail="no such fact in the input" + self._nearby(pred, args))
-        node = Node(WHY_NOT, text, holds=False, pred=pred, args=args)
-        for index, rule in enumerate(self.rs.rules):
-            if rule.head is None or rule.head.pred != pred or not rule.body:
-                continue
-            env = self._unify_head(rule.head, args)
-            if env is None:
-                continue  # this rule concludes other values: not a way to this goal
-            node.children.append(self._rule_fails(index, rule, env, args, depth))
-        if not node.children:
-            node.kind = NO_RULE
-            node.detail = "no rule concludes this (and it is not an input fact)"
+        else:
+            node = Node(WHY_NOT, text, holds=False, pred=pred, args=args)
+            for index, rule in enumerate(self.rs.rules):
+                if rule.head is None or rule.head.pred != pred or not rule.body:
+                    continue
+                head = self._unify_head(rule.head, args)
+                if head is None:
+                    continue  # this rule concludes other constants: not a way to this goal
+                node.children += self._rule_fails(index, rule, head, key, depth, max_candidates)
+            if not node.children:
+                node.kind = NO_RULE
+                node.detail = "no rule concludes this (and it is not an input fact)"
+        self._why_not_memo[(key, depth)] = copy.deepcopy(node)
         return node
 
-    def _unify_head(self, head: Atom, args: tuple[Value, ...]) -> Env | None:
+    def _unify_head(self, head: Atom, args: tuple[Value, ...]) -> tuple[Env, list[tuple[Expr, Value]]] | None:
+        """Bindings the goal gives the head's variables, and the head's computed arguments
+        (`X * 2`) with the value the goal wants of them: checked once the body has bound
+        their variables. None when a constant of the head is not the goal's."""
         env: Env = {}
+        computed: list[tuple[Expr, Value]] = []
         for arg, value in zip(head.args, args):
             if isinstance(arg, Var):
                 if arg.name in env and not values_equal(env[arg.name], value):
@@ -265,58 +375,142 @@ class Explainer:
             elif isinstance(arg, (Const, Setting)):
                 if not values_equal(eval_expr(arg, env, self.settings), value):
                     return None
-        return env
+            else:
+                computed.append((arg, value))
+        return env, computed
 
-    def _rule_fails(self, index: int, rule: Rule, env: Env, goal: tuple[Value, ...], depth: int) -> Node:
-        node = Node(RULE_FAILS, str(rule.head), holds=False, rule_index=index, bindings=dict(env))
-        bound = frozenset(env)
-        steps = order_body(rule.body, initially_bound=bound, head=rule.head, as_written=True)
-        envs = [env]
-        for step in steps:
-            lit = step.literal
-            nxt: list[Env] = []
-            for e in envs:
-                nxt.extend(solve_literal(lit, e, self.model, self.settings, rule.body, rule.head))
-                if len(nxt) > 10_000:
-                    break
-            if not nxt:
-                node.children.append(self._failure(index, lit, envs, rule, depth))
-                node.bindings = _visible(envs[0])
-                return node
-            envs = nxt
-        # every literal held for some bindings, yet the goal is not concluded: the head computes another value
-        got = sorted({self.model.head_of(index, e) if index in self.model.heads else () for e in envs}, key=row_key)
-        node.detail = "the conditions hold, but this rule concludes " + ", ".join(
-            fact_text(rule.head.pred, g) for g in got[:3])  # type: ignore[union-attr]
-        return node
+    def _rule_fails(self, index: int, rule: Rule, head: tuple[Env, list[tuple[Expr, Value]]], goal: FactKey,
+                    depth: int, max_candidates: int) -> list[Node]:
+        env, computed = head
+        steps = order_body(rule.body, initially_bound=frozenset(env), head=rule.head, as_written=True)
+        attempts: list[_Attempt] = []
+        budget = [_SEARCH_BUDGET]
 
-    def _failure(self, index: int, lit: Literal, envs: list[Env], rule: Rule, depth: int) -> Node:
-        env = envs[0]
+        def search(i: int, current: Env) -> None:
+            if budget[0] <= 0:
+                return
+            budget[0] -= 1
+            if i == len(steps):
+                attempts.append(_Attempt(i, current, None))  # the body holds: the head computes another value
+                return
+            extensions = list(solve_literal(steps[i].literal, current, self.model, self.settings, rule.body,
+                                            rule.head))
+            if not extensions:
+                attempts.append(_Attempt(i, current, i))
+                return
+            for nxt in sorted(extensions, key=_env_key):
+                search(i + 1, nxt)
+
+        search(0, dict(env))
+        attempts.sort(key=lambda a: (-a.progress, _env_key(a.env)))
+        nodes = []
+        for n, attempt in enumerate(attempts[:max_candidates], 1):
+            node = Node(RULE_FAILS, str(rule.head), holds=False, rule_index=index, bindings=_visible(attempt.env))
+            if attempt.step is None:
+                node.children.append(self._head_mismatch(rule, attempt.env, computed, goal))
+            else:
+                node.children.append(self._failure(index, rule, steps, attempt.step, attempt.env, depth,
+                                                   max_candidates))
+            if len(attempts) > 1:
+                node.detail = f"candidate {n} of {len(attempts)}" + (
+                    f" (the search stopped after {_SEARCH_BUDGET:,} bindings)" if budget[0] <= 0 else "")
+            nodes.append(node)
+        if len(attempts) > max_candidates:
+            rest: dict[str, int] = {}
+            for attempt in attempts[max_candidates:]:
+                what = "the head" if attempt.step is None else str(steps[attempt.step].literal)
+                rest[what] = rest.get(what, 0) + 1
+            nodes[-1].detail += "; the other " + str(len(attempts) - max_candidates) + " fail at " + ", ".join(
+                f"{what} ({count})" for what, count in rest.items())
+        return nodes
+
+    def _head_mismatch(self, rule: Rule, env: Env, computed: list[tuple[Expr, Value]], goal: FactKey) -> Node:
+        """Every condition holds, yet the goal is not concluded: the head computes another value."""
+        assert rule.head is not None
+        parts = []
+        for expr, wanted in computed:
+            try:
+                value = eval_expr(expr, env, self.settings)
+            except (Unbound, TypeError):
+                parts.append(f"{expr} cannot be computed from {_bindings_text(env)}")
+                continue
+            if isinstance(value, float) and value != value:
+                parts.append(f"{expr} = {_substituted(expr, env, self.settings)} divides by zero: no conclusion")
+            elif not values_equal(value, wanted):
+                parts.append(f"{expr} = {_substituted(expr, env, self.settings)} = {format_value(value)}, "
+                             f"not {format_value(wanted)}")
+        try:
+            concluded = fact_text(rule.head.pred, self._ground(rule.head, env))
+        except (Unbound, TypeError):
+            concluded = str(rule.head)
+        detail = "; ".join(parts) or "the conditions hold"
+        return Node(FALSE, f"head {rule.head}", holds=False,
+                    detail=f"{detail}: this rule concludes {concluded}, not {fact_text(*goal)}")
+
+    def _failure(self, index: int, rule: Rule, steps: list[Step], at: int, env: Env, depth: int,
+                 max_candidates: int) -> Node:
+        lit = steps[at].literal
         if isinstance(lit, Atom):
             pattern = self._pattern(lit, env)
             ground = all(not isinstance(a, Var) or a.name in env for a in lit.args)
             decl = self.rs.decls.get(lit.pred)
-            if ground and decl is not None and decl.role != "input" and depth > 0:
-                return self.why_not(lit.pred, self._ground(lit, env), depth - 1)
-            where = "in the input" if decl is not None and decl.role == "input" else "in the model"
+            derived = decl is not None and decl.role != "input"
+            if ground and derived:
+                if depth <= 0:
+                    return Node(CUT, pattern, holds=False, pred=lit.pred, args=self._ground(lit, env),
+                                detail=f"does not hold; not explained further at --depth {self._limit} "
+                                       f"(--depth {self._limit + 1} or more explains it)")
+                return self._why_not((lit.pred, self._ground(lit, env)), depth - 1, max_candidates)
+            if derived:
+                return Node(MISSING, pattern, holds=False, pred=lit.pred,
+                            detail=f"no {pattern} was derived (no {lit.pred} fact matches)")
             return Node(MISSING, pattern, holds=False, pred=lit.pred,
-                        detail=f"no {pattern} {where}" + (self._nearby(lit.pred, self._partial(lit, env))
-                                                            if where == "in the input" else ""))
+                        detail=f"no {pattern} in the input" + self._nearby(lit.pred, self._partial(lit, env)))
         if isinstance(lit, Comparison):
-            values = "; ".join(self._comparison_values(lit, e) for e in envs[:3])
-            more = f" (and {len(envs) - 3} more)" if len(envs) > 3 else ""
-            return Node(FALSE, str(lit), holds=False, detail=f"{values} is false{more}")
+            return Node(FALSE, str(lit), holds=False,
+                        detail=self._comparison_values(lit, env) + self._provenance(lit, steps[:at], env))
         if isinstance(lit, Negation):
-            found = present(lit.atom, env, self.model, self.settings)
-            proofs = [self.prove(lit.atom.pred, f) for f in sorted(found, key=row_key)[:3]]
+            found = sorted(present(lit.atom, env, self.model, self.settings), key=row_key)
+            proofs = [self.prove(lit.atom.pred, f) for f in found[:3]]
+            more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
             return Node(PRESENT, "!" + self._pattern(lit.atom, env), holds=False, pred=lit.atom.pred,
-                        detail=f"{fact_text(lit.atom.pred, sorted(found, key=row_key)[0])} holds", children=proofs)
+                        detail=", ".join(fact_text(lit.atom.pred, f) for f in found[:3]) + more
+                               + (" holds" if len(found) == 1 else " hold"), children=proofs)
         value, rows = aggregate(lit, env, self.model, self.settings, rule.body, rule.head)
         if value is None:
-            return Node(FALSE, str(lit), holds=False, detail=f"{lit.func} of nothing: no row matches")
+            return Node(FALSE, str(lit), holds=False,
+                        detail=f"{lit.func} of nothing: no row matches {', '.join(map(str, lit.body))}")
+        counted = self._aggregate_evidence(lit, rows)
+        what = "row" if lit.func == "count" else "value"
         return Node(FALSE, str(lit), holds=False,
-                    detail=f"{lit.result.name} would be {format_value(value)}, not "
-                           f"{format_value(env.get(lit.result.name, value))}")
+                    detail=f"{lit.func} over {len(rows)} {what}{'s' if len(rows) != 1 else ''} is "
+                           f"{format_value(value)}, not {format_value(env.get(lit.result.name, value))}",
+                    children=counted)
+
+    def _aggregate_evidence(self, lit: Aggregate, rows: list[Env]) -> list[Node]:
+        seen: list[FactKey] = []
+        for row in sorted(rows, key=_env_key):
+            for atom in lit.body:
+                if isinstance(atom, Atom):
+                    fact = (atom.pred, self._ground(atom, row))
+                    if fact not in seen:
+                        seen.append(fact)
+        return [self.prove(*fact) for fact in seen[:_EVIDENCE_SHOWN]]
+
+    def _provenance(self, lit: Comparison, before: list[Step], env: Env) -> str:
+        """Where the comparison's values came from: the fact (or equation) that bound each."""
+        wanted = {v.name for v in expr_vars(lit.left) + expr_vars(lit.right)}
+        found = []
+        for step in before:
+            names = [n for n in step.binds if n in wanted and not n.startswith(("_", "#"))]
+            if not names:
+                continue
+            if isinstance(step.literal, Atom):
+                found.append(f"{', '.join(names)} from {self._pattern(step.literal, env)}")
+            elif isinstance(step.literal, Comparison):
+                found.append(f"{', '.join(names)} from {self._comparison_values(step.literal, env)}")
+            wanted -= set(names)
+        return f" ({'; '.join(found)})" if found else ""
 
     # ------------------------------------------------------------------ helpers
     def _ground(self, atom: Atom, env: Env) -> tuple[Value, ...]:
@@ -351,22 +545,32 @@ class Explainer:
         return "; known: " + ", ".join(fact_text(pred, r) for r in rows[:3])
 
     def _comparison_values(self, lit: Comparison, env: Env) -> str:
-        def side(e: Expr) -> tuple[str, Value | None]:
-            try:
-                value = eval_expr(e, env, self.settings)
-            except Unbound:
-                return str(e), None
-            if isinstance(e, Const):
-                return format_value(value), value
-            return f"{e} = {format_value(value)}", value
-
-        (ltext, lval), (rtext, rval) = side(lit.left), side(lit.right)
+        """The comparison with its values, as a statement that is true whether or not the
+        comparison holds: `T = 37.9; 37.9 ≥ 38.0 is false`, `Mg = min(8 * 72, 800) = 576, not 500`."""
+        try:
+            left, right = eval_expr(lit.left, env, self.settings), eval_expr(lit.right, env, self.settings)
+        except Unbound as exc:
+            return f"{lit}: {exc} has no value"
+        holds = compare(lit.op, left, right)
+        if lit.op == "=":
+            for var, expr, value, other in ((lit.left, lit.right, left, right), (lit.right, lit.left, right, left)):
+                if isinstance(var, Var) and not isinstance(expr, (Var, Const)):
+                    text = f"{var.name} = {_substituted(expr, env, self.settings)} = {format_value(other)}"
+                    return text if holds else f"{text}, not {format_value(value)}"
         op = {"<=": "≤", ">=": "≥", "!=": "≠"}.get(lit.op, lit.op)
-        if lit.op == "=" and isinstance(lit.left, Var) and not isinstance(lit.right, (Var, Const)):
-            return f"{lit.left.name} = {_substituted(lit.right, env, self.settings)} = {format_value(lval)}"
-        if isinstance(lit.right, Const) or isinstance(lit.left, Const):
-            return f"{ltext} {op} {rtext}"
-        return f"{ltext}, {rtext}: {format_value(lval)} {op} {format_value(rval)}"
+        if holds and isinstance(lit.left, Var) and isinstance(lit.right, Const):  # the common filter, as a true chain
+            return f"{lit.left.name} = {format_value(left)} {op} {format_value(right)}"
+        sides = [self._side(e, env) for e in (lit.left, lit.right) if not isinstance(e, Const)]
+        verdict = f"{format_value(left)} {op} {format_value(right)} {'holds' if holds else 'is false'}"
+        return "; ".join(sides + [verdict])
+
+    def _side(self, e: Expr, env: Env) -> str:
+        value = format_value(eval_expr(e, env, self.settings))
+        if isinstance(e, Var):
+            return f"{e.name} = {value}"
+        if isinstance(e, Setting):
+            return f"${e.name} = {value}"
+        return f"{e} = {_substituted(e, env, self.settings)} = {value}"
 
     def _aggregate_values(self, lit: Aggregate, env: Env, rows: list[Env]) -> str:
         value = env.get(lit.result.name)
@@ -375,20 +579,44 @@ class Explainer:
                f"({lit.func} over {len(rows)} {what}{'s' if len(rows) != 1 else ''})"
 
 
+_SEARCH_BUDGET = 20_000
+"""Bindings a why-not tries per rule before it stops looking (and says so)."""
+_EVIDENCE_SHOWN = 20
+"""Facts of an aggregate shown in a why-not (the count says how many there were)."""
+
+
+@dataclass
+class _Attempt:
+    """One way a rule's body fails for a why-not goal: after `progress` conditions held
+    with bindings `env`, condition `step` failed (None: all held, the head differs)."""
+
+    progress: int
+    env: Env
+    step: int | None
+
+
+def _env_key(env: Env) -> tuple:
+    return tuple((k, value_key(v)) for k, v in sorted(env.items()))
+
+
+def _bindings_text(env: Env) -> str:
+    return ", ".join(f"{k} = {format_value(v)}" for k, v in sorted(_visible(env).items()))
+
+
 def _substituted(e: Expr, env: Env, settings: dict[str, Value]) -> str:
-    """An expression with its variables replaced by their values: `min(8 * 72, 800)`."""
-    from .syntax import BinOp, Call
-    if isinstance(e, Var):
-        return format_value(env[e.name]) if e.name in env else e.name
-    if isinstance(e, Setting):
-        return format_value(settings.get(e.name, 0))
-    if isinstance(e, Const):
-        return format_value(e.value)
-    if isinstance(e, BinOp):
-        return f"{_substituted(e.left, env, settings)} {e.op} {_substituted(e.right, env, settings)}"
-    if isinstance(e, Call):
-        return f"{e.func}({', '.join(_substituted(a, env, settings) for a in e.args)})"
-    return str(e)
+    """An expression with its variables and settings replaced by their values, with the
+    parentheses its structure needs: `(W - 10) / 2` → `(72 - 10) / 2`."""
+    def sub(x: Expr) -> Expr:
+        if isinstance(x, Var) and x.name in env:
+            return Const(env[x.name])
+        if isinstance(x, Setting) and x.name in settings:
+            return Const(settings[x.name])
+        if isinstance(x, BinOp):
+            return BinOp(x.op, sub(x.left), sub(x.right))
+        if isinstance(x, Call):
+            return Call(x.func, tuple(sub(a) for a in x.args))
+        return x
+    return str(sub(e))
 
 
 def _visible(env: Env) -> Env:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from .errors import Diagnostic, ReasonerError
-from .model import Model, value_key
+from .model import Firing, Model, value_key
 from .program import RuleSet
-from .syntax import NO_SPAN, STRENGTHS, Value
+from .syntax import NO_SPAN, STRENGTHS, Value, format_value
 
 REQUIRED = ("crs_grade", "indicated", "contraindicated", "recommend", "conflict")
 
@@ -231,10 +231,12 @@ def build_reports(rules: RuleSet, model: Model) -> list[PatientReport]:
     patients = set(grades) | set(recommend) | set(contra) | set(conflict) | set(warnings)
     patients |= {row[0] for row in model.facts.get("patient", ())}
     violations: dict[Value, list[str]] = {}
-    for v in model.violations:
+    for v in distinct_violations(model.violations):
         rule = rules.rules[v.rule_index]
         who = next((val for val in v.bindings.values() if val in patients), None)
-        violations.setdefault(who, []).append(rules.rule_name(rule) + (f": {rule.says}" if rule.says else ""))
+        line = f"{rules.rule_name(rule)} ({_values(v.bindings)})" + (f": {rule.says}" if rule.says else "")
+        if line not in violations.setdefault(who, []):
+            violations[who].append(line)
 
     reports = []
     for p in sorted(patients, key=value_key):
@@ -325,3 +327,28 @@ def write_rule_counts(rules: RuleSet, counts: dict[int, int], path: str) -> None
             head = rule.head.pred if rule.head is not None else "(constraint)"
             writer.writerow([rules.rule_name(rule), rules.section_of(rule), head, counts.get(index, 0),
                              " ".join(rule.sources)])
+
+
+def _values(bindings: dict[str, Value]) -> str:
+    return ", ".join(f"{k} = {format_value(v)}" for k, v in bindings.items() if not k.startswith(("_", "#")))
+
+
+def distinct_violations(violations: list[Firing]) -> list[Firing]:
+    """Integrity-constraint violations told apart by what a reader sees: the constraint and its named variables."""
+    seen: dict[tuple, Firing] = {}
+    for v in violations:
+        shown = {k: x for k, x in v.bindings.items() if not k.startswith(("_", "#"))}
+        seen.setdefault((v.rule_index, tuple((k, value_key(x)) for k, x in sorted(shown.items()))),
+                        Firing(v.rule_index, shown))
+    return [seen[k] for k in sorted(seen)]
+
+
+def violation_lines(rules: RuleSet, violations: list[Firing]) -> list[str]:
+    """Each violated integrity constraint once per distinct set of values, in rule order:
+    `rules/x.dl:8:1: violation[too_high]: No dose above the maximum. (P = p2, M = 150)`."""
+    out = []
+    for v in distinct_violations(violations):
+        rule = rules.rules[v.rule_index]
+        says = f"{rule.says} " if rule.says else ""
+        out.append(f"{rule.span}: violation[{rules.rule_name(rule)}]: {says}({_values(v.bindings)})")
+    return out

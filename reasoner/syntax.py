@@ -178,6 +178,14 @@ class Rule:
     def is_constraint(self) -> bool:
         return self.head is None
 
+    @property
+    def digest(self) -> str:
+        """A short digest of the rule's logical text (head and body, not its annotations):
+        a proof names the rule it used by id *and* digest, so a proof made with another
+        version of the rule is caught."""
+        import hashlib
+        return hashlib.sha256(str(self).encode("utf-8")).hexdigest()[:16]
+
     def __str__(self) -> str:
         body = ", ".join(map(str, self.body))
         if self.head is None:

@@ -82,7 +82,8 @@ def to_json_obj(root: Node, rs: RuleSet) -> dict[str, Any]:
             out["args"] = list(node.args)
         if node.rule_index is not None:
             rule = rs.rules[node.rule_index]
-            out["rule"] = {"id": rs.rule_name(rule), "says": rule.says, "sources": list(rule.sources),
+            out["rule"] = {"id": rs.rule_name(rule), "digest": rule.digest, "says": rule.says,
+                           "sources": list(rule.sources),
                            "source_texts": [rs.sources[s].text for s in rule.sources if s in rs.sources],
                            "at": str(rule.span)}
         if node.bindings:
