@@ -42,6 +42,8 @@ CODES: dict[str, tuple[str, str]] = {
     "E015": ("error", "a fact file in the wrong form (JSON, CSV)"),
     "E016": ("error", "a goal or command input that does not fit"),
     "E017": ("error", "a second, different fact for a predicate declared `one` per patient"),
+    "E018": ("error", "a proof document (reasoner verify) that cannot be read or is not valid JSON"),
+    "E019": ("error", "a proof document (reasoner verify) with no proof in it"),
     "W101": ("warning", "singleton variable: named once; write _ if it is meant to be ignored"),
     "W102": ("warning", "rule without @id"),
     "W103": ("warning", "rule without @source"),

@@ -1,7 +1,10 @@
-"""Differential tests: the DuckDB engine (reasoner.sql) must give pyDatalog's answers.
+"""Differential tests: the DuckDB engine (reasoner.sql) must give pyDatalog's answers,
+and both must give the reference evaluator's (reasoner.reference: the language's meaning
+in plain Python, sharing no code with either engine).
 
 Every comparison is over every predicate of the model and over the integrity-constraint
-violations; any difference fails. pyDatalog (reasoner.engine) is the reference.
+violations; any difference fails, except the ones listed in ENGINES_ONLY, where the
+engines are known to be wrong and the reference right.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import pytest
 
 from programs import DECLS, MUTUAL_EMPTY, NEGATION_CHAIN, SAME_GENERATION  # noqa: E402  (tests/programs.py)
 from reasoner import EvaluationLimit, evaluate, load_facts, load_rules
+from reasoner import reference as reference_evaluator
 from reasoner.errors import ReasonerError
 from reasoner.facts import FactSet
 from reasoner.model import Model
@@ -58,13 +62,39 @@ def assert_same_counts(rules: RuleSet, reference: Model, engine: DuckDBEngine, f
     assert not [i for i, rows in counted.firings.items() if rows and i not in constraints]
 
 
-def both(rules: RuleSet, facts_text: str, settings: dict | None = None) -> tuple[Model, Model]:
+# Facts the engines derive and the reference evaluator does not, because a division by
+# zero must give no conclusion: pyDatalog computes it as NaN, and `NaN != 3` is true and
+# Python's `min(5, NaN)` and `max(5, NaN)` are 5 (`min(NaN, 5)` is NaN, dropped); DuckDB reproduces
+# pyDatalog on purpose (docs/duckdb.md). The engines are wrong here; kept exact so that
+# fixing them makes this test fail until the entry goes.
+ENGINES_ONLY: dict[str, dict[str, set]] = {
+    "division_by_zero": {"r": {("c", "ne"), ("c", "min_second")}},
+}
+
+
+def assert_reference(rules: RuleSet, facts, settings: dict | None, model: Model,
+                     engines_only: dict[str, set] | None = None) -> None:
+    """The reference evaluator's model equals the engine's, predicate by predicate and
+    violation by violation, but for `engines_only` (pred -> facts only the engine has)."""
+    ref = reference_evaluator.evaluate(rules, facts, settings)
+    preds = set(ref.facts) | set(model.facts)
+    ref_only = {p: ref.facts.get(p, set()) - model.facts.get(p, set()) for p in sorted(preds)}
+    engine_only = {p: model.facts.get(p, set()) - ref.facts.get(p, set()) for p in sorted(preds)}
+    assert {p: d for p, d in ref_only.items() if d} == {}, f"only the reference evaluator derives: {ref_only}"
+    assert {p: d for p, d in engine_only.items() if d} == (engines_only or {}), \
+        f"only the engines derive: {engine_only}"
+    assert violations(model) == Counter((i, tuple(sorted(b.items()))) for i, b in ref.violations)
+
+
+def both(rules: RuleSet, facts_text: str, settings: dict | None = None,
+         engines_only: dict[str, set] | None = None) -> tuple[Model, Model]:
     facts = load_facts(rules, text=facts_text)
     reference = evaluate(rules, facts, settings=settings)
     engine = DuckDBEngine(rules, settings, firings=True)
     other = engine.evaluate(facts.facts)
     assert_same(reference, other)
     assert_same_counts(rules, reference, engine, facts.facts)
+    assert_reference(rules, facts, settings, reference, engines_only)
     return reference, other
 
 
@@ -80,6 +110,7 @@ def test_example_patients(crs: RuleSet, path: Path) -> None:
     reference, engine = evaluate(crs, facts), DuckDBEngine(crs, firings=True)
     assert_same(reference, engine.evaluate(facts.facts))
     assert_same_counts(crs, reference, engine, facts.facts)
+    assert_reference(crs, facts, None, reference)
 
 
 def test_crs_settings_overrides(crs: RuleSet) -> None:
@@ -211,7 +242,7 @@ LANGUAGE = {
 @pytest.mark.parametrize("name", sorted(LANGUAGE))
 def test_language_feature(name: str) -> None:
     rules_text, facts_text = LANGUAGE[name]
-    both(load_rules(text=DECLS + rules_text), facts_text)
+    both(load_rules(text=DECLS + rules_text), facts_text, engines_only=ENGINES_ONLY.get(name))
 
 
 def test_settings_override_and_unknown_setting() -> None:
