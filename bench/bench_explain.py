@@ -1,70 +1,69 @@
-"""Benchmark: explain every recommendation of N patients, against computing the same
-answers without proofs. Not a test; copy the figures into the README.
+"""Benchmark: `reasoner recommend --explain` against the same command without proofs,
+in text and in JSON, over N generated patients: wall time and peak memory of each whole
+command, so "proofs cost at most 3x" and "memory flat in the cohort" are measured as a
+user would see them. Not a test; copy the figures into the README.
 
-    python bench/bench_explain.py            # N = 1,000
+    python bench/bench_explain.py                 # N = 10,000
+    python bench/bench_explain.py -n 1000 2000 --verify
 
-Both sides evaluate the same chunks with the same engine; the proof side then builds
-a minimal-height proof of every recommend answer, renders it as text, and (with
---check) runs the independent proof checker over each.
+With --verify, the JSON proofs are then checked by `reasoner verify` (its time and
+verdict printed, not counted in the ratio).
 """
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+
+# Runs the CLI in a child and prints its own peak RSS (KiB on Linux) on the last line of stderr.
+_MEASURED = ("import resource, runpy, sys\n"
+             "sys.argv = ['reasoner'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('reasoner', run_name='__main__')\n"
+             "finally:\n    print('peak_rss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+
+
+def run(args: list[str]) -> tuple[float, float]:
+    """(seconds, peak MB) of one `reasoner ARGS` run."""
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _MEASURED, *args], capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - t0
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"reasoner {' '.join(args)} failed:\n{done.stderr}")
+    peak = next(int(line.split()[1]) for line in reversed(done.stderr.splitlines()) if line.startswith("peak_rss_kib"))
+    return seconds, peak / 1024
 
 
 def main() -> None:
     from generate import generate_patients
 
-    from reasoner import load_facts, load_rules
-    from reasoner.engine import Engine
-    from reasoner.explain import Explainer
-    from reasoner.facts import chunks
-    from reasoner.render.proof import to_text
-    from reasoner.verify import check_proof
-
     parser = argparse.ArgumentParser()
-    parser.add_argument("-n", type=int, default=1000)
-    parser.add_argument("--check", action="store_true", help="also run the proof checker on every proof")
+    parser.add_argument("-n", type=int, nargs="+", default=[10_000], help="cohort sizes")
+    parser.add_argument("--verify", action="store_true", help="also run `reasoner verify` on the JSON proofs")
     args = parser.parse_args()
-    rules = load_rules(ROOT / "rules" / "crs")
-    facts = load_facts(rules, text=generate_patients(args.n, seed=11))
-    engine = Engine(rules)
-    engine.install()
-
-    t0 = time.perf_counter()
-    answers = 0
-    for chunk in chunks(rules, facts, 50):
-        answers += len(engine.evaluate(chunk).tuples("recommend"))
-    plain = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    proofs = nodes = problems = 0
-    checking = 0.0
-    for chunk in chunks(rules, facts, 50):
-        model = engine.evaluate(chunk)
-        explainer = Explainer(rules, model)
-        for row in sorted(model.tuples("recommend")):
-            proof = explainer.prove("recommend", row)
-            to_text(proof, rules)
-            proofs += 1
-            nodes += sum(1 for _ in proof.walk())
-            if args.check:  # not part of the explaining time
-                c0 = time.perf_counter()
-                problems += len(check_proof(proof, rules, facts, model))
-                checking += time.perf_counter() - c0
-    explained = time.perf_counter() - t0 - checking
-    print(f"patients: {args.n}, recommend answers: {answers}, proofs: {proofs}, proof nodes: {nodes}")
-    print(f"answers without proofs: {plain:.2f} s")
-    print(f"answers with a rendered proof of each: {explained:.2f} s  ({explained / plain:.2f}x)")
-    if args.check:
-        print(f"proof checker: {problems} problems in {proofs} proofs ({checking:.2f} s, not counted above)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.n:
+            facts = Path(tmp) / f"cohort{n}.facts"
+            facts.write_text(generate_patients(n, seed=11))
+            print(f"patients: {n:,}")
+            for fmt in ("text", "json"):
+                out = Path(tmp) / f"out.{fmt}"
+                plain, plain_mb = run(["recommend", str(facts), "--format", fmt, "-o", str(out)])
+                explained, explained_mb = run(["recommend", str(facts), "--format", fmt, "--explain", "-o", str(out)])
+                size = out.stat().st_size / 1e6
+                print(f"  {fmt:4}: without proofs {plain:6.2f} s {plain_mb:6.0f} MB | --explain {explained:6.2f} s "
+                      f"{explained_mb:6.0f} MB, {size:,.0f} MB written | {explained / plain:.2f}x the time")
+                if fmt == "json" and args.verify:
+                    t0 = time.perf_counter()
+                    done = subprocess.run([sys.executable, "-m", "reasoner", "verify", str(out), str(facts)],
+                                          capture_output=True, text=True, cwd=ROOT)
+                    last = (done.stdout.strip().splitlines() or [""])[-1]
+                    print(f"  verify: exit {done.returncode} in {time.perf_counter() - t0:.2f} s: {last}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Collection, Iterator
 
 from .match import Env, Unbound, aggregate, compare, eval_expr, present, solve_literal
@@ -45,6 +45,7 @@ MISSING = "missing"        # no fact matches (input, or derived beyond the depth
 FALSE = "false"            # a comparison that fails, with its values
 PRESENT = "present"        # a negated literal whose fact is there (with its proof)
 NO_RULE = "no-rule"        # nothing in the rule set concludes this
+HOLDS = "holds"            # in a why-not: a derived condition that held (its proof: `why`)
 
 
 @dataclass
@@ -114,6 +115,7 @@ class Explainer:
         self._agg_index: dict[tuple[int, int], dict[tuple, list[Env]]] = {}
         self._premise_cache: dict[tuple[int, int], list[FactKey]] = {}
         self._rank = self._ranks()
+        self._best: dict[FactKey, tuple[int, Env]] = {}  # each fact's minimal firing, once chosen
 
     # ------------------------------------------------------------------ ranks
     def _premises(self, index: int, bindings: Env) -> list[FactKey]:
@@ -185,7 +187,7 @@ class Explainer:
         enumeration is finite. An aggregate's counted facts get their minimal proof."""
         self._derivation_memo: dict[tuple[FactKey, int], list[Node]] = {}
         found = self._derivations((pred, args), depth, frozenset(), max_proofs)
-        return [copy.deepcopy(p) for p in found]
+        return [_unshared(p) for p in found]
 
     def _derivations(self, key: FactKey, depth: int, ancestors: frozenset[FactKey], limit: int) -> list[Node]:
         memo_key = (key, depth)
@@ -242,7 +244,11 @@ class Explainer:
         support = self._support.get(key)
         if not support:
             return Node(MISSING, text, holds=False, pred=pred, args=args, detail="not in the model")
-        index, bindings = alternative or min(support, key=self._preference)
+        if alternative is None:
+            alternative = self._best.get(key)
+            if alternative is None:
+                alternative = self._best[key] = min(support, key=self._preference)
+        index, bindings = alternative
         rule = self.rs.rules[index]
         node = Node(DERIVED, text, pred=pred, args=args, rule_index=index, bindings=_visible(bindings),
                     detail=self._head_values(rule, bindings))
@@ -404,15 +410,23 @@ class Explainer:
         search(0, dict(env))
         attempts.sort(key=lambda a: (-a.progress, _env_key(a.env)))
         nodes = []
+        asked = "the goal sets " + ", ".join(f"{k} to {format_value(v)}" for k, v in _visible(env).items()) \
+            if _visible(env) else ""
         for n, attempt in enumerate(attempts[:max_candidates], 1):
-            node = Node(RULE_FAILS, str(rule.head), holds=False, rule_index=index, bindings=_visible(attempt.env))
+            # the goal's values are asked for, not known: shown apart, so no line reads `Mg = 500`
+            # when the rule computes 576
+            node = Node(RULE_FAILS, str(rule.head), holds=False, rule_index=index,
+                        bindings={k: v for k, v in _visible(attempt.env).items() if k not in env},
+                        detail=asked)
+            held = len(steps) if attempt.step is None else attempt.step
+            node.children += [self._held(index, rule, steps[j].literal, attempt.env) for j in range(held)]
             if attempt.step is None:
                 node.children.append(self._head_mismatch(rule, attempt.env, computed, goal))
             else:
                 node.children.append(self._failure(index, rule, steps, attempt.step, attempt.env, depth,
                                                    max_candidates))
             if len(attempts) > 1:
-                node.detail = f"candidate {n} of {len(attempts)}" + (
+                node.detail += ("; " if node.detail else "") + f"candidate {n} of {len(attempts)}" + (
                     f" (the search stopped after {_SEARCH_BUDGET:,} bindings)" if budget[0] <= 0 else "")
             nodes.append(node)
         if len(attempts) > max_candidates:
@@ -423,6 +437,21 @@ class Explainer:
             nodes[-1].detail += "; the other " + str(len(attempts) - max_candidates) + " fail at " + ", ".join(
                 f"{what} ({count})" for what, count in rest.items())
         return nodes
+
+    def _held(self, index: int, rule: Rule, lit: Literal, env: Env) -> Node:
+        """A condition that held for this candidate: the fact it matched (with where it was
+        read), or the comparison, absence or aggregate with its values."""
+        if isinstance(lit, Atom):
+            key = (lit.pred, self._ground(lit, env))
+            text = fact_text(*key)
+            if key in self.model.origins:
+                return Node(INPUT, text, pred=key[0], args=key[1], origin=self.model.origins[key],
+                            detail="fact from the input")
+            if key in self._static:
+                return Node(RULESET_FACT, text, pred=key[0], args=key[1], detail="fact stated in the rule set")
+            return Node(HOLDS, text, pred=key[0], args=key[1], detail=f"derived (reasoner why '{text}' proves it)")
+        position = next(i for i, b in enumerate(rule.body) if b is lit)
+        return self._premise_node(index, position, lit, env, depth=1)
 
     def _head_mismatch(self, rule: Rule, env: Env, computed: list[tuple[Expr, Value]], goal: FactKey) -> Node:
         """Every condition holds, yet the goal is not concluded: the head computes another value."""
@@ -593,6 +622,12 @@ class _Attempt:
     progress: int
     env: Env
     step: int | None
+
+
+def _unshared(node: Node) -> Node:
+    """A copy in which no node object appears twice (derivations share sub-proofs while
+    they are enumerated; a tree whose node ids are paths must not)."""
+    return replace(node, children=[_unshared(c) for c in node.children], bindings=dict(node.bindings))
 
 
 def _env_key(env: Env) -> tuple:

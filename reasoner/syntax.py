@@ -6,6 +6,7 @@ stage can point the user at `file:line:col`.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -319,6 +320,7 @@ def format_number(value: int | float) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=1 << 14)  # proofs and reports write the same ids and actions over and over
 def _is_identifier(text: str) -> bool:
     return bool(text) and text[0].islower() and text[0].isascii() and all(
         c.isascii() and (c.isalnum() or c == "_") for c in text

@@ -92,22 +92,23 @@ def _run(tmp_path: Path, rules_text: str, facts_text: str, *args: str, seed: str
 def test_why_not_on_head_arithmetic_shows_the_computed_value() -> None:
     node = _explainer(ARITHMETIC, "n(a, 3).").why_not("double", ("a", 7))
     (rule_node,) = node.children
-    (failure,) = rule_node.children
+    held, failure = rule_node.children
     assert rule_node.kind == RULE_FAILS and failure.kind == FALSE
+    assert held.kind == INPUT and held.text == "n(a, 3)" and rule_node.bindings == {"V": 3}
     assert "V * 2 = 3 * 2 = 6, not 7" in failure.detail and "concludes double(a, 6)" in failure.detail
 
 
 def test_why_not_keeps_parentheses_and_names_the_fact_of_each_value() -> None:
     node = _explainer(ARITHMETIC, "n(b, 72).").why_not("half", ("b", 30))
-    failure = node.children[0].children[0]
+    failure = node.children[0].children[-1]
     assert failure.detail == "V = (72 - 10) / 2 = 31.0, not 30 (W from n(b, 72))"
 
 
 def test_why_not_on_a_min_in_the_head() -> None:
     node = _explainer(ARITHMETIC, "n(c, 72). n(d, 150).").why_not("capped", ("c", 500))
-    assert "min(8 * V, 800) = min(8 * 72, 800) = 576, not 500" in node.children[0].children[0].detail
+    assert "min(8 * V, 800) = min(8 * 72, 800) = 576, not 500" in node.children[0].children[-1].detail
     node = _explainer(ARITHMETIC, "n(d, 150).").why_not("capped", ("d", 1200))
-    assert "= 800, not 1200" in node.children[0].children[0].detail
+    assert "= 800, not 1200" in node.children[0].children[-1].detail
 
 
 def test_why_not_of_the_crs_tocilizumab_dose_states_the_real_dose() -> None:
@@ -139,11 +140,12 @@ def test_why_not_never_crashes_on_any_crs_conclusion() -> None:
 # ----------------------------------------------------------------------------- why-not: every candidate
 def test_why_not_considers_every_binding_most_informative_first() -> None:
     node = _explainer(GRAPH, GRAPH_FACTS).why_not("reach", ("c",))
-    step = [c for c in node.children if c.kind == RULE_FAILS and c.bindings.get("Y") == "c" and "X" in c.bindings]
+    step = [c for c in node.children if c.kind == RULE_FAILS and "X" in c.bindings]
+    assert all(c.detail.startswith("the goal sets Y to c") for c in step)
     assert [c.bindings["X"] for c in step] == ["b", "d", "a"]  # b, d reach c but c is blocked; a has no edge
-    assert [c.children[0].kind for c in step] == [PRESENT, PRESENT, MISSING]
-    assert step[0].children[0].detail == "blocked(c) holds"
-    assert step[2].children[0].detail.startswith("no edge(a, c) in the input")
+    assert [c.children[-1].kind for c in step] == [PRESENT, PRESENT, MISSING]
+    assert step[0].children[-1].detail == "blocked(c) holds"
+    assert step[2].children[-1].detail.startswith("no edge(a, c) in the input")
 
 
 def test_why_not_bytes_do_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
@@ -230,3 +232,45 @@ def test_recommend_reports_a_violation_once_with_values_and_exits_1(tmp_path: Pa
     assert result.stdout.count("test.no_grade_two") == 1
     plain = CliRunner().invoke(main, ["recommend", facts])
     assert plain.exit_code == 0 and "violation" not in plain.stderr
+
+
+# ----------------------------------------------------------------------------- streamed JSON with proofs
+def test_streamed_json_report_is_the_document_json_would_write() -> None:
+    from reasoner.render.recommend import to_json
+    assert to_json([], "r", {"b": 2, "a": 1}) == json.dumps(
+        {"rule_set": "r", "settings": {"a": 1, "b": 2}, "sources": {}, "patients": []}, ensure_ascii=False, indent=1) + "\n"
+    result = CliRunner().invoke(main, ["recommend", str(ROOT / "facts"), "--format", "json", "--explain",
+                                       "--chunk-size", "7"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    for patient in doc["patients"]:  # each proof is one compact line; the rest is json.dumps(indent=1)
+        for item in patient["recommendations"] + patient["conflicts"]:
+            for each in item.get("options", [item]):
+                each["proof"] = "P"
+    plain = CliRunner().invoke(main, ["recommend", str(ROOT / "facts"), "--format", "json"])
+    outline = json.loads(plain.stdout)
+    for patient in outline["patients"]:
+        for item in patient["recommendations"] + patient["conflicts"]:
+            for each in item.get("options", [item]):
+                each["proof"] = "P"
+    assert doc == outline
+    assert plain.stdout == json.dumps(json.loads(plain.stdout), ensure_ascii=False, indent=1) + "\n"
+    doc = json.loads(result.stdout)
+    options = [o for p in doc["patients"] for item in p["recommendations"] for o in item.get("options", [])]
+    assert options and all(o["proof"]["kind"] == DERIVED for o in options)  # each option of a choice proved
+
+
+def test_every_node_of_an_alternative_proof_is_its_own_object() -> None:
+    explainer = _explainer(GRAPH, GRAPH_FACTS)
+    for proof in explainer.proofs("path", ("a", "e"), max_proofs=50):
+        nodes = list(proof.walk())
+        assert len({id(n) for n in nodes}) == len(nodes)
+
+
+def test_alternative_crs_proofs_share_no_node_objects() -> None:
+    rules = load_rules()
+    explainer = Explainer(rules, evaluate(rules, load_facts(rules, [ROOT / "facts" / "p01_grade2_first_dose.facts"])))
+    for row in sorted(explainer.model.tuples("recommend")):
+        for proof in explainer.proofs("recommend", row, max_proofs=3):
+            nodes = list(proof.walk())
+            assert len({id(n) for n in nodes}) == len(nodes), row

@@ -12,7 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Callable
+import re
+import textwrap
+from typing import Any, Callable, Iterator
 
 from ..report import Item, PatientReport
 from ..syntax import Value, format_value
@@ -28,7 +30,11 @@ def _v(value: Value | None) -> str:
     return "?" if value is None else format_value(value)
 
 
-def to_text(reports: list[PatientReport], proof: Proofs | None = None) -> str:
+def to_text(reports: list[PatientReport], proof: Proofs | None = None,
+            references: dict[Value, str] | None = None) -> str:
+    """The text report; with `proof`, each item's proof under it, and with `references`
+    (patient → the full citations of the sources their proofs cite) those at the end of
+    the patient's part."""
     out: list[str] = []
     for r in reports:
         out.append(f"Patient {r.patient}: CRS grade {_v(r.crs_grade)} "
@@ -58,6 +64,8 @@ def to_text(reports: list[PatientReport], proof: Proofs | None = None) -> str:
               proof and (lambda i: proof(r.patient, "conflict", (r.patient, i.action, i.reason))))
         for v in r.violations:
             out.append(f"  Rule-set constraint violated: {v}")
+        if references and references.get(r.patient):
+            out += _indent(references[r.patient], 2)
         out.append("")
     return "\n".join(out)
 
@@ -98,22 +106,62 @@ def _indent(text: str, n: int) -> list[str]:
 
 
 def to_json(reports: list[PatientReport], rule_set: str, settings: dict[str, Value],
-            proof: Proofs | None = None) -> str:
-    patients = []
-    for r in reports:
-        doc = r.as_json()
-        if proof is not None:
-            for item, obj in zip(r.recommendations, doc["recommendations"]):
-                if item.options:
-                    for option, sub in zip(item.options, obj["options"]):
-                        sub["proof"] = proof(r.patient, "recommend", (r.patient, option.action))
-                else:
-                    obj["proof"] = proof(r.patient, "recommend", (r.patient, item.action))
-            for item, obj in zip(r.conflicts, doc["conflicts"]):
-                obj["proof"] = proof(r.patient, "conflict", (r.patient, item.action, item.reason))
-        patients.append(doc)
-    doc_all = {"rule_set": rule_set, "settings": dict(sorted(settings.items())), "patients": patients}
-    return json.dumps(doc_all, ensure_ascii=False, indent=1) + "\n"
+            proof: Proofs | None = None, sources: dict[str, str] | None = None) -> str:
+    """The whole JSON report (one document)."""
+    writer = JSONReportWriter(rule_set, settings, sources)
+    return "".join(writer.patients(reports, proof)) + writer.tail()
+
+
+class JSONReportWriter:
+    """The JSON report written as it goes, patient by patient: the same bytes as
+    `json.dumps(document, indent=1)` of the whole, without holding the whole (a cohort
+    with proofs would not fit in memory) — except that a proof given already encoded (a
+    `str` of JSON, made where the chunk was evaluated) goes in as that one line."""
+
+    def __init__(self, rule_set: str, settings: dict[str, Value], sources: dict[str, str] | None = None):
+        doc = {"rule_set": rule_set, "settings": dict(sorted(settings.items())), "sources": sources or {},
+               "patients": [0]}
+        self._head, self._tail = json.dumps(doc, ensure_ascii=False, indent=1).split("\n  0\n")
+        self._written = 0
+
+    def patients(self, reports: list[PatientReport], proof: Proofs | None = None) -> Iterator[str]:
+        for r in reports:
+            encoded: list[str] = []
+
+            def keep(obj: Any) -> Any:
+                if isinstance(obj, str):  # JSON already: a placeholder now, the text after indenting
+                    encoded.append(obj)
+                    return f"\0{len(encoded) - 1}"
+                return obj
+
+            doc = _patient_json(r, proof and (lambda *key: keep(proof(*key))))
+            text = textwrap.indent(json.dumps(doc, ensure_ascii=False, indent=1), "  ")
+            if encoded:
+                text = _PLACEHOLDER.sub(lambda m: encoded[int(m.group(1))], text)
+            yield (self._head + "\n" if self._written == 0 else ",\n") + text
+            self._written += 1
+
+    def tail(self) -> str:
+        if self._written == 0:
+            return self._head.rsplit("[", 1)[0] + "[]\n}\n"
+        return "\n" + self._tail + "\n"
+
+
+_PLACEHOLDER = re.compile(r'"\\u0000(\d+)"')
+
+
+def _patient_json(r: PatientReport, proof: Proofs | None) -> dict:
+    doc = r.as_json()
+    if proof is not None:
+        for item, obj in zip(r.recommendations, doc["recommendations"]):
+            if item.options:
+                for option, sub in zip(item.options, obj["options"]):
+                    sub["proof"] = proof(r.patient, "recommend", (r.patient, option.action))
+            else:
+                obj["proof"] = proof(r.patient, "recommend", (r.patient, item.action))
+        for item, obj in zip(r.conflicts, doc["conflicts"]):
+            obj["proof"] = proof(r.patient, "conflict", (r.patient, item.action, item.reason))
+    return doc
 
 
 def csv_rows(reports: list[PatientReport]) -> list[list[str]]:
