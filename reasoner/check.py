@@ -155,7 +155,7 @@ def _singletons(rule: Rule, rs: RuleSet) -> list[Finding]:
                 first.setdefault(v.name, v.span if v.span.line else rule.span)
     return [Finding("W101", first[name], f"variable {name} appears only once in rule {rs.rule_name(rule)}; "
                     f"write _ (or _{name}) if it is meant to be ignored", rs.rule_name(rule))
-            for name, n in sorted(counts.items()) if n == 1]
+            for name, n in sorted(counts.items()) if n == 1 and not name.startswith("_")]
 
 
 def _unused_derived(rs: RuleSet) -> list[Finding]:

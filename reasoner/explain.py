@@ -531,7 +531,7 @@ class Explainer:
         wanted = {v.name for v in expr_vars(lit.left) + expr_vars(lit.right)}
         found = []
         for step in before:
-            names = [n for n in step.binds if n in wanted and not n.startswith(("_", "#"))]
+            names = [n for n in step.binds if n in wanted and not n.startswith(("_#", "#"))]
             if not names:
                 continue
             if isinstance(step.literal, Atom):
@@ -655,4 +655,4 @@ def _substituted(e: Expr, env: Env, settings: dict[str, Value]) -> str:
 
 
 def _visible(env: Env) -> Env:
-    return {k: v for k, v in env.items() if not k.startswith(("_", "#"))}
+    return {k: v for k, v in env.items() if not k.startswith(("_#", "#"))}

@@ -152,8 +152,8 @@ class _Build(Transformer):  # type: ignore[type-arg]
     def var(self, children: list[Token]) -> Var:
         (tok,) = children
         name = str(tok)
-        if name == "_":
-            name = f"_{next(self._fresh)}"
+        if name == "_":  # each `_` a fresh variable, named so no rule can spell it (`_Y` is a named variable)
+            name = f"_#{next(self._fresh)}"
         return Var(name, self._span(tok))
 
     def symbol(self, children: list[Token]) -> Const:

@@ -330,14 +330,14 @@ def write_rule_counts(rules: RuleSet, counts: dict[int, int], path: str) -> None
 
 
 def _values(bindings: dict[str, Value]) -> str:
-    return ", ".join(f"{k} = {format_value(v)}" for k, v in bindings.items() if not k.startswith(("_", "#")))
+    return ", ".join(f"{k} = {format_value(v)}" for k, v in bindings.items() if not k.startswith(("_#", "#")))
 
 
 def distinct_violations(violations: list[Firing]) -> list[Firing]:
     """Integrity-constraint violations told apart by what a reader sees: the constraint and its named variables."""
     seen: dict[tuple, Firing] = {}
     for v in violations:
-        shown = {k: x for k, x in v.bindings.items() if not k.startswith(("_", "#"))}
+        shown = {k: x for k, x in v.bindings.items() if not k.startswith(("_#", "#"))}
         seen.setdefault((v.rule_index, tuple((k, value_key(x)) for k, x in sorted(shown.items()))),
                         Firing(v.rule_index, shown))
     return [seen[k] for k in sorted(seen)]

@@ -32,14 +32,15 @@ NO_SPAN = Span("<none>", 0, 0)
 # --------------------------------------------------------------------------- terms
 @dataclass(frozen=True)
 class Var:
-    """A variable. Anonymous `_` variables are renamed `_1`, `_2`, ... by the parser."""
+    """A variable. Each anonymous `_` is renamed `_#1`, `_#2`, ... by the parser; `_Y`
+    is an ordinary named variable (its leading underscore only says "used once")."""
 
     name: str
     span: Span = field(default=NO_SPAN, compare=False)
 
     @property
     def anonymous(self) -> bool:
-        return self.name.startswith("_")
+        return self.name.startswith("_#")
 
     def __str__(self) -> str:
         return "_" if self.anonymous else self.name

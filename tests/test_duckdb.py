@@ -573,3 +573,22 @@ def test_recursive_script_runs_as_written() -> None:
     for _ in range(10):
         _run_script(con, loop)
     assert con.execute("SELECT count(*) FROM reach").fetchone()[0] == 10 * 11 // 2
+
+
+def test_an_underscored_name_is_a_named_variable() -> None:
+    """Only `_` itself is anonymous: `_Y` joins like any variable (docs/language.md)."""
+    rules = load_rules(text="""
+.decl q(a: symbol) input "q"
+.decl r(a: symbol, b: symbol) input "r"
+.decl s(b: symbol) input "s"
+.decl p(a: symbol) output "p"
+.decl n(a: symbol, k: number) output "n"
+p(X) :- q(X), !r(X, _Y), s(_Y).
+n(X, N) :- q(X), s(_Y), N = count : { r(X, _Y) }.
+""")
+    model, _ = both(rules, "q(a). r(a, b). r(a, c). s(c).")
+    assert model.tuples("p") == set()  # r(a, c) holds for the one s: c
+    model, _ = both(rules, "q(a). r(a, b). s(c).")
+    assert model.tuples("p") == {("a",)} and model.tuples("n") == {("a", 0)}
+    model, _ = both(rules, "q(a). r(a, b). r(a, c). s(b). s(c).")
+    assert model.tuples("n") == {("a", 1)}  # grouped by _Y: one r(a, _Y) per s(_Y)
