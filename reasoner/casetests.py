@@ -91,4 +91,6 @@ def run_case(case: Case, rules: RuleSet) -> Outcome:
         if found:
             shown = ", ".join(", ".join(f"{k} = {v}" for k, v in a.items()) or "it holds" for a in found[:3])
             failures.append(f"line {line}: rejected {atom}, but derived ({shown})")
+    from .report import violation_lines  # an example patient must not break the rule set's own constraints
+    failures += violation_lines(rules, model.violations)
     return Outcome(case, failures)

@@ -274,3 +274,11 @@ def test_alternative_crs_proofs_share_no_node_objects() -> None:
         for proof in explainer.proofs("recommend", row, max_proofs=3):
             nodes = list(proof.walk())
             assert len({id(n) for n in nodes}) == len(nodes), row
+
+
+def test_an_example_patient_that_violates_a_constraint_fails_its_case(tmp_path: Path) -> None:
+    (tmp_path / "r.dl").write_text(CONSTRAINED)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "high.facts").write_text("% expect: ok(p1)\ndose(p1, 50). dose(p2, 150).\n")
+    result = CliRunner().invoke(main, ["test", str(tmp_path / "r.dl"), "--cases", str(tmp_path / "tests")])
+    assert result.exit_code == 1 and "violation[too_high]" in result.output and "1 failed" in result.output
