@@ -401,6 +401,7 @@ summary:hover{background:#f3f4f6}
 .k-aggregate>details>summary .kind,.k-aggregate .kind{background:#efe1f5}
 .k-absent .kind{background:#fff;border:1px dashed #8c959f}
 .k-cut .kind{background:#fff;border:1px dashed #8c959f;color:#59636e}
+.k-holds .kind{background:#dbe9f6}
 .by{color:#59636e}
 .rule{color:#0b4f8a;font-weight:600}
 .origin{color:#1a7f37}
@@ -519,6 +520,7 @@ def to_dot(roots: list[Node], rs: RuleSet) -> str:
         ABSENT: 'shape=ellipse, style="dashed,filled", fillcolor="#ffffff"',
         AGGREGATE: 'shape=hexagon, style=filled, fillcolor="#efe1f5"',
         CUT: 'shape=box, style="rounded,dashed", color="#888888"',
+        HOLDS: 'shape=box, style="rounded,filled,dashed", fillcolor="#dbe9f6"',
     }
     failing = 'shape=box, style="rounded,filled", fillcolor="#f8d7d4"'
     for r, root in enumerate(roots):
