@@ -19,8 +19,9 @@ from pathlib import Path
 
 from . import check_goal, evaluate, load_facts
 from .errors import Diagnostic, ReasonerError
-from .program import RuleSet
+from .program import RuleSet, resolve_settings
 from .syntax import Atom, Span
+from .values import read_number
 
 _DIRECTIVE = re.compile(r"^\s*%\s*(expect|reject|setting)\s*:\s*(.+?)\s*$")
 
@@ -59,11 +60,21 @@ def read_case(path: Path, rules: RuleSet) -> Case:
         kind, body = m.groups()
         span = Span(str(path), number, line.index(body) + 1)
         if kind == "setting":
-            name, _, value = body.partition("=")
+            name, sep, text = body.partition("=")
+            name = name.strip()
             try:
-                case.settings[name.strip()] = float(value) if "." in value else int(value)
-            except ValueError:
-                problems.append(Diagnostic(span, f"expected `% setting: NAME = NUMBER`, got {body!r}", "E015"))
+                value = read_number(text.strip())
+                if not sep:
+                    raise ValueError("no =")
+            except ValueError as exc:
+                problems.append(Diagnostic(span, f"expected `% setting: NAME = NUMBER`, got {body!r} ({exc})", "E015"))
+                continue
+            try:  # a name the rule set declares, a value in its range (E012, E024), located here
+                resolve_settings(rules, {name: value})
+            except ReasonerError as exc:
+                problems += [Diagnostic(span, d.message, d.code) for d in exc.diagnostics]
+                continue
+            case.settings[name] = value
             continue
         try:
             atom = check_goal(rules, body.rstrip("."))

@@ -1,8 +1,12 @@
 """`reasoner check`: findings for guideline authors, each with a code (docs/checks.md).
 
-Static findings come from reading the rules; semantic findings from running the rule
-set over the representative patients of explore.py as one batch. Every semantic
-finding carries a witness patient, written out as a ready-to-run fact file with
+Static findings come from reading the rules. Semantic findings come first from the
+solver (smt.py): what its encoding covers is *proved* — a dead rule, a constraint that
+holds, a redundant rule are proofs of absence; a violation, a conflict, a failing
+requirement, a value outside its range come with a witness patient that the engine has
+reproduced. What the encoding does not cover (recursion, aggregates over unbounded
+facts, ...) is *searched* over the representative patients of explore.py, and each such
+finding says so and why. Every witness is written out as a ready-to-run fact file with
 `--witness-dir`. A finding can be marked intended with `.allow CODE "TARGET" "why"` in
 the rule files (TARGET: a rule id, a predicate, or `*`); it is then listed as allowed,
 not counted.
@@ -20,8 +24,10 @@ from .explore import Domain, build_domain, explore, witnesses
 from .facts import FactSet, chunks
 from .match import solve
 from .model import Model, row_key
-from .program import RuleSet, dependencies, load_rules
-from .syntax import NO_SPAN, Aggregate, Atom, Fact, Negation, Rule, Span, Value, Var, body_atoms, expr_vars, format_value
+from .output import write_text
+from .program import RuleSet, check_value, dependencies, load_rules, resolve_settings
+from .smt import DEFAULT_BOUND, InputEnc, Prover, clash_predicates
+from .syntax import NO_SPAN, Aggregate, Atom, Const, Fact, Negation, Rule, Span, Value, Var, body_atoms, expr_vars, format_value
 
 # code → (severity, one-line explanation), in the style of ruff's rule catalogue
 CODES: dict[str, tuple[str, str]] = {
@@ -44,6 +50,11 @@ CODES: dict[str, tuple[str, str]] = {
     "E017": ("error", "a second, different fact for a predicate declared `one` per patient"),
     "E018": ("error", "a proof document (reasoner verify) that cannot be read or is not valid JSON"),
     "E019": ("error", "a proof document (reasoner verify) with no proof in it"),
+    "E020": ("error", "command-line usage: an unknown option, a missing argument, a value outside an option's range"),
+    "E021": ("error", "an output file or folder that cannot be written (a missing folder, no permission, a full disk)"),
+    "E022": ("error", "evaluation stopped at a limit: --time-limit, a recursion's round limit, DuckDB's memory"),
+    "E023": ("error", "internal error: an unexpected failure inside the reasoner (please report it)"),
+    "E024": ("error", "a setting's value outside its declared range, or not a plain number (--set, .setting)"),
     "W101": ("warning", "singleton variable: named once; write _ if it is meant to be ignored"),
     "W102": ("warning", "rule without @id"),
     "W103": ("warning", "rule without @source"),
@@ -52,12 +63,13 @@ CODES: dict[str, tuple[str, str]] = {
     "W106": ("warning", "derived predicate that no output, constraint or requirement uses"),
     "W107": ("warning", "rule that is not patient-local: it joins facts of different patients"),
     "W108": ("warning", "source declared but cited by no rule"),
-    "S201": ("error", "integrity constraint violated by an explored patient"),
+    "S201": ("error", "integrity constraint violated: a witness patient breaks it"),
     "S202": ("warning", "conflict the rule set can produce (indicated or ordered, and contraindicated)"),
-    "S203": ("error", "coverage requirement (.require) fails for an explored patient"),
+    "S203": ("error", "coverage requirement (.require) fails for a witness patient"),
     "S204": ("error", "rules whose conditions overlap while their conclusions contradict"),
-    "S205": ("warning", "dead rule: fires for no explored patient"),
+    "S205": ("warning", "dead rule: no patient fires it (proved), or no explored patient did (searched)"),
     "S206": ("warning", "redundant rule: everything it concludes another rule with the same head concludes too"),
+    "S207": ("error", "a derived value outside its declared range, integer type or enumeration (a dose over its cap)"),
 }
 
 
@@ -71,6 +83,12 @@ class Finding:
     witness: list[Fact] | None = None
     witness_file: str | None = None
     allowed: str | None = None
+    status: str | None = None
+    """Semantic findings: "proved" (the solver; a witness the engine reproduced, or a proof of
+    absence) or "searched" (explore.py; `note` says what the solver did not cover)."""
+    note: str = ""
+    item: tuple | None = None  # what the finding is about (check.Item), for matching solver and search
+    patient: str | None = None  # the witness's patient id, renamed `w` in witness files
 
     @property
     def severity(self) -> str:
@@ -81,11 +99,19 @@ class Finding:
 class CheckReport:
     rules_path: str
     findings: list[Finding] = field(default_factory=list)
-    explored: dict[str, int | str | bool] = field(default_factory=dict)
+    explored: dict = field(default_factory=dict)
+    overrides: dict[str, Value] = field(default_factory=dict)
+    """`--set` values the check ran with (repeated in each witness file's run line)."""
+
+    @property
+    def internal(self) -> list[str]:
+        """Internal errors of the checker itself (a solver witness the engine did not
+        reproduce, a search that contradicts a proof): never findings, always errors."""
+        return list(self.explored.get("internal", []))
 
     @property
     def errors(self) -> int:
-        return sum(1 for f in self.findings if f.severity == "error" and not f.allowed)
+        return sum(1 for f in self.findings if f.severity == "error" and not f.allowed) + len(self.internal)
 
     @property
     def warnings(self) -> int:
@@ -178,14 +204,284 @@ def _unused_derived(rs: RuleSet) -> list[Finding]:
 
 
 # ----------------------------------------------------------------------------- semantic
+# Items the semantic checks decide, as keys: ("rule", i) live or dead, ("constraint", i),
+# ("require", j), ("range", i), ("redundant", i), ("conflict",), ("clash",). The solver
+# (smt.py) decides what its encoding covers; the search of explore.py takes the rest.
+Item = tuple
+
+
 def semantic_findings(rs: RuleSet, settings: dict[str, Value] | None = None, budget: int = 3000,
-                      per_rule: int = 3) -> tuple[list[Finding], dict]:
+                      per_rule: int = 3, solver: bool = True, search: str = "auto",
+                      default_bound: int = DEFAULT_BOUND) -> tuple[list[Finding], dict]:
+    """Solver first; the search for what it left undecided (`search`: auto), for everything
+    as a cross-check (always: a search finding against a solver proof is an internal
+    error), or never."""
     settings = {**{n: s.value for n, s in rs.settings.items()}, **(settings or {})}
+    findings: list[Finding] = []
+    stats: dict = {"internal": []}
+    decided: dict[Item, str] = {}  # item → what the solver proved ("absent": no finding, "found")
+    undecided: dict[Item, str] = {}
+    if solver:
+        found, solver_stats, decided, undecided = _solver_findings(rs, settings, default_bound)
+        findings += found
+        stats["solver"] = solver_stats
+        stats["internal"] += solver_stats.pop("internal")
+    else:
+        undecided = {item: "the solver was not run (--no-solver)" for item in _items(rs)}
+    if search == "always" or (search == "auto" and undecided):
+        found, explored = _searched_findings(rs, settings, budget, per_rule, decided, undecided)
+        findings += found
+        stats["internal"] += explored.pop("internal")
+        stats.update(explored)
+    stats["undecided"] = {_item_label(rs, item): reason for item, reason in undecided.items()}
+    return findings, stats
+
+
+def _items(rs: RuleSet) -> list[Item]:
+    """Every item a semantic check decides (ranges, redundancy and clashes where they apply)."""
+    out: list[Item] = []
+    for i, rule in enumerate(rs.rules):
+        if rule.body:
+            out.append(("constraint", i) if rule.head is None else ("rule", i))
+            if rule.head is not None and _ranged_positions(rs, rule):
+                out.append(("range", i))
+    out += [("require", j) for j in range(len(rs.requirements))]
+    if "conflict" in rs.decls:
+        out.append(("conflict",))
+    if clash_predicates(rs) is not None:
+        out.append(("clash",))
+    return out
+
+
+def _item_label(rs: RuleSet, item: Item) -> str:
+    kind = item[0]
+    if kind in ("rule", "constraint", "range", "redundant"):
+        name = rs.rule_name(rs.rules[item[1]])
+        return {"rule": f"rule {name}", "constraint": f"constraint {name}", "range": f"the range of {name}'s "
+                "conclusions", "redundant": f"redundancy of {name}"}[kind]
+    if kind == "require":
+        return f"requirement \"{rs.requirements[item[1]].text}\""
+    return "conflicts" if kind == "conflict" else "indicated and contraindicated together"
+
+
+def _ranged_positions(rs: RuleSet, rule: Rule) -> list[int]:
+    decl = rs.decls.get(rule.head.pred) if rule.head is not None else None
+    if decl is None or decl.role == "input":
+        return []
+    return [i for i, a in enumerate(decl.args)
+            if (a.type in ("number", "integer") and (a.low is not None or a.type == "integer")) or a.type in rs.types]
+
+
+def _bounds_note(solver_stats: dict, relies: tuple[str, ...]) -> str:
+    """The bounds a proof of absence relied on, said with it."""
+    if not relies:
+        return ""
+    bounds = solver_stats["bounds"]
+    declared = [f"{p} ≤ {bounds[p][0]}" for p in relies if p in bounds and bounds[p][1] == "declared"]
+    default = [f"{p} ≤ {bounds[p][0]}" for p in relies if p in bounds and bounds[p][1] != "declared"]
+    parts = ([f"{', '.join(declared)} (declared)"] if declared else []) + (
+        [f"{', '.join(default)} (the default bound; declare `at most N`)"] if default else [])
+    return f"for every patient with at most: {'; '.join(parts)} facts" if parts else ""
+
+
+# ---- the solver
+class _Reproducer:
+    """Runs a solver witness through the engine and says whether the engine shows the claim:
+    a witness that does not reproduce is an internal error, never a finding."""
+
+    def __init__(self, rs: RuleSet, settings: dict[str, Value], patient_mode: bool, pid: str):
+        self.rs = rs
+        self.engine = Engine(rs, settings)
+        self.patient_mode = patient_mode
+        self.pid = pid
+
+    def full(self, pred: str, value: tuple) -> tuple:
+        k = self.rs.key_index(pred) if self.patient_mode else None
+        return value if k is None else value[:k] + (self.pid,) + value[k:]
+
+    def __call__(self, kind: str, index: int | None, value: tuple, facts: list[Fact]):
+        model = self.engine.evaluate([Fact(f.pred, f.args, _WITNESS) for f in facts])
+        rs = self.rs
+        if kind == "rule":
+            return {i for i, rows in model.firings.items() if rows}
+        if kind == "constraint":
+            hits = [v.bindings for v in model.violations if v.rule_index == index]
+            return (model, hits[0]) if hits else None
+        if kind == "require":
+            fails = _requirement_failures(rs.requirements[index], model, lambda v: True)  # type: ignore[index]
+            return fails[0][1] if fails else None
+        if kind == "range":
+            return _out_of_range(rs, model, index, value[0])  # type: ignore[arg-type]
+        if kind == "unique":  # rule `index` concludes something no other rule does
+            pred = rs.rules[index].head.pred  # type: ignore[index,union-attr]
+            others = {model.head_of(j, b) for j, r in enumerate(rs.rules) if j != index and j in model.heads
+                      and r.head is not None and r.head.pred == pred for b in model.rule_firings(j)}
+            return any(model.head_of(index, b) not in others for b in model.rule_firings(index)) or None  # type: ignore[arg-type]
+        if kind == "conflict":
+            return model.holds("conflict", self.full("conflict", value)) or None
+        if kind == "clash":
+            ind, contra = clash_predicates(rs)  # type: ignore[misc]
+            row = self.full(contra, value)
+            ok = model.holds(contra, row) and model.holds(ind, row[:rs.decls[ind].arity])
+            if "conflict" in rs.decls and rs.decls["conflict"].arity == len(row):
+                ok = ok and not model.holds("conflict", row)
+            return ok or None
+        raise ValueError(kind)
+
+
+_WITNESS = Span("<witness>", 0, 0)
+
+
+def _solver_findings(rs: RuleSet, settings: dict[str, Value], default_bound: int
+                     ) -> tuple[list[Finding], dict, dict[Item, str], dict[Item, str]]:
+    import time
+    started = time.perf_counter()
+    prover = Prover(rs, settings, validate=lambda *a: None, default_bound=default_bound)
+    pid = prover.pid = next(p for p in ("w", "w_", "w__", "witness") if p not in prover.enc.code)
+    reproduce = _Reproducer(rs, settings, prover.enc.patient_mode, pid)
+    prover.validate = reproduce
+    findings: list[Finding] = []
+    decided: dict[Item, str] = {}
+    undecided: dict[Item, str] = {}
+    internal: list[str] = []
+    bounds = {e.pred: (e.bound, e.source) for e in prover.enc.inputs.values() if isinstance(e, InputEnc)}
+    stats: dict = {"bounds": {p: b for p, b in bounds.items() if b[1] in ("declared", "default")},
+                   "patient_mode": prover.enc.patient_mode, "live": 0, "dead": 0, "constraints_hold": 0,
+                   "requirements_hold": 0, "ranges_hold": 0, "redundant": 0}
+
+    def undecide(item: Item, o) -> None:
+        if o.status == "internal":
+            internal.append(f"{_item_label(rs, item)}: {o.detail}")
+            undecided[item] = "the solver's witness did not reproduce in the engine (an internal error)"
+        else:
+            undecided[item] = o.detail
+
+    def proved(item: Item, code: str, span: Span, message: str, target: str, o, witness=None) -> None:
+        findings.append(Finding(code, span, message, target, witness, status="proved", item=item,
+                                patient=pid if witness else None,
+                                note="" if witness else _bounds_note(stats, o.relies)))
+
+    live: set[int] = set()
+    by_pred: dict[str, list[int]] = {}
+    for o in prover.rules():
+        rule = rs.rules[o.index]  # type: ignore[index]
+        name = rs.rule_name(rule)
+        item = (o.kind, o.index)
+        if o.status in ("uncovered", "internal"):
+            undecide(item, o)
+            continue
+        decided[item] = "found" if o.status == "witness" else "absent"
+        if o.kind == "rule":
+            by_pred.setdefault(rule.head.pred, []).append(o.index)  # type: ignore[union-attr]
+            if o.status == "witness":
+                live.add(o.index)  # type: ignore[arg-type]
+                stats["live"] += 1
+            else:
+                stats["dead"] += 1
+                decided[item] = "dead"
+                proved(item, "S205", rule.span, f"dead rule {name}: no patient fires it", name, o)
+        elif o.status == "proved":
+            stats["constraints_hold"] += 1
+        else:
+            model, bindings = o.evidence
+            proved(item, "S201", rule.span, f"constraint {name} is violated" + (f" ({rule.says})" if rule.says else ""),
+                   name, o, o.witness)
+            concluded = _concluding_rules(rs, model, rule, bindings)
+            if len(concluded) >= 2:
+                proved(item, "S204", rule.span, f"rules {' and '.join(concluded)} apply to the same patient and their "
+                       f"conclusions contradict ({name})", name, o, o.witness)
+    for pred, indexes in by_pred.items():  # a derived predicate no rule can conclude
+        every = [i for i, r in enumerate(rs.rules) if r.head is not None and r.head.pred == pred]
+        if indexes == every and not any(i in live for i in every) and len(every) > 1:
+            for f in findings:
+                if f.code == "S205" and f.item and f.item[1] in every:
+                    f.message += f" (no rule concludes {pred})"
+    for o in prover.requirements():
+        item = ("require", o.index)
+        req = rs.requirements[o.index]  # type: ignore[index]
+        if o.status in ("uncovered", "internal"):
+            undecide(item, o)
+            continue
+        decided[item] = "found" if o.status == "witness" else "absent"
+        if o.status == "proved":
+            stats["requirements_hold"] += 1
+        else:
+            target = req.head.pred if req.head else "none"
+            proved(item, "S203", req.span, f"requirement \"{req.text}\" fails: the witness patient {o.evidence}",
+                   target, o, o.witness)
+    by_range: dict[int, list] = {}
+    for o in prover.ranges():
+        by_range.setdefault(o.index, []).append(o)  # type: ignore[arg-type]
+    for index, outs in by_range.items():
+        item = ("range", index)
+        rule = rs.rules[index]
+        bad = [o for o in outs if o.status in ("uncovered", "internal")]
+        if bad:
+            undecide(item, bad[0])
+        else:
+            decided[item] = "absent"
+        for o in outs:
+            if o.status == "witness":
+                decided[item] = "found"
+                name = rs.rule_name(rule)
+                proved(item, "S207", rule.span, f"rule {name} concludes a value outside its declaration: {o.evidence}",
+                       name, o, o.witness)
+        if item in decided and decided[item] == "absent":
+            stats["ranges_hold"] += 1
+    for kind, outs in (("conflict", prover.conflicts()), ("clash", prover.clashes())):
+        item = (kind,)
+        if kind == "conflict" and "conflict" not in rs.decls or kind == "clash" and clash_predicates(rs) is None:
+            continue
+        bad = [o for o in outs if o.status in ("uncovered", "internal")]
+        if bad:
+            undecide(item, bad[0])
+        else:
+            decided[item] = "found" if outs else "absent"
+        for o in outs:
+            if o.status != "witness":
+                continue
+            what = ", ".join(format_value(v) for v in o.value)
+            decided[(kind, o.value)] = "found"
+            if kind == "conflict":
+                proved(("conflict", o.value), "S202", rs.decls["conflict"].span,
+                       f"the rule set can produce conflict({what})", "conflict", o, o.witness)
+            else:
+                ind, contra = clash_predicates(rs)  # type: ignore[misc]
+                n = rs.decls[ind].arity - (1 if prover.enc.patient_mode and rs.key_index(ind) is not None else 0)
+                shown = ", ".join(format_value(v) for v in o.value[:n])
+                proved(("clash", o.value), "S202", rs.decls[ind].span,
+                       f"{ind}({shown}) and {contra}({what}) hold together"
+                       + (", and no conflict says so" if "conflict" in rs.decls else
+                          " (the rule set declares no conflict predicate)"), ind, o, o.witness)
+    for o in prover.redundant(live):
+        item = ("redundant", o.index)
+        if o.status in ("uncovered", "internal"):
+            undecide(item, o)
+            continue
+        decided[item] = "found" if o.status == "proved" else "absent"
+        if o.status == "proved":
+            rule = rs.rules[o.index]  # type: ignore[index]
+            name = rs.rule_name(rule)
+            others = [rs.rule_name(rs.rules[j]) for j in o.value]
+            stats["redundant"] += 1
+            who = (others[0] + " concludes" if len(others) == 1 else
+                   ", ".join(others[:3]) + (" and others" if len(others) > 3 else "") + " conclude")
+            proved(item, "S206", rule.span, f"redundant rule {name}: everything it concludes, {who} too", name, o)
+    for item in _items(rs):  # an item the solver never got to (its rule was not covered)
+        if item not in decided and item not in undecided:
+            undecided[item] = "not encoded"
+    stats.update(calls=prover.calls, solver_seconds=round(prover.seconds, 2),
+                 seconds=round(time.perf_counter() - started, 2), internal=internal)
+    return findings, stats, decided, undecided
+
+
+# ---- the search (explore.py): what the solver left undecided, or everything as a cross-check
+def _searched_findings(rs: RuleSet, settings: dict[str, Value], budget: int, per_rule: int,
+                       decided: dict[Item, str], undecided: dict[Item, str]) -> tuple[list[Finding], dict]:
     domain: Domain = build_domain(rs, settings)
     covering = explore(rs, domain, budget)
     targeted = witnesses(rs, domain, settings, per_rule)
     patients = {**covering.patients, **targeted.patients}
-    how = {**covering.how, **targeted.how}
     model = _evaluate(rs, patients, settings)
     fired = _fired_rules(rs, model)
     # a second round of witnesses for rules still silent, with more candidates each
@@ -194,31 +490,48 @@ def semantic_findings(rs: RuleSet, settings: dict[str, Value] | None = None, bud
         extra = witnesses(rs, domain, settings, per_rule=12, rules=silent)
         extra.patients = {f"{k}b": [Fact(f.pred, tuple(f"{k}b" if a == k else a for a in f.args), f.span)
                                     for f in v] for k, v in extra.patients.items()}
-        extra.how = {f"{k}b": v for k, v in extra.how.items()}
         more = _evaluate(rs, extra.patients, settings)
         model.merge(more)
         patients.update(extra.patients)
-        how.update(extra.how)
         fired = _fired_rules(rs, model)
-    stats = {"patients": len(patients), "covering_patients": covering.covering_rows,
+    stats = {"search": True, "patients": len(patients), "covering_patients": covering.covering_rows,
              "sampled_patients": covering.sampled_rows,
              "targeted_patients": len(patients) - covering.covering_rows - covering.sampled_rows,
              "dimensions": covering.dimensions,
              "space": covering.space, "exhaustive": covering.exhaustive,
              "pairs_covered": covering.pairs[0], "pairs": covering.pairs[1]}
-    findings: list[Finding] = []
-    findings += _violations(rs, model, patients)
-    findings += _conflicts(rs, model, patients)
-    findings += _requirements(rs, model, patients)
+    found: list[Finding] = []
+    found += _violations(rs, model, patients)
+    found += _conflicts(rs, model, patients)
+    found += _requirements(rs, model, patients)
+    found += _ranges(rs, model, patients)
     for index, rule in enumerate(rs.rules):
-        if rule.body and index not in fired:
-            kind = "integrity constraint" if rule.head is None else "rule"
-            if rule.head is None:
-                continue  # a constraint that never fires is a constraint that holds
-            findings.append(Finding("S205", rule.span, f"dead {kind} {rs.rule_name(rule)}: it fired for none of the "
-                                    f"{len(patients)} explored patients", rs.rule_name(rule)))
-    findings += _redundant(rs, model, patients, fired)
-    return findings, stats
+        if rule.body and rule.head is not None and index not in fired:
+            found.append(Finding("S205", rule.span, f"dead rule {rs.rule_name(rule)}: it fired for none of the "
+                                 f"{len(patients)} explored patients", rs.rule_name(rule), item=("rule", index)))
+    found += _redundant(rs, model, patients, fired)
+    internal: list[str] = []
+    out: list[Finding] = []
+    for f in found:
+        item = f.item or ()
+        group = (item[0],) if item and item[0] in ("conflict", "clash") else item
+        if group not in decided:
+            if item not in decided:  # (a conflict the solver found before it stopped is not repeated)
+                f.status = "searched"
+                f.note = undecided.get(group) or (
+                    "the solver was not run (--no-solver)" if not decided and all(
+                        "not run" in why for why in undecided.values()) else "the solver did not decide it")
+                out.append(f)
+            continue
+        if f.code in ("S205", "S206") or decided.get(item) == "found":
+            continue  # the search missing what the solver found is no contradiction
+        internal.append(f"the search contradicts the solver on {_item_label(rs, group)}: {f.message}")
+    for index in fired:  # a rule the solver proved dead that fired for an explored patient
+        if decided.get(("rule", index)) == "dead":
+            internal.append(f"the search contradicts the solver: rule {rs.rule_name(rs.rules[index])} fired for an "
+                            "explored patient but was proved dead")
+    stats["internal"] = internal
+    return out, stats
 
 
 def _evaluate(rs: RuleSet, patients: dict[str, list[Fact]], settings: dict[str, Value]) -> Model:
@@ -257,12 +570,12 @@ def _violations(rs: RuleSet, model: Model, patients: dict[str, list[Fact]]) -> l
         out.append(Finding("S201", rule.span, f"constraint {rs.rule_name(rule)} is violated"
                            + (f" ({rule.says})" if rule.says else "")
                            + f" for {len({p for p, _ in found})} explored patients", rs.rule_name(rule),
-                           patients[pid]))
+                           patients[pid], item=("constraint", index), patient=pid))
         concluded = _concluding_rules(rs, model, rule, bindings)
         if len(concluded) >= 2:
             out.append(Finding("S204", rule.span, f"rules {' and '.join(concluded)} apply to the same patient and "
                                f"their conclusions contradict ({rs.rule_name(rule)})", rs.rule_name(rule),
-                               patients[pid]))
+                               patients[pid], item=("constraint", index), patient=pid))
     return out
 
 
@@ -302,31 +615,39 @@ def _conflicts(rs: RuleSet, model: Model, patients: dict[str, list[Fact]]) -> li
         pid = _smallest(pids, patients)
         what = ", ".join(format_value(v) for v in key)
         out.append(Finding("S202", decl.span, f"the rule set can produce conflict({what}) "
-                           f"({len(pids)} explored patients)", "conflict", patients[pid]))
+                           f"({len(pids)} explored patients)", "conflict", patients[pid], item=("conflict", key),
+                           patient=pid))
     return out
+
+
+def _requirement_failures(req, model: Model, is_patient) -> list[tuple[str, str]]:
+    """(patient, what fails) for each solution of the requirement's body that breaks it."""
+    failing: list[tuple[str, str]] = []
+    for env in solve(req.body, {}, model, model.settings, None):
+        pid = next((str(v) for v in env.values() if is_patient(str(v))), None)
+        if pid is None:
+            continue
+        if req.kind == "none":
+            failing.append((pid, "holds"))
+            continue
+        assert req.head is not None
+        n = len({tuple(row) for row in _matches(req.head, env, model)})
+        if (req.kind == "one" and n != 1) or (req.kind == "some" and n == 0):
+            failing.append((pid, f"has {n} {req.head.pred} answers"))
+    return failing
 
 
 def _requirements(rs: RuleSet, model: Model, patients: dict[str, list[Fact]]) -> list[Finding]:
     out = []
-    for req in rs.requirements:
-        failing: list[tuple[str, str]] = []
-        for env in solve(req.body, {}, model, model.settings, None):
-            pid = next((str(v) for v in env.values() if str(v) in patients), None)
-            if pid is None:
-                continue
-            if req.kind == "none":
-                failing.append((pid, "holds"))
-                continue
-            assert req.head is not None
-            n = len({tuple(row) for row in _matches(req.head, env, model)})
-            if (req.kind == "one" and n != 1) or (req.kind == "some" and n == 0):
-                failing.append((pid, f"has {n} {req.head.pred} answers"))
+    for j, req in enumerate(rs.requirements):
+        failing = _requirement_failures(req, model, lambda v: v in patients)
         if failing:
             pid = _smallest([p for p, _ in failing], patients)
             detail = dict(failing)[pid]
             target = req.head.pred if req.head else "none"
             out.append(Finding("S203", req.span, f"requirement \"{req.text}\" fails for {len(failing)} explored "
-                               f"patients; e.g. {pid} {detail}", target, patients[pid]))
+                               f"patients; e.g. {pid} {detail}", target, patients[pid], item=("require", j),
+                               patient=pid))
     return out
 
 
@@ -334,6 +655,56 @@ def _matches(atom: Atom, env: dict, model: Model) -> list[tuple]:
     from .match import match_atom
     return [tuple(e[a.name] if isinstance(a, Var) else a.value for a in atom.args)  # type: ignore[union-attr]
             for e in match_atom(atom, env, model, model.settings)]
+
+
+def _head_problem(rs: RuleSet, pred: str, head: tuple, position: int | None = None) -> str | None:
+    """`p(...): arg why` when a concluded tuple breaks its predicate's declaration."""
+    decl = rs.decls[pred]
+    for i, (value, spec) in enumerate(zip(head, decl.args)):
+        if position is not None and i != position:
+            continue
+        if isinstance(value, float) and value != value:
+            problem: str | None = "is not a number (a division by zero)"
+        else:
+            problem = check_value(value, spec, rs.types)
+        if problem is not None:
+            return f"{Fact(pred, head)}: {spec.name} {problem}"
+    return None
+
+
+def _out_of_range(rs: RuleSet, model: Model, index: int, position: int | None = None) -> str | None:
+    """A conclusion of rule `index` outside its predicate's declaration, or None."""
+    rule = rs.rules[index]
+    if rule.head is None or index not in model.heads:
+        return None
+    for b in model.rule_firings(index):
+        problem = _head_problem(rs, rule.head.pred, model.head_of(index, b), position)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _ranges(rs: RuleSet, model: Model, patients: dict[str, list[Fact]]) -> list[Finding]:
+    out = []
+    for index, rule in enumerate(rs.rules):
+        if rule.head is None or not rule.body or not _ranged_positions(rs, rule) or index not in model.heads:
+            continue
+        bad: dict[str, str] = {}
+        for b in model.rule_firings(index):
+            head = model.head_of(index, b)
+            pid = _patient_of(rs, rule.head.pred, head)
+            if pid is None or pid not in patients or pid in bad:
+                continue
+            problem = _head_problem(rs, rule.head.pred, head)
+            if problem is not None:
+                bad[pid] = problem
+        if bad:
+            pid = _smallest(list(bad), patients)
+            name = rs.rule_name(rule)
+            out.append(Finding("S207", rule.span, f"rule {name} concludes a value outside its declaration for "
+                               f"{len(bad)} explored patients; e.g. {bad[pid]}", name, patients[pid],
+                               item=("range", index), patient=pid))
+    return out
 
 
 def _redundant(rs: RuleSet, model: Model, patients: dict[str, list[Fact]], fired: set[int]) -> list[Finding]:
@@ -354,18 +725,27 @@ def _redundant(rs: RuleSet, model: Model, patients: dict[str, list[Fact]], fired
             others = sorted({rs.rule_name(rs.rules[j]) for f in mine for j in producers[f] if j != index})
             out.append(Finding("S206", rule.span, f"rule {rs.rule_name(rule)} concluded nothing, for any of the "
                                f"explored patients, that {', '.join(others[:3])} did not conclude too",
-                               rs.rule_name(rule)))
+                               rs.rule_name(rule), item=("redundant", index)))
     return out
 
 
 # ----------------------------------------------------------------------------- the whole check
 def run_check(path: str | Path | None, semantic: bool = True, budget: int = 3000,
-              settings: dict[str, Value] | None = None) -> CheckReport:
+              settings: dict[str, Value] | None = None, solver: bool = True, search: str = "auto",
+              default_bound: int = DEFAULT_BOUND) -> CheckReport:
+    """Static findings, then the solver, then the search for what the solver left undecided
+    (`search`: auto; always runs both and reports any disagreement as an internal error;
+    never). `solver=False` is the search alone, as before the solver."""
     rs = load_rules(path, lenient=True)
-    report = CheckReport(rs.path)
+    overrides = dict(settings or {})
+    if any(p.code in ("E001", "E013") for p in rs.problems):  # a file that did not parse: the finding says so,
+        settings = {n: v for n, v in (settings or {}).items() if n in rs.settings}  # its settings are not known
+    settings = resolve_settings(rs, settings)  # an unknown setting or a value out of range: E012, E024
+    report = CheckReport(rs.path, overrides=overrides)
     report.findings = static_findings(rs)
-    if semantic:  # the lenient load left out what was unsound; the rest can still be explored
-        findings, stats = semantic_findings(rs, settings, budget)
+    if semantic:  # the lenient load left out what was unsound; the rest can still be checked
+        findings, stats = semantic_findings(rs, settings, budget, solver=solver, search=search,
+                                            default_bound=default_bound)
         report.findings += findings
         report.explored = stats
     for f in report.findings:
@@ -377,6 +757,8 @@ def run_check(path: str | Path | None, semantic: bool = True, budget: int = 3000
 
 
 def write_witnesses(report: CheckReport, directory: Path) -> None:
+    """Each witness as a fact file whose `% run:` line shows the finding with the rule set
+    it came from (`--rules`, and the check's `--set` values); the patient is `w`."""
     directory.mkdir(parents=True, exist_ok=True)
     n = 0
     for f in report.findings:
@@ -385,14 +767,74 @@ def write_witnesses(report: CheckReport, directory: Path) -> None:
         n += 1
         slug = re.sub(r"[^a-z0-9]+", "_", (f.target or "finding").lower()).strip("_")[:40]
         path = directory / f"{f.code}-{n:03d}-{slug}.facts"
-        original = _patient_of_facts(f.witness)
-        lines = [f"% witness for {f.code} ({CODES[f.code][1]})", f"% {f.message}",
-                 f"% run: reasoner recommend {path}", ""]
+        how = ("proved: a solver witness, reproduced by the engine" if f.status == "proved" else
+               "searched: an explored patient" if f.status == "searched" else "")
+        lines = [f"% witness for {f.code} ({CODES[f.code][1]})", f"% {f.message}"]
+        if how:
+            lines.append(f"% {how}")
+        lines += [f"% run: {line}" for line in _run_lines(report, f, path)] + [""]
         for fact in sorted(f.witness, key=lambda x: (x.pred, row_key(x.args))):
-            args = tuple("w" if a == original else a for a in fact.args)
+            args = tuple(_shown_patient(f) if f.patient is not None and a == f.patient else a for a in fact.args)
             lines.append(str(Fact(fact.pred, args)) + ".")
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_text(path, "\n".join(lines) + "\n", "--witness-dir")  # whole or not at all
         f.witness_file = str(path)
+
+
+def _shown_patient(f: Finding) -> str | None:
+    """The witness's patient as written: `w` for an explored patient (e17, w3_1), the solver's
+    own id (`w`, or one that no constant of the rule set spells) as it is."""
+    return f.patient if f.status == "proved" else "w"
+
+
+def _run_lines(report: CheckReport, f: Finding, path: Path) -> list[str]:
+    """The command(s) that show the finding on its witness file, with the same rules and settings."""
+    import shlex
+    tail = f" {shlex.quote(str(path))} --rules {shlex.quote(report.rules_path)}" + "".join(
+        f" --set {shlex.quote(f'{k}={format_value(v)}')}" for k, v in report.overrides.items())
+    try:
+        rs = load_rules(report.rules_path, lenient=True)
+    except Exception:  # the rules are gone: the generic line
+        return [f"reasoner check {shlex.quote(report.rules_path)}"]
+    pid = _shown_patient(f) if f.patient is not None else None
+    item = f.item or ()
+
+    def goal(atom: Atom, values: dict[int, Value] | None = None) -> str:
+        k = rs.key_index(atom.pred)
+        args = []
+        for i, a in enumerate(atom.args):
+            if values and i in values:
+                args.append(format_value(values[i]))
+            elif i == k and pid is not None:
+                args.append(pid)
+            elif isinstance(a, (Var, Const)):
+                args.append(str(a))
+            else:
+                args.append(f"X{i + 1}")
+        return shlex.quote(f"{atom.pred}({', '.join(args)})")
+
+    if f.code in ("S201", "S204"):
+        return [f"reasoner why {shlex.quote(f.target)}{tail}"]
+    if f.code == "S202" and item and item[0] == "conflict":
+        return [f"reasoner conflicts{tail}"]
+    if f.code == "S202" and item and item[0] == "clash":
+        ind, contra = clash_predicates(rs)  # type: ignore[misc]
+        k = rs.key_index(contra)
+        row = list(item[1])
+        if k is not None and pid is not None:
+            row.insert(k, pid)
+        n = rs.decls[ind].arity
+        return [f"reasoner why {shlex.quote(str(Fact(ind, tuple(row[:n]))))}{tail}",
+                f"reasoner why {shlex.quote(str(Fact(contra, tuple(row))))}{tail}"]
+    if f.code == "S203" and item:
+        req = rs.requirements[item[1]] if item[1] < len(rs.requirements) else None
+        atom = (req.head if req.head is not None else next(iter(body_atoms(req.body)), None)) if req else None
+        if atom is not None:
+            return [f"reasoner query {goal(atom)}{tail}"]
+    if f.code == "S207" and item:
+        rule = rs.rules[item[1]] if item[1] < len(rs.rules) else None
+        if rule is not None and rule.head is not None:
+            return [f"reasoner why {goal(rule.head)}{tail}"]
+    return [f"reasoner check {shlex.quote(report.rules_path)}"]
 
 
 def _patient_of_facts(facts: list[Fact]) -> Value | None:

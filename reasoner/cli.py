@@ -1,21 +1,28 @@
-"""The `reasoner` command (click). Exit status: 0 success, 1 findings, 2 bad input or usage."""
+"""The `reasoner` command (click). Exit status: 0 success, 1 findings, 2 bad input or
+usage (every problem a `file:line:col: error[CODE]: message` line, or `error[CODE]:
+message` where there is no place, never a traceback), 130 interrupted (Ctrl-C)."""
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import itertools
+import math
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Callable, Collection, Iterator, NoReturn, TypeVar
+from typing import Any, Callable, Collection, Iterator, NoReturn, TypeVar
 
 import click
 
 from . import check_goal, evaluate_chunks, load_facts, load_rules
 from .engine import DEFAULT_CHUNK, Engine
-from .errors import EvaluationLimit, ReasonerError
+from .errors import INTERNAL, LIMIT, OUTPUT, USAGE, Diagnostic, EvaluationLimit, ReasonerError
 from .facts import FactSet
 from .model import Model, row_key
 from .program import RuleSet
-from .syntax import Atom, Const, Var
+from .syntax import NO_SPAN, Atom, Const, Span, Var
 from .render import answers as render_answers
 
 DUCKDB_PARTITION = 10_000
@@ -32,6 +39,9 @@ F = TypeVar("F", bound=Callable[..., object])
 
 EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a process Ctrl-C stopped
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of standard output went away
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _fail(exc: ReasonerError) -> NoReturn:
@@ -41,6 +51,142 @@ def _fail(exc: ReasonerError) -> NoReturn:
     if n > 1:
         click.echo(f"{n} errors; nothing was evaluated", err=True)
     sys.exit(EXIT_BAD_INPUT)
+
+
+def _refuse(message: str, code: str = "E016", span: Span = NO_SPAN) -> NoReturn:
+    """One problem with what the command was given (exit 2)."""
+    _fail(ReasonerError.at(span, message, code))
+
+
+def _stopped(exc: EvaluationLimit) -> NoReturn:
+    """An evaluation past --time-limit or a recursion's round limit (E022, exit 2)."""
+    click.echo(str(exc.diagnostic()), err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+class Seconds(click.ParamType):
+    """A positive, finite number of seconds (`--time-limit`): not 0, -1, nan or inf."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not (math.isfinite(seconds) and seconds > 0):
+            self.fail(f"{value!r} is not a positive, finite number of seconds", param, ctx)
+        return seconds
+
+
+# ----------------------------------------------------------------------------- the group
+_sigint: list[bool] = []  # set once Ctrl-C arrived: whatever the exception then, the run was interrupted
+
+
+@contextlib.contextmanager
+def _noting_interrupts() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt as usual, and is noted: DuckDB turns it into its
+    own exception ("Query interrupted"), which must still end the run as an interrupt."""
+    def handler(signum: int, frame: Any) -> None:
+        _sigint.append(True)
+        signal.default_int_handler(signum, frame)
+    previous = signal.getsignal(signal.SIGINT)
+    installed = previous is not signal.SIG_IGN  # ignored (a background job): Ctrl-C is not for it
+    if installed:
+        try:
+            signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            installed = False
+    _sigint.clear()
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def _interrupt(exc: BaseException) -> bool:
+    """Is `exc` how Ctrl-C ended the run (here, in DuckDB, or in click)?"""
+    if isinstance(exc, (KeyboardInterrupt, click.Abort)) or _sigint:
+        return True
+    return type(exc).__name__ == "InterruptException" or (
+        isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower())
+
+
+def _usage_line(exc: click.ClickException) -> str:
+    """A click usage error (an unknown option, a bad value, a missing argument) as one
+    `error[E020]: ...` line, naming the command's help."""
+    message = " ".join(exc.format_message().split())
+    if message[:1].isupper() and not message[1:2].isupper():
+        message = message[0].lower() + message[1:]
+    message = message.rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message += f" (see `{ctx.command_path} --help`)"
+    return str(Diagnostic(NO_SPAN, message, USAGE))
+
+
+def _internal(exc: BaseException) -> NoReturn:
+    """The safety net: an exception no known case explains, reported in one line."""
+    text = " ".join(str(exc).split())
+    click.echo(str(Diagnostic(NO_SPAN, f"internal error: {type(exc).__name__}: {text} (please report)", INTERNAL)),
+               err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+class ReasonerGroup(click.Group):
+    """The `reasoner` group: whatever happens in a command ends in a located line and an
+    exit status, never a traceback: bad input or usage 2, Ctrl-C 130."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        with _noting_interrupts():
+            try:
+                status = super().main(args, prog_name, complete_var, False, **extra)
+            except click.exceptions.NoArgsIsHelpError as exc:  # bare `reasoner`: the help
+                exc.show()
+                sys.exit(EXIT_BAD_INPUT)
+            except click.ClickException as exc:
+                click.echo(_usage_line(exc), err=True)
+                sys.exit(EXIT_BAD_INPUT)
+            except ReasonerError as exc:
+                _fail(exc)
+            except EvaluationLimit as exc:
+                _stopped(exc)
+            except (KeyboardInterrupt, click.Abort):
+                _interrupted()
+            except Exception as exc:
+                if _interrupt(exc):
+                    _interrupted()
+                if type(exc).__name__ == "OutOfMemoryException":  # DuckDB at its memory limit
+                    click.echo(str(Diagnostic(NO_SPAN, f"DuckDB stopped: {str(exc).splitlines()[0]}", LIMIT)),
+                               err=True)
+                    sys.exit(EXIT_BAD_INPUT)
+                if isinstance(exc, OSError) and exc.errno in _DISK_FULL:  # standard output on a full disk
+                    where = exc.filename or "standard output"
+                    click.echo(str(Diagnostic(NO_SPAN, f"cannot write {where}: {(exc.strerror or '').lower()}",
+                                              OUTPUT)), err=True)
+                    sys.exit(EXIT_BAD_INPUT)
+                _internal(exc)
+        sys.exit(status if isinstance(status, int) else 0)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # the reader went away (`| head`): quietly, and not as findings (1)
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit
+            except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+                pass
+            sys.exit(EXIT_BROKEN_PIPE)
+
+
+def _interrupted() -> NoReturn:
+    click.echo("interrupted", err=True)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def rules_option(f: F) -> F:
@@ -60,16 +206,27 @@ def format_option(*choices: str) -> Callable[[F], F]:
     return wrap
 
 
-def parse_settings(overrides: tuple[str, ...]) -> dict[str, float]:
-    out: dict[str, float] = {}
+def parse_settings(overrides: tuple[str, ...]) -> dict[str, int | float]:
+    """`--set NAME=VALUE` options: VALUE in the language's one number syntax (`24`, `-3`,
+    `0.5`; not `1_0`, fullwidth digits, `1e3`, `nan` or `inf`), else exit 2 (E024).
+    Names and ranges are checked against the rule set by `resolve_settings` (E012, E024)."""
+    from .program import SETTING_RANGE
+    from .values import read_number
+    out: dict[str, int | float] = {}
+    problems = []
     for item in overrides:
-        name, sep, value = item.partition("=")
+        name, sep, text = item.partition("=")
+        name, text = name.strip(" \t"), text.strip(" \t")
+        shown = repr(item if len(item) <= 60 else item[:60] + "...")
+        if not sep or not name:
+            problems.append(Diagnostic(NO_SPAN, f"--set {shown}: expected NAME=NUMBER", SETTING_RANGE))
+            continue
         try:
-            if not sep:
-                raise ValueError
-            out[name.strip()] = float(value) if "." in value else int(value)
-        except ValueError:
-            raise click.BadParameter(f"expected NAME=NUMBER, got {item!r}", param_hint="--set") from None
+            out[name] = read_number(text)
+        except ValueError as exc:
+            problems.append(Diagnostic(NO_SPAN, f"--set {shown}: not a number: {exc}", SETTING_RANGE))
+    if problems:
+        _fail(ReasonerError(problems))
     return out
 
 
@@ -95,11 +252,10 @@ def run_models(rules: RuleSet, facts: FactSet, overrides: tuple[str, ...], chunk
     except ReasonerError as exc:
         _fail(exc)
     except EvaluationLimit as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _stopped(exc)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ReasonerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="guideline-reasoner")
 def main() -> None:
     """Clinical guideline rules as Datalog: query, recommend, explain and check.
@@ -116,7 +272,10 @@ class Cohort:
         from .facts import validate_stream
         self.rules, self.paths = rules, paths
         cohort_forms = all(Path(p).suffix in (".csv", ".parquet") for p in paths if p != "-")
-        self.stream = cohort_forms and "-" not in paths if stream is None else stream
+        once = [p for p in paths if _read_once(p)]  # a FIFO or a device: no second pass
+        if stream and once:
+            _refuse(f"--stream reads a cohort twice, and {once[0]} can be read only once: drop --stream")
+        self.stream = cohort_forms and "-" not in paths and not once if stream is None else stream
         self.factset: FactSet | None = None
         try:
             if self.stream and engine == "duckdb" and self.duckdb_reads_it():
@@ -142,6 +301,12 @@ class Cohort:
         return len(self.factset.patients(self.rules)) if self.factset is not None else None
 
 
+def _read_once(path: str) -> bool:
+    """A FIFO, a device such as /dev/stdin, or stdin itself: its content can be read once."""
+    p = Path(path)
+    return path == "-" or (p.exists() and not p.is_file() and not p.is_dir())
+
+
 def cohort_options(f: F) -> F:
     f = click.option("--engine", type=click.Choice(["pydatalog", "duckdb"]), default="pydatalog",
                      show_default=True,
@@ -156,8 +321,8 @@ def cohort_options(f: F) -> F:
                           f"{DUCKDB_SQL_PARTITION:,} for CSV and Parquet reports, else {DUCKDB_PARTITION:,}].")(f)
     f = click.option("--stream/--no-stream", default=None,
                      help="Read CSV/Parquet cohorts in chunks (default for them) or whole.")(f)
-    return click.option("--time-limit", type=float, default=None, metavar="SECONDS",
-                        help="Stop with exit status 2 if evaluating a chunk takes longer.")(f)
+    return click.option("--time-limit", type=Seconds(), default=None, metavar="SECONDS",
+                        help="Stop with exit status 2 if evaluating a chunk takes longer (a positive number).")(f)
 
 
 def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk_size: int | None,
@@ -178,16 +343,18 @@ def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk
                                       reads, firings_of)
             return
         if engine == "duckdb":
-            models = _duckdb_models(cohort, settings, time_limit, chunk_size or DUCKDB_PARTITION, reads, firings_of)
-            yield from map_models(cohort.rules, models, task, jobs=jobs, total=cohort.patients(), progress=True)
+            size = chunk_size or DUCKDB_PARTITION
+            models = _duckdb_models(cohort, settings, time_limit, size, reads, firings_of)
+            total = cohort.patients()
+            parts = -(-total // size) if total is not None else None  # no more workers than partitions
+            yield from map_models(cohort.rules, models, task, jobs=jobs, total=total, progress=True, parts=parts)
             return
         yield from map_chunks(cohort.rules, cohort.chunks(chunk_size or DEFAULT_CHUNK), task, jobs=jobs,
                               settings=settings, time_limit=time_limit, total=cohort.patients(), progress=True)
     except ReasonerError as exc:
         _fail(exc)
     except EvaluationLimit as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _stopped(exc)
 
 
 def _duckdb_models(cohort: Cohort, settings: dict, time_limit: float | None, size: int,
@@ -330,9 +497,13 @@ def _recommend_sql_task(rules: RuleSet, result):
 def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[str, ...], fmt: str, explain: bool,
               output: str | None, rule_counts: str | None, time_limit: float | None, stream: bool | None,
               chunk_size: int, jobs: int, engine: str) -> None:
-    """Per patient: CRS grade, recommended actions with dose, contraindications, conflicts, warnings."""
+    """Per patient: CRS grade, recommended actions with dose, contraindications, conflicts, warnings.
+
+    Files (-o, --rule-counts) are written whole or not at all: under a temporary name
+    in their folder, renamed into place when the run succeeds (-o - is standard output)."""
     import functools
 
+    from .output import OutputFile
     from .render import recommend as render
     from .report import READS, require_crs_vocabulary, supporting_rules, write_rule_counts
     rules = _load_rules_only(rules_path)
@@ -340,59 +511,76 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
         require_crs_vocabulary(rules)
     except ReasonerError as exc:
         _fail(exc)
-    if fmt == "parquet" and not output:
-        raise click.UsageError("--format parquet writes a file: give --output FILE.parquet")
+    to_stdout = output in (None, "-")
+    if fmt == "parquet" and to_stdout:
+        _refuse("--format parquet writes a file, not standard output: give --output FILE.parquet")
     if engine == "duckdb" and explain:
-        raise click.UsageError("--explain needs proofs, which only the pyDatalog engine builds: drop --engine duckdb "
-                               "(or ask `reasoner why` per patient)")
-    cohort = Cohort(rules, facts, stream, engine)
-    task = functools.partial(_recommend_task, fmt, explain)
-    results = _evaluate(cohort, task, overrides, jobs, chunk_size, time_limit, engine, reads=READS,
-                        firings_of=supporting_rules(rules),
-                        sql_task=_recommend_sql_task if fmt in ("csv", "parquet") else None)
-    # Every input check is done before the first chunk comes back (DuckDB checks a cohort
-    # as it loads it): bad input exits here, before a header or an output file exists.
-    first = next(results, None)
-    results = itertools.chain([first] if first is not None else [], results)
-    target = output if fmt != "parquet" else output + ".csv.tmp"  # type: ignore[operator]
-    out = open(target, "w", encoding="utf-8", newline="") if output else sys.stdout
-    settings, counts, wrote_text, violations = {}, {}, False, []
-    writer: render.JSONReportWriter | None = None
-    if fmt in ("csv", "parquet"):
-        out.write(render.to_csv([], header=True))
-    try:
-        for rendered, chunk_counts, settings, broken in results:
-            violations.extend(broken)
-            for index, n in chunk_counts.items():
-                counts[index] = counts.get(index, 0) + n
-            if fmt == "json":  # written patient by patient: memory stays flat in the cohort
-                reports, chunk_proofs = rendered
-                if writer is None:
-                    writer = render.JSONReportWriter(rules.path, settings, _citations(rules))
-                joint = (lambda patient, pred, args: chunk_proofs[(patient, pred, args)]) if explain else None
-                for text in writer.patients(reports, joint):
-                    out.write(text)
-            elif fmt in ("csv", "parquet"):
-                out.write(rendered)
-            elif rendered:  # a blank line between patients, across chunk boundaries too
-                out.write(("\n" if wrote_text else "") + rendered)
-                wrote_text = True
-        if fmt == "json":
-            out.write((writer or render.JSONReportWriter(rules.path, settings, _citations(rules))).tail())
-    except BaseException:
-        if output:  # a half-written report (say, past a --time-limit) must not pass for a whole one
-            out.close()
-            os.unlink(target)
-        raise
-    finally:
-        if output:
-            out.close()
-    if fmt == "parquet":
-        render.csv_to_parquet(output + ".csv.tmp", output)  # type: ignore[operator]
-    if rule_counts:
-        write_rule_counts(rules, counts, rule_counts)
+        _refuse("--explain needs proofs, which only the pyDatalog engine builds: drop --engine duckdb "
+                "(or ask `reasoner why` per patient)")
+    if rule_counts == "-":
+        _refuse("--rule-counts writes a file: give a file name (./- for a file named -)")
+    if rule_counts and not to_stdout and Path(rule_counts).resolve() == Path(output).resolve():  # type: ignore
+        _refuse(f"--output and --rule-counts name the same file, {output}")
+    with contextlib.ExitStack() as files:
+        # made before anything is read or evaluated: a missing folder stops the run here (E021)
+        report_file = None if to_stdout else files.enter_context(OutputFile(output, "--output"))  # type: ignore
+        counts_file = files.enter_context(OutputFile(rule_counts, "--rule-counts")) if rule_counts else None
+        cohort = Cohort(rules, facts, stream, engine)
+        task = functools.partial(_recommend_task, fmt, explain)
+        results = _evaluate(cohort, task, overrides, jobs, chunk_size, time_limit, engine, reads=READS,
+                            firings_of=supporting_rules(rules),
+                            sql_task=_recommend_sql_task if fmt in ("csv", "parquet") else None)
+        # Every input check is done before the first chunk comes back (DuckDB checks a cohort
+        # as it loads it): bad input exits here, before a header is printed.
+        first = next(results, None)
+        results = itertools.chain([first] if first is not None else [], results)
+        csv_part = report_file.new_temp(".csv") if report_file is not None and fmt == "parquet" else None
+        with contextlib.ExitStack() as handles:
+            if report_file is None:
+                out: Any = sys.stdout
+            else:
+                out = handles.enter_context(open(csv_part or report_file.temp, "w", encoding="utf-8", newline=""))
+            counts, violations = _write_report(out, results, rules, fmt, explain, render)
+        if csv_part is not None:
+            render.csv_to_parquet(csv_part, report_file.temp)  # type: ignore[union-attr]
+        if counts_file is not None:
+            write_rule_counts(rules, counts, counts_file.temp)
+        for done in (report_file, counts_file):  # the run succeeded: now, and only now, in place
+            if done is not None:
+                done.commit()
     if _report_violations(rules, violations):
         sys.exit(EXIT_FINDINGS)
+
+
+def _write_report(out: Any, results: Iterator, rules: RuleSet, fmt: str, explain: bool,
+                  render: Any) -> tuple[dict[int, int], list]:
+    """The report of every chunk's result into `out`; the rule counts and the violations."""
+    settings: dict = {}
+    counts: dict[int, int] = {}
+    violations: list = []
+    wrote_text = False
+    writer = None
+    if fmt in ("csv", "parquet"):
+        out.write(render.to_csv([], header=True))
+    for rendered, chunk_counts, settings, broken in results:
+        violations.extend(broken)
+        for index, n in chunk_counts.items():
+            counts[index] = counts.get(index, 0) + n
+        if fmt == "json":  # written patient by patient: memory stays flat in the cohort
+            reports, chunk_proofs = rendered
+            if writer is None:
+                writer = render.JSONReportWriter(rules.path, settings, _citations(rules))
+            joint = (lambda patient, pred, args: chunk_proofs[(patient, pred, args)]) if explain else None
+            for text in writer.patients(reports, joint):
+                out.write(text)
+        elif fmt in ("csv", "parquet"):
+            out.write(rendered)
+        elif rendered:  # a blank line between patients, across chunk boundaries too
+            out.write(("\n" if wrote_text else "") + rendered)
+            wrote_text = True
+    if fmt == "json":
+        out.write((writer or render.JSONReportWriter(rules.path, settings, _citations(rules))).tail())
+    return counts, violations
 
 
 def _load_rules_only(path: str | None) -> RuleSet:
@@ -421,10 +609,14 @@ def rules(rules_path: str | None, fmt: str) -> None:
 @click.option("--static-only", is_flag=True, help="Skip the semantic checks (no patients explored).")
 @click.option("--budget", type=click.IntRange(10), default=3000, show_default=True,
               help="At most this many patients from the covering array.")
+@click.option("--search", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Explore patients for what the solver did not decide (auto), for everything as a cross-check "
+                   "of the solver (always), or not at all (never).")
+@click.option("--no-solver", is_flag=True, help="Search only, as before the solver (nothing is proved).")
 @click.option("--codes", is_flag=True, help="List every finding code with its explanation, and exit.")
 @settings_option
 def check(rules_path: str | None, fmt: str, witness_dir: str | None, static_only: bool, budget: int,
-          codes: bool, overrides: tuple[str, ...]) -> None:
+          search: str, no_solver: bool, codes: bool, overrides: tuple[str, ...]) -> None:
     """Find contradictions, coverage gaps, dead and redundant rules; exit 1 on errors."""
     from .check import CODES, run_check, write_witnesses
     from .render import findings as render_findings
@@ -432,9 +624,21 @@ def check(rules_path: str | None, fmt: str, witness_dir: str | None, static_only
         for code, (severity, text) in CODES.items():
             click.echo(f"{code}  {severity:<7}  {text}")
         return
-    report = run_check(rules_path, semantic=not static_only, budget=budget, settings=parse_settings(overrides))
-    if witness_dir:
-        write_witnesses(report, Path(witness_dir))
+    from .output import check_folder
+    settings = parse_settings(overrides)
+    try:
+        if witness_dir:  # before the exploration: a folder that cannot be made stops the run now (E021)
+            check_folder(witness_dir, "--witness-dir")
+        report = run_check(rules_path, semantic=not static_only, budget=budget, settings=settings,
+                           solver=not no_solver, search="always" if no_solver else search)
+        if witness_dir:
+            try:
+                write_witnesses(report, Path(witness_dir))
+            except OSError as exc:
+                raise ReasonerError.at(Span(witness_dir, 0, 0), "cannot write the --witness-dir files: "
+                                       f"{(exc.strerror or str(exc)).lower()}", OUTPUT) from None
+    except ReasonerError as exc:
+        _fail(exc)
     click.echo(render_findings.render(report, fmt), nl=False)
     sys.exit(EXIT_FINDINGS if report.errors else 0)
 
@@ -450,8 +654,9 @@ def test_command(rules_path: str | None, cases_dir: str | None) -> None:
     folder = Path(cases_dir) if cases_dir else case_dir(rs)
     files = sorted(folder.glob("*.facts")) if folder.is_dir() else []
     if not files:
-        click.echo(f"error: no test cases (*.facts) in {folder}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _refuse("no test cases (*.facts) in this folder" if folder.is_dir() else
+                "not a folder of test cases" if folder.exists() else "no such folder of test cases",
+                span=Span(str(folder), 0, 0))
     passed = failed = 0
     for path in files:
         try:
@@ -483,8 +688,7 @@ def conflicts(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
     from .render import proof as proof_render
     rules_set, factset = load_inputs(rules_path, facts)
     if "conflict" not in rules_set.decls:
-        click.echo(f"error: {rules_set.path} declares no conflict/3 predicate", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _refuse(f"{rules_set.path} declares no conflict/3 predicate, which `reasoner conflicts` lists")
     found, violations = [], []
     for model in run_models(rules_set, factset, overrides):
         violations += model.violations

@@ -2,7 +2,11 @@
 
 Every stage that rejects input raises `ReasonerError` carrying *all* the problems it
 found, so the user fixes a file in one pass. The CLI prints them as
-`file:line:col: message` and exits with status 2.
+`file:line:col: error[CODE]: message` (or `error[CODE]: message` when there is no place)
+and exits with status 2.
+
+The codes the command line gives for problems outside the rule and fact files are the
+constants below (the catalogue of every code: `reasoner.check.CODES`, docs/checks.md).
 """
 from __future__ import annotations
 
@@ -10,6 +14,17 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from .syntax import NO_SPAN, Span
+
+USAGE = "E020"
+"""The command line itself: an unknown option, a missing argument, a value outside an
+option's range or choices (click's usage errors, as located lines)."""
+OUTPUT = "E021"
+"""An output file that cannot be written: its folder is missing or not writable, the disk full."""
+LIMIT = "E022"
+"""An evaluation stopped at a limit: `--time-limit`, the rounds of a recursion that
+reaches no fixpoint, or DuckDB's memory limit."""
+INTERNAL = "E023"
+"""An unexpected failure inside the reasoner (a bug): reported, never as a traceback."""
 
 
 @dataclass(frozen=True)
@@ -51,3 +66,8 @@ class ReasonerError(Exception):
 
 class EvaluationLimit(Exception):
     """Evaluation went past its limit (time or iterations) and was stopped."""
+
+    code = LIMIT
+
+    def diagnostic(self) -> Diagnostic:
+        return Diagnostic(NO_SPAN, str(self), self.code)

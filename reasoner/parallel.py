@@ -7,12 +7,18 @@ order, so the output is the same bytes whatever `jobs` is.
 
 Only rule sets the checker finds patient-local can be split: `chunks()` hands a
 non-local rule set over as one chunk.
+
+There are never more workers than chunks or usable CPUs (`--jobs 1000` over four chunks
+starts at most four), and workers ignore Ctrl-C: the parent stops them (exit 130).
 """
 from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import multiprocessing
+import os
+import signal
 import sys
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -72,8 +78,28 @@ def _cohort_gc() -> Iterator[Callable[[], None]]:
         gc.set_threshold(*old)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def worker_count(jobs: int, chunks: int | None = None) -> int:
+    """At most `jobs`, one per chunk (when their number is known) and one per usable CPU."""
+    return max(1, min(jobs, usable_cpus(), jobs if chunks is None else chunks))
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C reaches every process of the terminal's group: a worker leaves it to the
+    parent, which stops the pool and exits 130 (a worker would print a traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _init(ruleset: RuleSet, settings: dict | None, time_limit: float | None,
           task: Callable[[RuleSet, Model], object]) -> None:
+    _ignore_interrupts()
     gc.set_threshold(*_GC_THRESHOLD)
     _worker["engine"] = Engine(ruleset, settings, time_limit=time_limit)
     _worker["ruleset"] = ruleset
@@ -111,8 +137,15 @@ def map_chunks(ruleset: RuleSet, chunks: Iterable[list[Fact]], task: Callable[[R
     """`task(ruleset, model)` for each chunk's model, in chunk order, over `jobs` processes.
 
     The workers are forked, so `task` may be any callable (a partial, a closure).
-    With `progress`, a bar on stderr (only when stderr is a terminal).
+    With `progress`, a bar on stderr (only when stderr is a terminal). No more workers
+    than chunks or usable CPUs: the first chunks are read before any worker starts.
     """
+    jobs = worker_count(jobs)
+    if jobs > 1:
+        chunks = iter(chunks)
+        first = list(itertools.islice(chunks, jobs))
+        jobs = worker_count(jobs, len(first))
+        chunks = itertools.chain(first, chunks)
     with progress_bar(total, progress) as advance, _cohort_gc() as settle:
         if jobs <= 1:
             engine = Engine(ruleset, settings, time_limit=time_limit)
@@ -134,6 +167,7 @@ def map_chunks(ruleset: RuleSet, chunks: Iterable[list[Fact]], task: Callable[[R
 
 
 def _init_task(ruleset: RuleSet, task: Callable[[RuleSet, Model], object]) -> None:
+    _ignore_interrupts()
     _worker["ruleset"] = ruleset
     _worker["task"] = task
 
@@ -143,13 +177,16 @@ def _run_task(model: Model) -> object:
 
 
 def map_models(ruleset: RuleSet, models: Iterable[Model], task: Callable[[RuleSet, Model], T], *,
-               jobs: int = 1, total: int | None = None, progress: bool = False) -> Iterator[T]:
+               jobs: int = 1, total: int | None = None, progress: bool = False,
+               parts: int | None = None) -> Iterator[T]:
     """`task(ruleset, model)` for models made here (by the DuckDB engine), in order: with
     `jobs` > 1 the tasks run in worker processes while this one makes the next models.
 
     The pool is forked before the first model is asked for, so no worker inherits a
-    DuckDB connection.
+    DuckDB connection; so the number of models is not known then, only `parts` when the
+    caller knows it (at most one worker per part, and per usable CPU).
     """
+    jobs = worker_count(jobs, parts)
     with progress_bar(total, progress) as advance:
         if jobs <= 1:
             for model in models:

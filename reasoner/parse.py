@@ -6,6 +6,7 @@ data here: nothing in it is ever executed.
 """
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
 from itertools import count
@@ -15,6 +16,7 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from .errors import Diagnostic, ReasonerError
+from .values import read_number
 from .syntax import (
     AllowDecl, Aggregate, ArgDecl, Atom, BinOp, Call, Comparison, Const, Decl, Expr, Fact, Include,
     Literal, Negation, Requirement, Rule, SectionDecl, SettingDecl, Setting, SourceDecl, Span, Statement, STRENGTHS,
@@ -30,6 +32,7 @@ _TERMINAL_WORDS = {
     "ROLE": "input, output or internal", "IF": "':-'", "__ANON_0": "':-'", "MINUS": "'-'",
     "EQUAL": "'='", "VBAR": "'|'", "AGG": "count or sum", "MINMAX": "min or max",
     "ANN_ID": "@id", "ANN_SOURCE": "@source", "ANN_STRENGTH": "@strength", "ANN_CHOICE": "@choice", "REQKIND": "one or some",
+    "AT_MOST": "at most N",
     "FOR": "'for'", "NONE": "'none'", "FUNC": "abs",
 }
 
@@ -130,8 +133,18 @@ def unescape(body: str) -> str:
     return "".join(out)
 
 
-def _number(text: str) -> int | float:
-    return float(text) if "." in text else int(text)
+def _number(text: str, span: Span | None = None) -> int | float:
+    """A NUMBER token's value, in the one number syntax of every format (reasoner.values):
+    a number too large for a double is an error at `span`, not a traceback."""
+    try:
+        return read_number(text)
+    except ValueError as exc:
+        raise ReasonerError.at(span or Span("<number>", 0, 0), f"{text[:20]}{'...' if len(text) > 20 else ''}: {exc}",
+                               "E001") from None
+
+
+_ESCAPE = re.compile(r"\\(.)", re.S)
+_ESCAPES = '"\\nt'
 
 
 class _Build(Transformer):  # type: ignore[type-arg]
@@ -162,19 +175,26 @@ class _Build(Transformer):  # type: ignore[type-arg]
 
     def string(self, children: list[Token]) -> Const:
         (tok,) = children
+        for m in _ESCAPE.finditer(tok, 1, len(tok) - 1):  # an unknown escape is an error, never dropped
+            if m.group(1) not in _ESCAPES:
+                escape = m.group() if m.group().isprintable() else repr(m.group())
+                raise ReasonerError.at(Span(self.file, tok.line or 0, (tok.column or 0) + m.start()),
+                                       f"unknown escape {escape} in a string: the escapes are \\\" \\\\ \\n \\t "
+                                       "(\\\\ for a backslash)", "E001")
         return Const(_unquote(str(tok)), self._span(tok))
 
     def number(self, children: list[Token]) -> Const:
         (tok,) = children
-        return Const(_number(str(tok)), self._span(tok))
+        return Const(_number(str(tok), self._span(tok)), self._span(tok))
 
     def negative_number(self, children: list[Token]) -> Const:
         (tok,) = children
-        return Const(-_number(str(tok)), Span(self.file, tok.line or 0, max((tok.column or 1) - 1, 1)))
+        span = Span(self.file, tok.line or 0, max((tok.column or 1) - 1, 1))
+        return Const(-_number(str(tok), span), span)
 
     def signed_number(self, children: list[Token]) -> Const:
         (tok,) = children
-        return Const(_number(str(tok)), self._span(tok))
+        return Const(_number(str(tok), self._span(tok)), self._span(tok))
 
     def setting(self, children: list[Token]) -> Setting:
         (tok,) = children
@@ -319,12 +339,19 @@ class _Build(Transformer):  # type: ignore[type-arg]
 
     def decl(self, children: list[Any]) -> Decl:
         name, *rest = children
-        role, single, description = rest[-3], rest[-2], rest[-1]
+        role, single, at_most, bound, description = rest[-5], rest[-4], rest[-3], rest[-2], rest[-1]
         if single is not None and str(single) != "one":
             raise ReasonerError.at(self._span(single), f"after the role, only `one` may follow, not {single}", "E001")
-        args = tuple(a for a in rest[:-3] if a is not None)
+        limit = None
+        if bound is not None:
+            value = _number(str(bound))
+            if str(role) != "input" or single is not None or not float(value).is_integer() or value < 1:
+                raise ReasonerError.at(self._span(at_most), "`at most N` takes a whole number N >= 1, after the role "
+                                       "`input` and instead of `one`", "E001")
+            limit = int(value)
+        args = tuple(a for a in rest[:-5] if a is not None)
         return Decl(str(name), args, str(role), _unquote(str(description)) if description is not None else "",
-                    self._span(name), single=single is not None)
+                    self._span(name), single=single is not None, bound=limit)
 
     def source_decl(self, children: list[Token]) -> SourceDecl:
         key, text = children
@@ -339,9 +366,16 @@ class _Build(Transformer):  # type: ignore[type-arg]
         return SectionDecl(_unquote(str(title)), self._span(title))
 
     def setting_decl(self, children: list[Any]) -> SettingDecl:
-        name, value, reason = children
-        return SettingDecl(str(name), value.value, _unquote(str(reason)) if reason is not None else "",
-                           self._span(name))
+        name, value, bounds, *texts = children
+        # `"REASON"`, or after a range `"UNIT" "REASON"`: a unit only ever follows a range
+        most = 2 if bounds is not None else 1
+        if len(texts) > most:
+            raise ReasonerError.at(self._span(texts[most]), "a .setting takes a range, a unit after the range and "
+                                   "one reason: `.setting NAME = VALUE [LO, HI] \"UNIT\" \"REASON\"`", "E001")
+        unit = _unquote(str(texts[0])) if len(texts) == 2 else None
+        reason = _unquote(str(texts[-1])) if texts else ""
+        low, high = bounds if bounds is not None else (None, None)
+        return SettingDecl(str(name), value.value, reason, self._span(name), low=low, high=high, unit=unit)
 
     def requirement(self, children: list[Any]) -> Requirement:
         kind, head, body, text = children

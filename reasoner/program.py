@@ -14,10 +14,11 @@ from pathlib import Path
 
 from .errors import Diagnostic, ReasonerError
 from .parse import parse_program
+from .values import is_finite
 from .syntax import (
     AllowDecl, Aggregate, ArgDecl, Atom, BinOp, Call, Comparison, Const, Decl, Expr, Include, Literal,
-    Negation, Requirement, Rule, SectionDecl, SettingDecl, Setting, SourceDecl, Span, TypeDecl, Var, body_atoms, expr_vars,
-    literal_vars,
+    NO_SPAN, Negation, Requirement, Rule, SectionDecl, SettingDecl, Setting, SourceDecl, Span, TypeDecl, Var,
+    body_atoms, expr_vars, format_value, literal_vars,
 )
 
 BASE_TYPES = ("id", "symbol", "number", "integer")
@@ -198,6 +199,9 @@ def _build(origin: str, statements: list, infer: bool, lenient: bool = False) ->
             unique(sources, s.key, s, "source")
         elif isinstance(s, SettingDecl):
             unique(settings, s.name, s, "setting")
+            wrong = setting_problem(s, s.value)
+            if wrong:
+                problems.append(Diagnostic(s.span, f"the value of setting {s.name}: {wrong}", SETTING_RANGE))
         elif isinstance(s, Requirement):
             requirements.append(s)
         elif isinstance(s, AllowDecl):
@@ -461,7 +465,7 @@ def check_value(value: object, spec: ArgDecl, types: dict[str, TypeDecl]) -> str
     if not isinstance(value, str):
         return f"expected {'an id' if t == 'id' else 'a symbol' if t == 'symbol' else 'one of type ' + t}, got {value!r}"
     if t in types and value not in types[t].values:
-        return (f"{value!r} is not a {t} (one of: {', '.join(types[t].values)})"
+        return (f"{value!r} is not a value of type {t} (one of: {', '.join(types[t].values)})"
                 + _suggest(value, types[t].values))
     return None
 
@@ -721,14 +725,44 @@ def _analyse_locality(ruleset: RuleSet) -> None:
     ruleset.patient_local = not ruleset.nonlocal_rules
 
 
+SETTING_RANGE = "E024"
+"""A setting's value (the rule set's own, or one given with `--set`) that is not a finite
+number inside the setting's declared range."""
+
+
+def setting_problem(decl: SettingDecl, value: object) -> str | None:
+    """What is wrong with `value` for the setting `decl` (None: nothing)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} is not a number"
+    if not is_finite(value):  # nan, inf, or an int larger than any double
+        if isinstance(value, int):
+            return f"{str(value)[:20]}... is too large for a number (more than a double holds)"
+        return f"{value!r} is not a finite number"
+    if decl.low is not None and not decl.low <= value <= decl.high:  # type: ignore[operator]
+        return f"{format_value(value)} is outside its range {decl.range_text()}"
+    return None
+
+
 def resolve_settings(ruleset: RuleSet, overrides: dict | None) -> dict:
-    """The rule set's settings with `overrides` applied; an unknown name is an error."""
+    """The rule set's settings with `overrides` applied. Every problem is an error, not
+    located in a file (the values come from `--set` or the caller): an unknown name
+    (E012, with the known ones), a value that is not a finite number inside the setting's
+    declared range (E024, naming the range, its unit and where it is declared)."""
     values = {name: s.value for name, s in ruleset.settings.items()}
+    problems = []
     for name, value in (overrides or {}).items():
-        if name not in values:
-            raise ReasonerError([Diagnostic(Span("<settings>", 0, 0), f"unknown setting {name} (known: "
-                                            f"{', '.join(sorted(values)) or 'none'})", "E012")])
+        decl = ruleset.settings.get(name)
+        if decl is None:
+            problems.append(Diagnostic(NO_SPAN, f"unknown setting {name}" + _suggest(name, values)
+                                       + f" (known: {', '.join(sorted(values)) or 'none'})", "E012"))
+            continue
+        wrong = setting_problem(decl, value)
+        if wrong:
+            problems.append(Diagnostic(NO_SPAN, f"setting {name}: {wrong} (declared at {decl.span})", SETTING_RANGE))
+            continue
         values[name] = value
+    if problems:
+        raise ReasonerError(problems)
     return values
 
 

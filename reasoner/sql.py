@@ -47,6 +47,7 @@ from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting, Span, Value,
     Var,
 )
+from .values import CELL_BLANKS, NUMBER_PATTERN, SQL_BAD_CHARS, read_number, shown
 
 _NOSPAN = Span("<duckdb>", 0, 0)
 NUM, SYM = "num", "sym"
@@ -928,18 +929,26 @@ class DuckDBEngine:
         width = 0
         staged: list[tuple[str, int, str | None]] = []  # (path, columns, predicate of a per-predicate file)
         typed: list[Diagnostic] = []  # Parquet cells whose column type no id or symbol can have
+        column_types: dict[str, list[str]] = {}  # a Parquet file's column types
+        numeric_in: dict[int, list[str]] = defaultdict(list)  # staged position → Parquet files typed numeric there
         for path in paths:
             if _is_parquet(path):
                 header = self._parquet_header(con, str(path))
                 pred = None if header[:1] == ["predicate"] else Path(path).stem
                 if check:
                     typed += self._check_parquet_types(con, str(path), pred)
+                types = [str(t).upper() for _, t, *_ in
+                         con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_string(str(path))})").fetchall()]
+                column_types[str(path)] = types
+                for j, sql_type in enumerate(types):
+                    if _is_numeric_type(sql_type):  # a typed number: its text is DuckDB's, not the one syntax
+                        numeric_in[j + (pred is not None)].append(str(path))
                 staged.append((str(path), len(header), pred))
                 width = max(width, len(header) + (pred is not None))
                 continue
             try:  # DuckDB reads the rest; bad bytes further on are its to report, by line
                 with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
-                    header = [h.strip() for h in next(csv.reader(fh), [])]
+                    header = [h.strip(CELL_BLANKS) for h in next(csv.reader(fh), [])]
             except OSError as exc:
                 raise ReasonerError.at(Span(str(path), 0, 0), f"cannot read: {exc.strerror or exc}", "E015") from None
             except csv.Error as exc:
@@ -964,14 +973,20 @@ class DuckDBEngine:
         cols = ", ".join(["file VARCHAR", "predicate VARCHAR"] + [f"arg{i} VARCHAR" for i in range(1, width)])
         con.execute(f"CREATE TABLE _staging ({cols})")
         for path, n, pred in staged:
-            cells = [f"NULLIF(trim(c{i}), '')" for i in range(n)]
-            first = "trim(c0)" if pred is None else sql_string(pred)
+            cells = [f"NULLIF({_trim(f'c{i}')}, '')" for i in range(n)]
+            first = f"coalesce({_trim('c0')}, '')" if pred is None else sql_string(pred)
             if pred is None:
                 cells = cells[1:]
             select = ", ".join([sql_string(path), first] + cells + ["NULL"] * (width - 1 - len(cells)))
             if _is_parquet(path):
-                con.execute(f"INSERT INTO _staging SELECT {select} FROM ({_parquet_text(path, n)}) "
-                            f"WHERE {_not_blank(n)}")
+                try:
+                    con.execute(f"INSERT INTO _staging SELECT {select} FROM "
+                                f"({_parquet_text(path, n, column_types[path])}) WHERE {_not_blank(n)}")
+                except duckdb.Error as exc:  # a corrupt page: the file's problem, not a crash
+                    if isinstance(exc, (duckdb.InterruptException, duckdb.OutOfMemoryException)):
+                        raise
+                    raise ReasonerError.at(Span(path, 0, 0), f"cannot read Parquet: {str(exc).splitlines()[0]}",
+                                           "E015") from None
                 continue
             try:
                 con.execute(_staging_insert(path, select, n, parallel=True))
@@ -980,20 +995,31 @@ class DuckDBEngine:
                 found = _python_diagnosis(path, self.ruleset)
                 if found:
                     raise ReasonerError(found) from None
-                try:  # valid CSV the parallel reader refuses (a quoted line break)
-                    con.execute(f"DELETE FROM _staging WHERE file = {sql_string(path)}")
-                    con.execute(_staging_insert(path, select, n, parallel=False))
-                except duckdb.Error:
+                # valid CSV the parallel reader refuses: a quoted line break (read sequentially),
+                # CRLF and LF line ends mixed (read without DuckDB's strict mode; the Python
+                # reader, which found nothing wrong above, vouches for the file)
+                for parallel, strict in ((False, True), (False, False)):
+                    try:
+                        con.execute(f"DELETE FROM _staging WHERE file = {sql_string(path)}")
+                        con.execute(_staging_insert(path, select, n, parallel=parallel, strict=strict))
+                        break
+                    except duckdb.Error:
+                        continue
+                else:
                     line = re.search(r"on Line: (\d+)", str(exc))
                     raise ReasonerError.at(Span(path, int(line.group(1)) if line else 0, 1),
                                            str(exc).splitlines()[0], "E015") from None
-        problems = self._check_staging(con, width) if check else []
-        cast = "TRY_CAST" if check else "CAST"  # a cell found bad above is left out, not an error here
+        dirty: set[tuple[str, int]] = set()  # (predicate, position) with a bad cell
+        problems = self._check_staging(con, width, numeric_in, dirty) if check else []
         for pred in sorted(self.arity):
             t = quote_ident(self.table(pred))
             if self.arity[pred] >= width:
                 continue
-            values = [f"{cast}(arg{i + 1} AS {_SQL_TYPE[k]})" for i, k in enumerate(self.kinds[pred])]
+            if check:  # a cell found bad above is left out, not an error here
+                values = [self._valid_cell(pred, i, numeric_in) if (pred, i + 1) in dirty
+                          else f"TRY_CAST(arg{i + 1} AS {_SQL_TYPE[k]})" for i, k in enumerate(self.kinds[pred])]
+            else:
+                values = [f"CAST(arg{i + 1} AS {_SQL_TYPE[k]})" for i, k in enumerate(self.kinds[pred])]
             where = f"predicate = {sql_string(pred)}"
             if check:
                 where += "".join(f" AND {v} IS NOT NULL" for v in values)
@@ -1001,7 +1027,16 @@ class DuckDBEngine:
                                   f"FROM _staging WHERE {where}")):
                 nonempty.add(pred)
         if check:
-            problems += self._check_loaded(con)
+            problems += self._check_loaded(con, texts=False)  # staging checked the text
+            if problems:
+                for path, _, _ in staged:  # a NUL byte: DuckDB reads it, Python's csv before 3.11 does not
+                    if not _is_parquet(path) and con.execute(
+                            f"SELECT 1 FROM _staging WHERE file = {sql_string(path)} AND contains(concat("
+                            f"{', '.join(['predicate'] + [f'arg{i}' for i in range(1, width)])}), chr(0)) LIMIT 1"
+                            ).fetchone():
+                        found = _python_diagnosis(path, self.ruleset)
+                        if found and any(d.code == "E015" for d in found):
+                            raise ReasonerError(found) from None
             if problems or typed:
                 raise ReasonerError(sorted(self._locate(problems, staged) + typed, key=Diagnostic.sort_key))
         return nonempty
@@ -1052,33 +1087,54 @@ class DuckDBEngine:
                                       f"{why}{count}", "E004"))
         return out
 
-    def _check_staging(self, con: duckdb.DuckDBPyConnection, width: int) -> list["_Problem"]:
-        """Unknown and derived predicates, arity, cells that are not numbers: one scan grouped
-        by predicate finds them, a query per kind of problem found shows examples."""
+    def _valid_cell(self, pred: str, i: int, numeric_in: Mapping[int, list[str]]) -> str:
+        """Argument i of `pred` from its staged cell, typed: NULL where the cell breaks the
+        rules of reasoner.values (not a number in the one syntax, text with a control
+        character), as `_check_staging` reports it."""
+        cell = f"arg{i + 1}"
+        if self.kinds[pred][i] == NUM:
+            return f"(CASE WHEN {_number_ok(cell, numeric_in.get(i + 1, []))} THEN TRY_CAST({cell} AS DOUBLE) END)"
+        if self.ruleset.decls[pred].args[i].type != ANY:
+            return f"(CASE WHEN NOT regexp_matches({cell}, {sql_string(SQL_BAD_CHARS)}) THEN {cell} END)"
+        return f"TRY_CAST({cell} AS VARCHAR)"
+
+    def _check_staging(self, con: duckdb.DuckDBPyConnection, width: int,
+                       numeric_in: Mapping[int, list[str]] | None = None,
+                       dirty: set[tuple[str, int]] | None = None) -> list["_Problem"]:
+        """Unknown and derived predicates, arity, cells that are not numbers in the one
+        number syntax, ids and symbols with control characters (reasoner.values): one scan
+        grouped by predicate finds them, a query per kind of problem found shows examples."""
         decls = self.ruleset.decls
+        numeric_in = numeric_in or {}
         positions = range(1, width)
         numeric_at = {i: [p for p, d in decls.items() if d.role == "input" and i <= d.arity
                           and self.kinds[p][i - 1] == NUM] for i in positions}
+        text_at = {i: [p for p, d in decls.items() if d.role == "input" and i <= d.arity
+                       and self.kinds[p][i - 1] == SYM and d.args[i - 1].type != ANY] for i in positions}
 
         def not_number(i: int) -> str:
-            return f"arg{i} IS NOT NULL AND NOT coalesce(isfinite(TRY_CAST(arg{i} AS DOUBLE)), false)"
+            return f"arg{i} IS NOT NULL AND NOT {_number_ok(f'arg{i}', numeric_in.get(i, []))}"
+
+        def bad_text(i: int) -> str:
+            return f"arg{i} IS NOT NULL AND regexp_matches(arg{i}, {sql_string(SQL_BAD_CHARS)})"
 
         aggregates = ["count(*)"] + [f"count(arg{i})" for i in positions]
-        for i in positions:
-            if numeric_at[i]:
-                preds = ", ".join(sql_string(p) for p in numeric_at[i])
-                aggregates.append(f"count(*) FILTER (WHERE predicate IN ({preds}) AND {not_number(i)})")
-            else:
-                aggregates.append("0")
+        for at, test in ((numeric_at, not_number), (text_at, bad_text)):
+            for i in positions:
+                if at[i]:
+                    preds = ", ".join(sql_string(p) for p in at[i])
+                    aggregates.append(f"count(*) FILTER (WHERE predicate IN ({preds}) AND {test(i)})")
+                else:
+                    aggregates.append("0")
         summary = con.execute(f"SELECT predicate, {', '.join(aggregates)} FROM _staging GROUP BY predicate").fetchall()
         checks: list[tuple[str, str, str]] = []  # (condition, what is wrong, code)
-        for row in sorted(summary):
+        for row in sorted(summary, key=lambda r: r[0]):
             pred, total = row[0], row[1]
-            filled, non_numbers = row[2:1 + width], row[1 + width:]
+            filled, non_numbers, bad_texts = row[2:1 + width], row[1 + width:2 * width], row[2 * width:]
             where = f"predicate = {sql_string(pred)}"
             decl = decls.get(pred)
             if decl is None:
-                checks.append((where, f"unknown predicate {pred}" + _suggest(pred, [
+                checks.append((where, f"unknown predicate {shown(pred)}" + _suggest(pred, [
                     p for p, d in decls.items() if d.role == "input"]), "E002"))
                 continue
             if decl.role != "input":
@@ -1086,22 +1142,29 @@ class DuckDBEngine:
                                "predicates only", "E014"))
                 continue
             n = decl.arity
+            missing = [f"arg{i} IS NULL" for i in range(1, min(n + 1, width))]
+            extra = [f"arg{i} IS NOT NULL" for i in range(n + 1, width)]
+            bad = " OR ".join(missing + extra) if n < width else "TRUE"
             if n >= width or any(filled[i - 1] != total for i in range(1, n + 1)) or any(filled[n:]):
-                missing = [f"arg{i} IS NULL" for i in range(1, min(n + 1, width))]
-                extra = [f"arg{i} IS NOT NULL" for i in range(n + 1, width)]
-                bad = " OR ".join(missing + extra) if n < width else "TRUE"
                 checks.append((f"{where} AND ({bad})", f"{pred} takes {n} argument{'s' if n != 1 else ''} "
                                f"({', '.join(a.name for a in decl.args)})", "E003"))
+                where += f" AND NOT ({bad})"  # a row of the wrong length is reported for that alone, as in Python
             for i in range(1, min(n + 1, width)):
+                if (non_numbers[i - 1] or bad_texts[i - 1]) and dirty is not None:
+                    dirty.add((pred, i))
                 if non_numbers[i - 1] and self.kinds[pred][i - 1] == NUM:
                     checks.append((f"{where} AND {not_number(i)}",
-                                   f"{pred} argument {decl.args[i - 1].name}: expected a number", "E004"))
+                                   f"{pred} argument {decl.args[i - 1].name}: expected a number in the one number "
+                                   "syntax (ASCII digits, an optional - and one .; no exponent)", "E004"))
+                if bad_texts[i - 1] and self.kinds[pred][i - 1] == SYM:
+                    checks.append((f"{where} AND {bad_text(i)}", f"{pred} argument {decl.args[i - 1].name}: "
+                                   "holds a control character or line separator", "E004"))
         args = ", ".join(f"arg{i}" for i in positions) or "NULL"
         out = []
         for (code, what, n), row in self._failed(con, "_staging", checks, f"file, predicate, {args}"):
             cells = tuple(c for c in row[2:] if c is not None)
-            out.append(_Problem(code, f"{','.join((row[1],) + cells)}: {what}", n, "row", row[1], cells=cells,
-                                file=row[0]))
+            out.append(_Problem(code, f"{','.join(shown(c) for c in (row[1],) + cells)}: {what}", n, "row", row[1],
+                                cells=cells, file=row[0]))
         return out
 
     @staticmethod
@@ -1119,8 +1182,10 @@ class DuckDBEngine:
                     out.append(((code, what, n), row))
         return out
 
-    def _check_loaded(self, con: duckdb.DuckDBPyConnection) -> list["_Problem"]:
-        """Ranges, whole numbers, enumerations and `one`, over the loaded input tables."""
+    def _check_loaded(self, con: duckdb.DuckDBPyConnection, texts: bool = True) -> list["_Problem"]:
+        """Whole numbers, ranges, text, enumerations and `one`, over the loaded input tables.
+        A fact is reported for its first problem only, in argument order, and a fact with a
+        problem does not count towards `one`: as the Python reader reports them."""
         problems: list[_Problem] = []
         rs = self.ruleset
         for pred, decl in rs.decls.items():
@@ -1130,35 +1195,45 @@ class DuckDBEngine:
             for i, spec in enumerate(decl.args):
                 col = f"a{i}"
                 where = f"{pred} argument {spec.name}"
+                if spec.type == "integer":
+                    checks.append((f"{col} <> floor({col})", f"{where}: expected a whole number", "E004"))
                 if spec.type in NUMERIC and spec.low is not None and spec.high is not None:
                     unit = f" {spec.unit}" if spec.unit else ""
                     checks.append((f"{col} < {sql_number(spec.low)} OR {col} > {sql_number(spec.high)}",
                                    f"{where}: outside the valid range {_num(spec.low)}–{_num(spec.high)}{unit}",
                                    "E005"))
-                if spec.type == "integer":
-                    checks.append((f"{col} <> floor({col})", f"{where}: expected a whole number", "E004"))
+                if texts and spec.type not in NUMERIC and spec.type != ANY:  # the text rules of reasoner.values
+                    checks.append((f"{col} = '' OR {col} <> trim({col}) OR regexp_matches({col}, "
+                                   f"{sql_string(SQL_BAD_CHARS)})", f"{where}: an empty {spec.type}, or one that "
+                                   "begins or ends with a space or holds a control character", "E004"))
                 if spec.type in rs.types:
                     values = rs.types[spec.type].values
                     checks.append((f"{col} NOT IN ({', '.join(sql_string(v) for v in values)})",
-                                   f"{where}: not a {spec.type} (one of: {', '.join(values)})", "E006"))
+                                   f"{where}: not a value of type {spec.type} (one of: {', '.join(values)})", "E006"))
+            firsts = [(f"({cond}) AND NOT coalesce({' OR '.join(f'({c})' for c, _, _ in checks[:j])}, false)"
+                       if j else cond, what, code) for j, (cond, what, code) in enumerate(checks)]
             kinds = self.kinds[pred]
-            for (code, what, n), row in self._failed(con, quote_ident(self.table(pred)), checks, "*"):
+            for (code, what, n), row in self._failed(con, quote_ident(self.table(pred)), firsts, "*"):
                 fact = Fact(pred, tuple(to_python(v, k == NUM) for v, k in zip(row, kinds)))
-                problems.append(_Problem(code, f"{fact}: {what}", n, "fact", pred, values=fact.args))
+                text = str(fact) if str(fact).isprintable() else shown(str(fact))
+                problems.append(_Problem(code, f"{text}: {what}", n, "fact", pred, values=fact.args))
             k = decl.key_index
             if decl.single and k is not None:
-                rows = con.execute(f"SELECT a{k}, count(*) FROM {quote_ident(self.table(pred))} GROUP BY a{k} "
-                                   f"HAVING count(*) > 1 LIMIT 3").fetchall()
-                for key, n in rows:
-                    problems.append(_Problem("E017", f"{pred} holds one fact per patient; {key} has {n}", 0, "",
-                                             pred, key=(k, key)))
+                sound = f"WHERE NOT coalesce({' OR '.join(f'({c})' for c, _, _ in checks)}, false)" if checks else ""
+                rows = con.execute(f"SELECT a{k}, count(*) FROM {quote_ident(self.table(pred))} {sound} "
+                                   f"GROUP BY a{k} HAVING count(*) > 1 LIMIT 3").fetchall()
+                for key, n in rows:  # the message names the first fact once _locate has found it
+                    problems.append(_Problem("E017", f"{pred} holds one fact per patient; {shown(str(key))} has {n} "
+                                             "different ones", 0, "", pred, key=(k, key)))
         return problems
 
     def _locate(self, problems: list["_Problem"], staged: list[tuple[str, int, str | None]]) -> list[Diagnostic]:
         """Diagnostics at the line of each example: one pass over the files, in Python (only
         when something is wrong), stopping when every example is found."""
+        from .facts import _typed_fact, validate_fact
         lines: dict[int, Span] = {}
-        seen_key: dict[int, int] = defaultdict(int)
+        messages: dict[int, str] = {}
+        first_fact: dict[int, Fact] = {}
         todo = set(range(len(problems)))
         paths = [path for path, _, _ in staged]
         for path, width, file_pred in staged:
@@ -1167,32 +1242,50 @@ class DuckDBEngine:
             for line, row in _numbered_rows(path, width):
                 if file_pred is not None:
                     row = [file_pred] + row
-                if not row or not row[0].strip():
+                if not row or not row[0].strip(CELL_BLANKS):
                     continue
-                pred = row[0].strip()
-                cells = tuple(c.strip() for c in row[1:] if c.strip())
-                for j in list(todo):
+                pred = row[0].strip(CELL_BLANKS)
+                cells = tuple(c.strip(CELL_BLANKS) for c in row[1:] if c.strip(CELL_BLANKS))
+                taken: set[tuple[str, str]] = set()  # two examples of one check are two rows
+                for j in sorted(todo):
                     p = problems[j]
-                    if p.pred != pred or (p.file is not None and p.file != path):
+                    if p.pred != pred or (p.file is not None and p.file != path) or (p.code, p.message) in taken:
                         continue
                     if p.cells is not None:
                         hit = cells == p.cells
                     elif p.values is not None:
                         hit = _same_values(cells, p.values)
-                    else:
+                    else:  # `one`: the first fact that differs from the patient's first, as Python says
                         index, key = p.key  # type: ignore[misc]
-                        hit = len(cells) > index and cells[index] == key
-                        if hit:
-                            seen_key[j] += 1
-                            hit = seen_key[j] == 2  # the second fact for the key is the one at fault
+                        hit = False
+                        if len(cells) > index and cells[index] == key:
+                            fact = _typed_fact(self.ruleset, pred, list(cells), Span(path, line, 1))
+                            if isinstance(fact, Fact):
+                                fact = validate_fact(self.ruleset, fact)
+                            if isinstance(fact, Fact):
+                                seen = first_fact.setdefault(j, fact)
+                                hit = seen.args != fact.args
+                                if hit:
+                                    messages[j] = (f"{pred} holds one fact per patient; {seen} is already stated "
+                                                   f"at {seen.span}")
                     if hit:
                         lines[j] = Span(path, line, 1)
                         todo.discard(j)
+                        taken.add((p.code, p.message))
+                        if j not in messages:  # the Python reader's words for the same row
+                            full = [c.strip(CELL_BLANKS) for c in row[1:]]
+                            while file_pred is None and full and full[-1] == "":
+                                full.pop()
+                            said = _typed_fact(self.ruleset, pred, full, lines[j])
+                            if isinstance(said, Fact):
+                                said = validate_fact(self.ruleset, said)
+                            if isinstance(said, Diagnostic) and said.code == p.code:
+                                messages[j] = said.message
         out = []
         for j, p in enumerate(problems):
             span = lines.get(j, Span(p.file or (paths[0] if len(paths) == 1 else "<csv>"), 0, 0))
             count = f" ({p.n} such {p.unit}s)" if p.n > 1 else ""
-            out.append(Diagnostic(span, p.message + count, p.code))
+            out.append(Diagnostic(span, messages.get(j, p.message) + count, p.code))
         return sorted(out, key=Diagnostic.sort_key)
 
 
@@ -1205,26 +1298,56 @@ def _is_parquet(path: str | Path) -> bool:
     return Path(path).suffix == ".parquet"
 
 
-def _parquet_text(path: str, n: int) -> str:
+def _parquet_text(path: str, n: int, types: Sequence[str] | None = None) -> str:
     """A Parquet fact file's columns as text `c0..c(n-1)`, in file order: the same cells
-    the CSV reader stages, so one set of checks serves both (38.0 reads as '38.0')."""
-    return (f"SELECT {', '.join(f'CAST(#{i + 1} AS VARCHAR) AS c{i}' for i in range(n))} "
-            f"FROM read_parquet({sql_string(path)})")
+    the CSV reader stages, so one set of checks serves both (38.0 reads as '38.0'). A
+    FLOAT (single precision) column goes through DOUBLE, so its text is the double the
+    Python reader gets (72.1 as a float is 72.0999984741211)."""
+    def cell(i: int) -> str:
+        if types is not None and i < len(types) and types[i] in ("FLOAT", "REAL", "FLOAT4"):
+            return f"CAST(CAST(#{i + 1} AS DOUBLE) AS VARCHAR) AS c{i}"
+        return f"CAST(#{i + 1} AS VARCHAR) AS c{i}"
+    return f"SELECT {', '.join(cell(i) for i in range(n))} FROM read_parquet({sql_string(path)})"
+
+
+def _is_numeric_type(sql_type: str) -> bool:
+    return sql_type in _TEXT_OR_INTEGER - {"VARCHAR"} or sql_type in ("FLOAT", "REAL", "FLOAT4", "DOUBLE") \
+        or sql_type.startswith("DECIMAL")
+
+
+def _trim(cell: str) -> str:
+    """A staged cell trimmed as the Python reader trims it: DuckDB's `trim()` takes exactly
+    the Unicode space separators, reasoner.values.CELL_BLANKS (a test checks every one)."""
+    return f"trim({cell})"
+
+
+def _number_ok(cell: str, typed_files: Sequence[str] = ()) -> str:
+    """SQL: the staged cell is a number in the one syntax (reasoner.values) and finite; a
+    cell of a Parquet column typed as a number only needs to be finite."""
+    syntax = f"regexp_full_match({cell}, {sql_string(NUMBER_PATTERN)})"
+    if typed_files:
+        syntax = f"({syntax} OR file IN ({', '.join(sql_string(f) for f in typed_files)}))"
+    return f"({syntax} AND coalesce(isfinite(TRY_CAST({cell} AS DOUBLE)), false))"
 
 
 def _numbered_rows(path: str, width: int) -> Iterator[tuple[int, list[str]]]:
     """(line, cells) of a staged file after its header: CSV lines as the csv module counts
     them; Parquet rows counted from 1, as the Python reader places them."""
     if not _is_parquet(path):
-        with open(path, encoding="utf-8", newline="") as fh:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
             reader = csv.reader(fh)
             next(reader, None)
-            for row in reader:
-                yield reader.line_num, row
-        return
+            while True:
+                line = reader.line_num + 1  # where the row starts, as the Python reader places it
+                row = next(reader, None)
+                if row is None:
+                    return
+                yield line, row
     con = duckdb.connect()
     try:
-        result = con.execute(_parquet_text(path, width))
+        types = [str(t).upper() for _, t, *_ in
+                 con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_string(path)})").fetchall()]
+        result = con.execute(_parquet_text(path, width, types))
         line = 0
         for batch in iter(lambda: result.fetchmany(10_000), []):
             for row in batch:
@@ -1238,30 +1361,33 @@ def _firing_table(index: int) -> str:
     return quote_ident(f"_firing_{index}")
 
 
-def _staging_insert(path: str, select: str, n: int, parallel: bool) -> str:
+def _staging_insert(path: str, select: str, n: int, parallel: bool, strict: bool = True) -> str:
     """Read one fact CSV of `n` columns, all as text, into `_staging` (blank rows skipped)."""
     names = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n))
     return (f"INSERT INTO _staging SELECT {select} FROM read_csv({sql_string(path)}, header = false, skip = 1, "
             f"columns = {{{names}}}, delim = ',', quote = '\"', escape = '\"', null_padding = true, "
-            f"auto_detect = false, parallel = {str(parallel).lower()}) WHERE {_not_blank(n)}")
+            f"auto_detect = false, parallel = {str(parallel).lower()}"
+            f"{'' if strict else ', strict_mode = false'}) WHERE {_not_blank(n)}")
 
 
 def _not_blank(n: int) -> str:
     """A staged row with a cell that is not blank (blank rows are skipped, as in CSV)."""
-    return " OR ".join(f"NULLIF(trim(c{i}), '') IS NOT NULL" for i in range(n))
+    return " OR ".join(f"NULLIF({_trim(f'c{i}')}, '') IS NOT NULL" for i in range(n))
 
 
 def _python_diagnosis(path: str, ruleset: RuleSet, limit: int = 20) -> list[Diagnostic]:
     """The first problems the Python fact reader finds in a CSV file DuckDB could not read."""
-    from .facts import check_fact, stream_file
+    from .facts import OneFacts, stream_file
     found: list[Diagnostic] = []
-    for item in stream_file(path, ruleset):
-        problem = item if isinstance(item, Diagnostic) else check_fact(ruleset, item)
-        if problem is not None:
-            found.append(problem)
+    one = OneFacts(ruleset)
+    for item in stream_file(path, ruleset):  # checked facts, and the problems of the others
+        if isinstance(item, Diagnostic):
+            found.append(item)
             if len(found) == limit:
-                break
-    return found
+                return found
+        else:
+            one.add(item)
+    return found + one.problems()[:limit - len(found)]
 
 
 @dataclass
@@ -1286,7 +1412,7 @@ def _same_values(cells: tuple[str, ...], values: tuple[Value, ...]) -> bool:
                 return False
         else:
             try:
-                if float(cell) != value:
+                if read_number(cell) != value:
                     return False
             except ValueError:
                 return False

@@ -7,6 +7,7 @@ stage can point the user at `file:line:col`.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -213,6 +214,8 @@ class Decl:
     span: Span = field(default=NO_SPAN, compare=False)
     single: bool = False
     """`one`: at most one fact per patient (a weight, a highest temperature)."""
+    bound: int | None = None
+    """`at most N`: at most N facts per patient, the bound `reasoner check` proves within."""
 
     @property
     def arity(self) -> int:
@@ -243,10 +246,23 @@ class SourceDecl:
 
 @dataclass(frozen=True)
 class SettingDecl:
+    """`.setting NAME = VALUE [LO, HI] "UNIT" "REASON"`: range, unit and reason optional
+    (a unit only after a range). `--set` values and the rule set's own value must lie in
+    the range (inclusive)."""
+
     name: str
     value: int | float
     reason: str
     span: Span = field(default=NO_SPAN, compare=False)
+    low: int | float | None = None
+    high: int | float | None = None
+    unit: str | None = None
+
+    def range_text(self) -> str:
+        """`[1, 12] mg/kg`, `[0, 168]`, or "" without a range."""
+        if self.low is None:
+            return ""
+        return f"[{format_value(self.low)}, {format_value(self.high)}]" + (f" {self.unit}" if self.unit else "")
 
 
 @dataclass(frozen=True)
@@ -301,6 +317,19 @@ class Fact:
 
 
 # --------------------------------------------------------------------------- helpers
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def parse_number(text: str) -> int | float | None:
+    """The one number syntax of the language (the grammar's NUMBER, with an optional `-`):
+    ASCII digits, at most one `.` with digits on both sides. `1_0`, fullwidth digits,
+    `1e3`, `+1`, `.5`, `nan` and `inf` are not numbers (Python's `int`/`float` take them).
+    None when `text` is not one."""
+    if not _PLAIN_NUMBER.fullmatch(text):
+        return None
+    return float(text) if "." in text else int(text)
+
+
 def format_value(value: Value) -> str:
     """Write a constant back in the language's own syntax."""
     if isinstance(value, bool):  # never produced by the parser; guard anyway

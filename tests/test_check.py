@@ -64,9 +64,17 @@ def test_witnesses_are_runnable_fact_files_that_show_the_defect(seeded_report, t
                 assert model.tuples("patient") and not model.tuples("grade"), f.witness_file
 
 
-def test_exploration_is_reported_as_exhaustive_when_small(seeded_report) -> None:
-    assert seeded_report.explored["exhaustive"] is True
-    assert seeded_report.explored["patients"] >= seeded_report.explored["covering_patients"] > 0
+def test_seeded_defects_are_proved_by_the_solver(seeded_report) -> None:
+    semantic = [f for f in seeded_report.findings if f.code.startswith("S")]
+    assert semantic and all(f.status == "proved" for f in semantic)
+    assert "search" not in seeded_report.explored and seeded_report.explored["undecided"] == {}
+
+
+def test_exploration_is_reported_as_exhaustive_when_small() -> None:
+    report = run_check(SEEDED, budget=500, search="always")  # the search as a cross-check of the solver
+    assert report.internal == []
+    assert report.explored["exhaustive"] is True
+    assert report.explored["patients"] >= report.explored["covering_patients"] > 0
 
 
 def test_cli_exit_codes_and_allow() -> None:

@@ -237,8 +237,11 @@ def test_cli_html_for_why_and_why_not() -> None:
     assert "crs_grade(p01, 2)</code> <a class=\"backref\" href=\"#n1.1.1\">proved above, n1.1.1</a>" in why.output
     why_not = CliRunner().invoke(main, ["why-not", "recommend(p01, anakinra)", str(P01), "--format", "html"])
     assert why_not.exit_code == 0 and "does not hold" in why_not.output
-    none = CliRunner().invoke(main, ["why", "recommend(p01, nothing_at_all)", str(P01), "--format", "html"])
+    none = CliRunner().invoke(main, ["why", "recommend(p01, anakinra)", str(P01), "--format", "html"])
     assert none.exit_code == 0 and "No answers" in none.output
+    # A constant outside the argument's declared type is a mistake in the goal, not an empty answer.
+    unknown = CliRunner().invoke(main, ["why", "recommend(p01, nothing_at_all)", str(P01), "--format", "html"])
+    assert unknown.exit_code == 2 and "error[E006]" in unknown.output
 
 
 def test_why_not_prints_a_failing_sub_explanation_once() -> None:

@@ -1,4 +1,5 @@
-"""Checker reports: one line per finding (`file:line:col: CODE [severity] message`), or JSON."""
+"""Checker reports: one line per finding (`file:line:col: CODE [severity] proved|searched: message`),
+a summary of what the solver proved and what was searched, or JSON."""
 from __future__ import annotations
 
 import json
@@ -7,10 +8,37 @@ from ..check import CODES, CheckReport
 from ..syntax import format_value
 
 
-def _explored(report: CheckReport) -> str:
+def _bounds(b: dict) -> str:
+    declared = [f"{p} ≤ {n}" for p, (n, source) in sorted(b.items()) if source == "declared"]
+    default = [f"{p} ≤ {n}" for p, (n, source) in sorted(b.items()) if source != "declared"]
+    parts = ([f"{', '.join(declared)} facts (declared `at most`)"] if declared else []) + (
+        [f"{', '.join(default)} facts (the default bound: declare `at most N`)"] if default else [])
+    return ("within the bounds " + "; ".join(parts) + ", every other input exactly (`one`, or finitely many "
+            "possible facts)") if parts else "for every patient (every input is `one` or has finitely many possible facts)"
+
+
+def _solver(report: CheckReport) -> str:
+    s = report.explored.get("solver")
+    if not s:
+        return "Solver not run."
+    who = "one patient at a time" if s.get("patient_mode") else "the whole fact base as one state (no patient key)"
+    n = lambda k, one, many: f"{s[k]} {one if s[k] == 1 else many}"  # noqa: E731
+    return (f"Solver (z3): proved over {who}, {_bounds(s['bounds'])}: "
+            f"{n('live', 'rule live', 'rules live')}, each with a witness the engine fired; "
+            f"{n('dead', 'rule', 'rules')} proved dead; "
+            f"{n('constraints_hold', 'constraint', 'constraints')} proved to hold; "
+            f"{n('requirements_hold', 'requirement', 'requirements')} proved to hold; "
+            f"{n('ranges_hold', 'rule', 'rules')} proved to conclude only declared values; "
+            f"{n('redundant', 'rule', 'rules')} proved redundant "
+            f"({s['calls']} solver calls, {s['seconds']:.1f} s).")
+
+
+def _searched(report: CheckReport) -> str:
     e = report.explored
-    if not e:
-        return "Semantic checks not run."
+    undecided = e.get("undecided", {})
+    if not e.get("search"):
+        return "Search: not needed, the solver decided every check." if not undecided else \
+            f"Search: not run; {len(undecided)} checks were left undecided."
     share = e["pairs_covered"] / e["pairs"] if e.get("pairs") else 1.0
     how = ("the full product of the dimensions (exhaustive)" if e["exhaustive"] else
            f"a pairwise covering array: {e['pairs_covered']} of {e['pairs']} pairs of values of two "
@@ -18,10 +46,42 @@ def _explored(report: CheckReport) -> str:
            "combinations, so this is a sample")
     sampled = (f"; {e['sampled_patients']} more drawn at random (seed 0) from the same dimensions"
                if e.get("sampled_patients") else "")
-    return (f"Explored {e['patients']} patients in one batch: {e['covering_patients']} from {how}, over "
+    what = (f"Search (not a proof) for the {len(undecided)} checks the solver did not decide"
+            if undecided else "Search (a cross-check of the solver)")
+    return (f"{what}: explored {e['patients']} patients in one batch: {e['covering_patients']} from {how}, over "
             f"{e['dimensions']} dimensions (each input predicate's presence and each of its arguments)"
             f"{sampled}; and {e['targeted_patients']} targeted witnesses built by unfolding each rule to "
             "input facts.")
+
+
+def _undecided(report: CheckReport) -> list[str]:
+    undecided = report.explored.get("undecided", {})
+    if not undecided:
+        return []
+    by_reason: dict[str, list[str]] = {}
+    for what, why in undecided.items():
+        by_reason.setdefault(why, []).append(what)
+    lines = ["Not proved (searched instead), and why:"]
+    for why, whats in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        shown = ", ".join(whats[:6]) + (f" and {len(whats) - 6} more" if len(whats) > 6 else "")
+        lines.append(f"  - {why}: {shown}")
+    return lines
+
+
+def _status(f) -> str:
+    if f.status == "proved":
+        return "proved: "
+    if f.status == "searched":
+        return "searched: "
+    return ""
+
+
+def _tail(f) -> str:
+    if not f.note:
+        return ""
+    if f.status == "searched":
+        return f"; not proved: {f.note}"
+    return f" ({f.note})"
 
 
 def render(report: CheckReport, fmt: str) -> str:
@@ -30,17 +90,19 @@ def render(report: CheckReport, fmt: str) -> str:
             "rules": report.rules_path,
             "errors": report.errors, "warnings": report.warnings,
             "allowed": sum(1 for f in report.findings if f.allowed),
+            "internal_errors": report.internal,
             "explored": report.explored,
             "findings": [{
                 "code": f.code, "severity": f.severity, "explanation": CODES[f.code][1], "at": str(f.span),
-                "message": f.message, "target": f.target, "allowed": f.allowed,
+                "message": f.message, "status": f.status, "note": f.note or None, "target": f.target,
+                "allowed": f.allowed,
                 "witness": [str(x) for x in f.witness] if f.witness else None, "witness_file": f.witness_file,
             } for f in report.findings],
         }
-        return json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
+        return json.dumps(doc, ensure_ascii=False, indent=1, default=str) + "\n"
     lines = []
     for f in report.findings:
-        line = f"{f.span}: {f.code} [{f.severity}] {f.message}"
+        line = f"{f.span}: {f.code} [{f.severity}] {_status(f)}{f.message}{_tail(f)}"
         if f.allowed:
             line += f"  (allowed: {f.allowed})"
         lines.append(line)
@@ -48,14 +110,20 @@ def render(report: CheckReport, fmt: str) -> str:
             lines.append(f"    witness: {f.witness_file}")
         elif f.witness and not f.allowed:
             lines.append("    witness: " + " ".join(str(x) + "." for x in f.witness[:12]))
+    for problem in report.internal:
+        lines.append(f"internal error: {problem} (please report it; this is not a finding)")
     used = sorted({f.code for f in report.findings if not f.allowed})
     if used:
         lines.append("")
         lines += [f"{code}: {CODES[code][1]}" for code in used]
-    lines += ["", _explored(report)]
+    if report.explored:
+        lines += ["", _solver(report), _searched(report)] + _undecided(report)
+    else:
+        lines += ["", "Semantic checks not run."]
     allowed = sum(1 for f in report.findings if f.allowed)
-    lines.append(f"{report.errors} errors, {report.warnings} warnings, {allowed} allowed "
-                 f"(`reasoner check --codes` lists every code).")
+    internal = f", {len(report.internal)} internal errors" if report.internal else ""
+    lines.append(f"{report.errors - len(report.internal)} errors, {report.warnings} warnings, {allowed} allowed"
+                 f"{internal} (`reasoner check --codes` lists every code).")
     return "\n".join(lines) + "\n"
 
 

@@ -39,7 +39,8 @@ def to_text(rs: RuleSet) -> str:
     if rs.settings:
         out += ["", "== Settings"]
         for s in rs.settings.values():
-            out.append(f"{s.name} = {format_value(s.value)}    {s.reason}")
+            out.append(f"{s.name} = {format_value(s.value)}" + (f" {s.range_text()}" if s.low is not None else "")
+                       + f"    {s.reason}")
     if rs.sources:
         out += ["", "== Sources"]
         for src in rs.sources.values():
@@ -62,8 +63,9 @@ def to_markdown(rs: RuleSet) -> str:
             out.append(f"| `{rs.rule_name(rule)}` | {says} | {_grading(rule)} | {', '.join(rule.sources)} | `{text}` |")
         out.append("")
     if rs.settings:
-        out += ["## Settings", "", "| setting | default | why |", "|---|---|---|"]
-        out += [f"| `{s.name}` | {format_value(s.value)} | {s.reason} |" for s in rs.settings.values()]
+        out += ["## Settings", "", "| setting | default | range | why |", "|---|---|---|---|"]
+        out += [f"| `{s.name}` | {format_value(s.value)} | {s.range_text().replace('|', chr(92) + '|')} | "
+                f"{s.reason.replace('|', chr(92) + '|')} |" for s in rs.settings.values()]
         out.append("")
     if rs.sources:
         out += ["## Sources", ""]
@@ -80,6 +82,7 @@ def to_json(rs: RuleSet) -> str:
                           "sources": list(rule.sources), "says": rule.says, "strength": rule.strength,
                           "choice": rule.choice, "text": str(rule), "at": str(rule.span)})
     doc = {"rule_set": rs.path, "rules": rules,
-           "settings": [{"name": s.name, "value": s.value, "reason": s.reason} for s in rs.settings.values()],
+           "settings": [{"name": s.name, "value": s.value, "low": s.low, "high": s.high, "unit": s.unit,
+                         "reason": s.reason} for s in rs.settings.values()],
            "sources": [{"key": s.key, "text": s.text} for s in rs.sources.values()]}
     return json.dumps(doc, ensure_ascii=False, indent=1) + "\n"

@@ -1,0 +1,348 @@
+"""The seeded-defect suite of `reasoner check` (issue 17): one small rule set per defect
+and a clean twin that differs only where the defect is. Each defect is found by its exact
+code, says whether it was proved (solver) or searched (exploration), and its witness file
+reproduces it — through the engine and through its own `% run:` line; each clean twin
+raises nothing. Thresholds sit on computed values (sums, products, counts), where the
+search alone missed or misreported them."""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from click.testing import CliRunner
+
+from reasoner import evaluate, load_facts, load_rules
+from reasoner.check import CODES, run_check, write_witnesses
+from reasoner.cli import main
+from reasoner.model import Model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ruleset(decls: str, *rules: tuple[str, str], tail: str = "") -> str:
+    """A rule set with every rule annotated (so no W102-W104 noise) and one source."""
+    out = ['.source g "A guideline"', decls.strip()]
+    for rule_id, text in rules:
+        out.append(f"@id {rule_id}\n@source g\n@says \"{rule_id}\"\n{text.strip()}")
+    return "\n\n".join(out) + "\n" + tail
+
+
+SCORES = """
+.decl resp(p: id, r: integer[0, 4]) input one "respiratory score"
+.decl circ(p: id, c: integer[0, 4]) input one "circulatory score"
+.decl score(p: id, s: number) internal "the sum of the scores"
+"""
+SCORE_RULE = ("score.sum", "score(P, S) :- resp(P, R), circ(P, C), S = R + C.")
+
+WEIGHT = """
+.decl weight(p: id, kg: number[1, 400] "kg") input one "body weight"
+.decl dose(p: id, mg: number "mg") output "the dose"
+"""
+DOSE_RULE = ("dose.per_kg", "dose(P, M) :- weight(P, K), M = 8 * K.")
+
+DOSES = """
+.type drug = toci | dexa
+.decl given(p: id, d: drug, h: number[0, 100] "h") input at most {n} "one dose given"
+.decl patient(p: id) internal "a patient"
+.decl doses(p: id, n: number) internal "how many doses"
+"""
+COUNT_RULES = (("patient.given", "patient(P) :- given(P, _, _)."),
+               ("doses.count", "doses(P, N) :- patient(P), N = count : { given(P, _, _) }."))
+
+
+@dataclass
+class Case:
+    name: str
+    defect: str
+    clean: str
+    code: str
+    target: str
+    status: str = "proved"
+    shows: Callable[[Model], bool] | None = None
+    """On the witness's model: the defect is there (None: no witness, a proof of absence)."""
+    twin: str = "proved"
+    """How the clean twin is clean: proved, or searched (recursion, a count with no bound:
+    the report then names what it searched instead of proving)."""
+
+
+def _violated(model: Model) -> bool:
+    return bool(model.violations)
+
+
+CASES = [
+    # ---- S201: a constraint on a sum, a product, a count
+    Case("constraint on a sum",
+         ruleset(SCORES, SCORE_RULE, ("check.score", ":- score(_, S), S > 7.")),
+         ruleset(SCORES, SCORE_RULE, ("check.score", ":- score(_, S), S > 8.")),
+         "S201", "check.score", shows=_violated),
+    Case("constraint on a product",
+         ruleset(WEIGHT, DOSE_RULE, ("check.cap", ":- dose(_, M), M > 800.")),
+         ruleset(WEIGHT.replace("[1, 400]", "[1, 100]"), DOSE_RULE, ("check.cap", ":- dose(_, M), M > 800.")),
+         "S201", "check.cap", shows=_violated),
+    Case("constraint on a count",
+         ruleset(DOSES.format(n=5), *COUNT_RULES, ("check.doses", ":- doses(_, N), N > 4.")),
+         ruleset(DOSES.format(n=4), *COUNT_RULES, ("check.doses", ":- doses(_, N), N > 4.")),
+         "S201", "check.doses", shows=_violated),
+    # ---- S202: indicated and contraindicated, with and without a conflict predicate
+    Case("conflict predicate",
+         ruleset(SCORES + """
+.type drug = toci
+.type reason = allergy
+.decl allergy(p: id, d: drug) input "allergy"
+.decl indicated(p: id, a: drug) output "indicated"
+.decl contraindicated(p: id, a: drug, r: reason) output "contraindicated"
+.decl conflict(p: id, a: drug, r: reason) output "conflict"
+""", SCORE_RULE, ("indicated.toci", "indicated(P, toci) :- score(P, S), S >= 6."),
+                 ("contra.allergy", "contraindicated(P, D, allergy) :- allergy(P, D)."),
+                 ("conflict.indicated", "conflict(P, A, R) :- indicated(P, A), contraindicated(P, A, R).")),
+         ruleset(SCORES + """
+.type drug = toci
+.type reason = allergy
+.decl allergy(p: id, d: drug) input "allergy"
+.decl indicated(p: id, a: drug) output "indicated"
+.decl contraindicated(p: id, a: drug, r: reason) output "contraindicated"
+.decl conflict(p: id, a: drug, r: reason) output "conflict"
+""", SCORE_RULE, ("indicated.toci", "indicated(P, toci) :- score(P, S), S >= 6, !allergy(P, toci)."),
+                 ("contra.allergy", "contraindicated(P, D, allergy) :- allergy(P, D)."),
+                 ("conflict.indicated", "conflict(P, A, R) :- indicated(P, A), contraindicated(P, A, R)."),
+                 tail='.allow S205 "conflict.indicated" "kept for when an indication ignores a contraindication"\n'),
+         "S202", "conflict", shows=lambda m: ("w", "toci", "allergy") in m.tuples("conflict")),
+    Case("indicated and contraindicated, no conflict predicate",
+         ruleset(WEIGHT + """
+.type drug = toci
+.type reason = over_cap
+.decl indicated(p: id, a: drug) output "indicated"
+.decl contraindicated(p: id, a: drug, r: reason) output "contraindicated"
+""", DOSE_RULE, ("indicated.toci", "indicated(P, toci) :- weight(P, K), K >= 50."),
+                 ("contra.cap", "contraindicated(P, toci, over_cap) :- dose(P, M), M > 800.")),
+         ruleset(WEIGHT + """
+.type drug = toci
+.type reason = over_cap
+.decl indicated(p: id, a: drug) output "indicated"
+.decl contraindicated(p: id, a: drug, r: reason) output "contraindicated"
+""", DOSE_RULE, ("indicated.toci", "indicated(P, toci) :- weight(P, K), K >= 50, K <= 100."),
+                 ("contra.cap", "contraindicated(P, toci, over_cap) :- dose(P, M), M > 800.")),
+         "S202", "indicated",
+         shows=lambda m: bool(m.tuples("indicated") & {(p, a) for p, a, _ in m.tuples("contraindicated")})),
+    # ---- S203: a coverage gap on a sum
+    Case("requirement gap on a sum",
+         ruleset(SCORES + '.decl grade(p: id, g: integer[0, 1]) output "grade"\n', SCORE_RULE,
+                 ("grade.one", "grade(P, 1) :- score(P, S), S >= 5."),
+                 ("grade.zero", "grade(P, 0) :- score(P, S), S < 4."),
+                 tail='.require one grade(P, _) for score(P, _) "every scored patient has one grade"\n'),
+         ruleset(SCORES + '.decl grade(p: id, g: integer[0, 1]) output "grade"\n', SCORE_RULE,
+                 ("grade.one", "grade(P, 1) :- score(P, S), S >= 5."),
+                 ("grade.zero", "grade(P, 0) :- score(P, S), S < 5."),
+                 tail='.require one grade(P, _) for score(P, _) "every scored patient has one grade"\n'),
+         "S203", "grade", shows=lambda m: bool(m.tuples("score")) and not m.tuples("grade")),
+    # ---- S204 (with its S201): two rules whose conclusions contradict at S = 5
+    Case("overlapping rules",
+         ruleset(SCORES + """
+.type level = high | low
+.decl level(p: id, l: level) output "level"
+""", SCORE_RULE, ("level.high", "level(P, high) :- score(P, S), S >= 5."),
+                 ("level.low", "level(P, low) :- score(P, S), S <= 5."),
+                 ("check.level", ":- level(P, high), level(P, low).")),
+         ruleset(SCORES + """
+.type level = high | low
+.decl level(p: id, l: level) output "level"
+""", SCORE_RULE, ("level.high", "level(P, high) :- score(P, S), S >= 5."),
+                 ("level.low", "level(P, low) :- score(P, S), S < 5."),
+                 ("check.level", ":- level(P, high), level(P, low).")),
+         "S204", "check.level", shows=_violated),
+    # ---- S205: dead rules on a sum, a product and a count; their twins are live
+    Case("dead rule on a sum",
+         ruleset(SCORES + '.decl alarm(p: id) output "alarm"\n', SCORE_RULE,
+                 ("alarm.score", "alarm(P) :- score(P, S), S > 8.")),
+         ruleset(SCORES + '.decl alarm(p: id) output "alarm"\n', SCORE_RULE,
+                 ("alarm.score", "alarm(P) :- score(P, S), S > 7.")),
+         "S205", "alarm.score"),
+    Case("dead rule on a product",
+         ruleset(WEIGHT + '.decl heavy(p: id) output "heavy"\n', DOSE_RULE,
+                 ("heavy.dose", "heavy(P) :- dose(P, M), M > 3200.")),
+         ruleset(WEIGHT + '.decl heavy(p: id) output "heavy"\n', DOSE_RULE,
+                 ("heavy.dose", "heavy(P) :- dose(P, M), M >= 3200.")),
+         "S205", "heavy.dose"),
+    Case("dead rule on a count",
+         ruleset(DOSES.format(n=3) + '.decl many(p: id) output "many doses"\n', *COUNT_RULES,
+                 ("many.doses", "many(P) :- doses(P, N), N >= 4.")),
+         ruleset(DOSES.format(n=4) + '.decl many(p: id) output "many doses"\n', *COUNT_RULES,
+                 ("many.doses", "many(P) :- doses(P, N), N >= 4.")),
+         "S205", "many.doses"),
+    # ---- S206: a rule subsumed by another, through a product
+    Case("redundant rule through a product",
+         ruleset(WEIGHT + """
+.decl frail(p: id) input "frail"
+.decl high_dose(p: id) output "a high dose"
+""", DOSE_RULE, ("high.dose", "high_dose(P) :- dose(P, M), M > 800."),
+                 ("high.weight", "high_dose(P) :- weight(P, K), K > 150, frail(P).")),
+         ruleset(WEIGHT + """
+.decl frail(p: id) input "frail"
+.decl high_dose(p: id) output "a high dose"
+""", DOSE_RULE, ("high.dose", "high_dose(P) :- dose(P, M), M > 800."),
+                 ("high.weight", "high_dose(P) :- weight(P, K), K > 50, frail(P).")),
+         "S206", "high.weight"),
+    # ---- S207: a derived value outside its declaration: a product over its cap, a sum, a count
+    Case("dose over its cap",
+         ruleset(WEIGHT.replace('mg: number "mg"', 'mg: number[0, 800] "mg"'), DOSE_RULE),
+         ruleset(WEIGHT.replace('mg: number "mg"', 'mg: number[0, 800] "mg"'),
+                 ("dose.per_kg", "dose(P, M) :- weight(P, K), M = min(8 * K, 800).")),
+         "S207", "dose.per_kg", shows=lambda m: any(mg > 800 for _, mg in m.tuples("dose"))),
+    Case("sum outside its range",
+         ruleset(SCORES.replace("s: number", "s: integer[0, 6]"), SCORE_RULE,
+                 ("check.uses_score", ":- score(_, S), S < 0.")),
+         ruleset(SCORES.replace("s: number", "s: integer[0, 6]").replace("[0, 4]", "[0, 3]"), SCORE_RULE,
+                 ("check.uses_score", ":- score(_, S), S < 0.")),
+         "S207", "score.sum", shows=lambda m: any(s > 6 for _, s in m.tuples("score"))),
+    Case("count outside its range",
+         ruleset(DOSES.format(n=5).replace("n: number", "n: integer[0, 4]"), *COUNT_RULES,
+                 ("check.uses_doses", ":- doses(_, N), N < 0.")),
+         ruleset(DOSES.format(n=4).replace("n: number", "n: integer[0, 4]"), *COUNT_RULES,
+                 ("check.uses_doses", ":- doses(_, N), N < 0.")),
+         "S207", "doses.count", shows=lambda m: any(n > 4 for _, n in m.tuples("doses"))),
+    # ---- searched: what the encoding does not cover (recursion, a count with no declared bound)
+    Case("violation through recursion",
+         ruleset("""
+.type node = a | b | c
+.decl edge(p: id, x: node, y: node) input "an edge"
+.decl starts(p: id, x: node) internal "a node an edge starts from"
+.decl reach(p: id, x: node, y: node) internal "reachable"
+""", ("starts", "starts(P, X) :- edge(P, X, _)."),
+                 ("reach.edge", "reach(P, X, Y) :- edge(P, X, Y)."),
+                 ("reach.step", "reach(P, X, Z) :- reach(P, X, Y), edge(P, Y, Z)."),
+                 ("check.acyclic", ":- reach(_, X, X)."),
+                 ("check.starts", ":- reach(P, X, _), !starts(P, X).")),
+         ruleset("""
+.type node = a | b | c
+.decl edge(p: id, x: node, y: node) input "an edge"
+.decl starts(p: id, x: node) internal "a node an edge starts from"
+.decl reach(p: id, x: node, y: node) internal "reachable"
+""", ("starts", "starts(P, X) :- edge(P, X, _)."),
+                 ("reach.edge", "reach(P, X, Y) :- edge(P, X, Y)."),
+                 ("reach.step", "reach(P, X, Z) :- reach(P, X, Y), edge(P, Y, Z)."),
+                 ("check.starts", ":- reach(P, X, _), !starts(P, X).")),
+         "S201", "check.acyclic", shows=_violated, twin="searched"),  # a witness of the unrolled recursion
+    Case("dead rule through recursion (searched)",
+         ruleset("""
+.type node = a | b | c
+.decl edge(p: id, x: node, y: node) input "an edge"
+.decl reach(p: id, x: node, y: node) internal "reachable"
+.decl loop_without_edge(p: id) output "a loop at a with no edge from a"
+""", ("reach.edge", "reach(P, X, Y) :- edge(P, X, Y)."),
+                 ("reach.step", "reach(P, X, Z) :- reach(P, X, Y), edge(P, Y, Z)."),
+                 ("loop.a", "loop_without_edge(P) :- reach(P, a, a), !edge(P, a, _).")),
+         ruleset("""
+.type node = a | b | c
+.decl edge(p: id, x: node, y: node) input "an edge"
+.decl reach(p: id, x: node, y: node) internal "reachable"
+.decl loop_without_edge(p: id) output "a loop at a with no edge from a to itself"
+""", ("reach.edge", "reach(P, X, Y) :- edge(P, X, Y)."),
+                 ("reach.step", "reach(P, X, Z) :- reach(P, X, Y), edge(P, Y, Z)."),
+                 ("loop.a", "loop_without_edge(P) :- reach(P, a, a), !edge(P, a, a).")),
+         "S205", "loop.a", status="searched", twin="searched"),
+    Case("count with no declared bound",
+         ruleset(DOSES.replace(" at most {n}", ""), *COUNT_RULES, ("check.doses", ":- doses(_, N), N > 2.")),
+         ruleset(DOSES.replace(" at most {n}", ""), *COUNT_RULES, ("check.doses", ":- doses(_, N), N < 0.")),
+         "S201", "check.doses", shows=_violated, twin="searched"),
+]
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _unallowed(report) -> list:
+    return [f for f in report.findings if not f.allowed]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_seeded_defect_is_found_proved_and_reproduced(case: Case, tmp_path: Path) -> None:
+    path = _write(tmp_path, "defect.dl", case.defect)
+    report = run_check(path, budget=300)
+    assert report.internal == []
+    found = _unallowed(report)
+    assert [f for f in found if f.code[0] in "EW"] == [], found  # the rule set itself is well formed
+    hits = [f for f in found if f.code == case.code and f.target == case.target]
+    assert hits, [(f.code, f.target, f.message) for f in found]
+    finding = hits[0]
+    assert finding.status == case.status
+    if case.status == "searched":
+        assert finding.note  # says what the solver did not cover
+    if case.shows is None:
+        assert finding.witness is None  # a proof of absence has no witness
+        return
+    assert finding.witness
+    write_witnesses(report, tmp_path / "witnesses")
+    rs = load_rules(path)
+    facts = load_facts(rs, [finding.witness_file])  # valid input for its own rule set
+    assert case.shows(evaluate(rs, facts)), finding.witness
+    text = Path(finding.witness_file).read_text(encoding="utf-8")
+    runs = [line[len("% run: "):] for line in text.splitlines() if line.startswith("% run: ")]
+    assert runs
+    for run in runs:
+        argv = shlex.split(run)
+        assert argv[0] == "reasoner" and "--rules" in argv and str(path) in argv
+        result = CliRunner().invoke(main, argv[1:])
+        assert result.exit_code in (0, 1), (run, result.output)
+        assert result.output.strip()
+        if case.code in ("S201", "S204"):
+            assert case.target in result.output or "violat" in result.output.lower()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_clean_twin_raises_nothing(case: Case, tmp_path: Path) -> None:
+    report = run_check(_write(tmp_path, "clean.dl", case.clean), budget=300)
+    assert report.internal == []
+    assert _unallowed(report) == [], [(f.code, f.target, f.status, f.message) for f in _unallowed(report)]
+    if case.twin == "proved":  # clean by proof, not by a search that found nothing
+        assert "search" not in report.explored and not report.explored["undecided"], report.explored["undecided"]
+    else:  # the report says what was searched, not proved, and why
+        assert report.explored["search"] and report.explored["undecided"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_solver_and_search_agree(case: Case, tmp_path: Path) -> None:
+    """The cross-check: the search run over everything never contradicts a proof."""
+    for name, text in (("defect.dl", case.defect), ("clean.dl", case.clean)):
+        report = run_check(_write(tmp_path, name, text), budget=300, search="always")
+        assert report.internal == [], report.internal
+
+
+def test_the_search_alone_misses_what_the_solver_proves(tmp_path: Path) -> None:
+    """Why the solver: thresholds on computed values that the search alone missed."""
+    missed = 0
+    for case in CASES:
+        if case.status != "proved" or case.code not in ("S201", "S207"):
+            continue
+        report = run_check(_write(tmp_path, "defect.dl", case.defect), budget=300, solver=False)
+        if not any(f.code == case.code and f.target == case.target for f in report.findings):
+            missed += 1
+    assert missed >= 2
+
+
+def test_dead_predicate_and_bounds_are_said(tmp_path: Path) -> None:
+    case = next(c for c in CASES if c.name == "dead rule on a count")
+    report = run_check(_write(tmp_path, "defect.dl", case.defect), budget=300)
+    dead = next(f for f in report.findings if f.code == "S205")
+    assert "given ≤ 3 (declared)" in dead.note
+    assert report.explored["solver"]["bounds"] == {"given": (3, "declared")}
+
+
+def test_every_semantic_code_is_seeded() -> None:
+    seeded = {c.code for c in CASES} | {"S201"}  # S201 comes with every S204
+    assert {code for code in CODES if code.startswith("S")} <= seeded
+
+
+def test_bound_declaration_is_checked() -> None:
+    from reasoner.errors import ReasonerError
+    for bad in ('.decl g(p: id, x: number) output at most 3 "x"', '.decl g(p: id, x: number) input one at most 3 "x"',
+                '.decl g(p: id, x: number) input at most 0 "x"'):
+        with pytest.raises(ReasonerError) as exc:
+            load_rules(text=bad)
+        assert exc.value.diagnostics[0].code == "E001"
+    assert load_rules(text='.decl g(p: id, x: number) input at most 3 "x"').decls["g"].bound == 3
