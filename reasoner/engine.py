@@ -17,7 +17,6 @@ How a rule set runs (docs/engine.md says why):
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from itertools import count
@@ -26,6 +25,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from pyDatalog import pyEngine
 from pyDatalog.Logic import Logic
 
+from . import semantics
 from .errors import EvaluationLimit, ReasonerError
 from .model import Firing, Model, sum_values
 from .program import RuleSet, Step, aggregate_keys, order_body, step_vars, resolve_settings
@@ -39,25 +39,23 @@ DEFAULT_CHUNK = 50
 
 
 # ----------------------------------------------------------------------------- arithmetic
-# Called by pyDatalog on bound values. Plain functions (not builtins): pyDatalog applies
-# a Python function operator only when it is a function object.
-def _div(a: float, b: float) -> float:
-    return a / b if b != 0 else math.nan  # NaN compares false: a rule dividing by zero does not fire
+# What arithmetic means is semantics.py's; these are its functions as pyDatalog calls them
+# on bound values (pyDatalog applies a Python function operator only when it is a
+# function object, so no builtins). `+ - *` stay pyDatalog's own: they carry NaN, which
+# is how "no value" travels here, and pyDatalog will not bind a variable to NaN.
+_div = semantics.divide
+_FUNCTIONS: dict[str, Callable[..., Value]] = dict(semantics.FUNCTIONS)
 
 
-def _min(*args: float) -> float:
-    return min(args)
+def _holds(op: str) -> Callable[[Value, Value], bool]:
+    def holds(a: Value, b: Value) -> bool:
+        return semantics.compare(op, a, b)
+    return holds
 
 
-def _max(*args: float) -> float:
-    return max(args)
-
-
-def _abs(a: float) -> float:
-    return abs(a)
-
-
-_FUNCTIONS: dict[str, Callable[..., float]] = {"min": _min, "max": _max, "abs": _abs}
+# A comparison with a side that may have no value is asked through semantics.compare:
+# pyDatalog's own `!=` holds for NaN.
+_STRICT_COMPARE = {op: _holds(op) for op in ("=", "!=", "<", "<=", ">", ">=")}
 _COMPARE = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -259,6 +257,10 @@ class Engine:
                 target = lit.left if isinstance(lit.left, Var) and lit.left.name == step.assign else lit.right
                 value = lit.right if target is lit.left else lit.left
                 return _lit("==", [self._term(target), self._term(value)])
+            if semantics.may_lack_value(lit.left) or semantics.may_lack_value(lit.right):
+                check = pyEngine.Operation(pyEngine.Const(None), _STRICT_COMPARE[lit.op],
+                                           pyEngine.VarTuple((self._term(lit.left), self._term(lit.right))))
+                return _lit("==", [check, pyEngine.Const(True)])
             return _lit(_COMPARE[lit.op], [self._term(lit.left), self._term(lit.right)])
         raise AssertionError(f"unexpected literal {lit}")
 
@@ -515,10 +517,7 @@ def _ask(pred: str, arity: int, rule: Rule | None) -> list[tuple[Value, ...]]:
 
 
 def _divides(body: Sequence[Literal]) -> bool:
-    def expr(e: Expr) -> bool:
-        if isinstance(e, BinOp):
-            return e.op == "/" or expr(e.left) or expr(e.right)
-        return isinstance(e, Call) and any(expr(a) for a in e.args)
+    expr = semantics.may_lack_value
     for lit in body:
         if isinstance(lit, Comparison) and (expr(lit.left) or expr(lit.right)):
             return True

@@ -23,6 +23,7 @@ from typing import Collection, Iterator
 
 from .match import Env, Unbound, aggregate, compare, eval_expr, present, solve_literal
 from .model import Model, row_key, value_key, values_equal
+from .semantics import has_value
 from .program import RuleSet, Step, aggregate_keys, order_body
 from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Literal, Negation, Rule, Setting, Span, Value, Var,
@@ -576,6 +577,9 @@ class Explainer:
     def _comparison_values(self, lit: Comparison, env: Env) -> str:
         """The comparison with its values, as a statement that is true whether or not the
         comparison holds: `T = 37.9; 37.9 ≥ 38.0 is false`, `Mg = min(8 * 72, 800) = 576, not 500`."""
+        missing = [self._no_value(e, env) for e in (lit.left, lit.right)]
+        if any(missing):  # no comparison holds with a side that has no value (semantics.py)
+            return "; ".join(m for m in missing if m) + ", so the condition fails"
         try:
             left, right = eval_expr(lit.left, env, self.settings), eval_expr(lit.right, env, self.settings)
         except Unbound as exc:
@@ -592,6 +596,25 @@ class Explainer:
         sides = [self._side(e, env) for e in (lit.left, lit.right) if not isinstance(e, Const)]
         verdict = f"{format_value(left)} {op} {format_value(right)} {'holds' if holds else 'is false'}"
         return "; ".join(sides + [verdict])
+
+    def _no_value(self, e: Expr, env: Env) -> str:
+        """`1 / (W - 100) = 1 / (100 - 100) has no value (it divides by zero)` when `e` is
+        computable from `env` and has no value; "" otherwise."""
+        try:
+            if has_value(eval_expr(e, env, self.settings)):
+                return ""
+        except Unbound:
+            return ""
+        return f"{e} = {_substituted(e, env, self.settings)} has no value{self._why_no_value(e, env)}"
+
+    def _why_no_value(self, e: Expr, env: Env) -> str:
+        if isinstance(e, BinOp):
+            if e.op == "/" and has_value(divisor := eval_expr(e.right, env, self.settings)) and divisor == 0:
+                return " (it divides by zero)"
+            return self._why_no_value(e.left, env) or self._why_no_value(e.right, env)
+        if isinstance(e, Call):
+            return next((w for a in e.args if (w := self._why_no_value(a, env))), "")
+        return ""
 
     def _side(self, e: Expr, env: Env) -> str:
         value = format_value(eval_expr(e, env, self.settings))

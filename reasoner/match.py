@@ -1,60 +1,24 @@
 """Matching rule bodies against a finished model, in plain Python.
 
-pyDatalog derives the model; this module only *inspects* it, for the two jobs that need
-to look at literals one at a time: why-not (which literal fails, and with which values)
-and the proof checker (does each step really hold). Keeping it separate from the engine
-is the point: the checker must not trust the code that produced the proofs.
+pyDatalog derives the model; this module only *inspects* it, for the jobs that need to
+look at literals one at a time: the explainer and why-not (which literal fails, and with
+which values), and the checker's exploration. What expressions and comparisons mean is
+`semantics.py`'s. (The proof checker does not use this module: it re-derives with its
+own reference evaluator, `reference.py`.)
 """
 from __future__ import annotations
 
-import math
 from typing import Iterator
 
-from .model import Model, sum_values, values_equal
+from .model import Model, sum_values
 from .program import aggregate_keys
-from .syntax import Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Literal, Negation, Setting, Value, Var
+from .semantics import Unbound, compare, has_value, values_equal
+from .semantics import evaluate as eval_expr
+from .syntax import Aggregate, Atom, Comparison, Const, Literal, Negation, Setting, Value, Var
+
+__all__ = ["Env", "Unbound", "aggregate", "compare", "eval_expr", "match_atom", "present", "solve", "solve_literal"]
 
 Env = dict[str, Value]
-
-
-class Unbound(Exception):
-    """An expression mentions a variable that has no value yet."""
-
-
-def eval_expr(expr: Expr, env: Env, settings: dict[str, Value]) -> Value:
-    if isinstance(expr, Var):
-        if expr.name not in env:
-            raise Unbound(expr.name)
-        return env[expr.name]
-    if isinstance(expr, Const):
-        return expr.value
-    if isinstance(expr, Setting):
-        return settings[expr.name]
-    if isinstance(expr, BinOp):
-        a, b = eval_expr(expr.left, env, settings), eval_expr(expr.right, env, settings)
-        if expr.op == "+":
-            return a + b  # type: ignore[operator]
-        if expr.op == "-":
-            return a - b  # type: ignore[operator]
-        if expr.op == "*":
-            return a * b  # type: ignore[operator]
-        return a / b if b != 0 else math.nan  # type: ignore[operator]
-    if isinstance(expr, Call):
-        args = [eval_expr(a, env, settings) for a in expr.args]
-        if expr.func == "abs":
-            return abs(args[0])  # type: ignore[arg-type]
-        return min(args) if expr.func == "min" else max(args)  # type: ignore[type-var]
-    raise TypeError(f"not an expression: {expr!r}")
-
-
-def compare(op: str, a: Value, b: Value) -> bool:
-    if op == "=":
-        return values_equal(a, b)
-    if op == "!=":
-        return not values_equal(a, b)
-    if isinstance(a, str) or isinstance(b, str):
-        return False
-    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
 
 
 def _candidates(atom: Atom, env: Env, model: Model, settings: dict[str, Value]):
@@ -114,10 +78,11 @@ def solve_literal(lit: Literal, env: Env, model: Model, settings: dict[str, Valu
     elif isinstance(lit, Comparison):
         left_var = isinstance(lit.left, Var) and lit.left.name not in env
         right_var = isinstance(lit.right, Var) and lit.right.name not in env
-        if lit.op == "=" and left_var:
-            yield {**env, lit.left.name: eval_expr(lit.right, env, settings)}  # type: ignore[union-attr]
-        elif lit.op == "=" and right_var:
-            yield {**env, lit.right.name: eval_expr(lit.left, env, settings)}  # type: ignore[union-attr]
+        if lit.op == "=" and (left_var or right_var):
+            target, expr = (lit.left, lit.right) if left_var else (lit.right, lit.left)
+            value = eval_expr(expr, env, settings)
+            if has_value(value):  # binding to no value (a division by zero) fails
+                yield {**env, target.name: value}  # type: ignore[union-attr]
         elif compare(lit.op, eval_expr(lit.left, env, settings), eval_expr(lit.right, env, settings)):
             yield env
     else:

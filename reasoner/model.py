@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from .semantics import values_equal  # noqa: F401  (re-exported: the one definition of equality)
 from .syntax import Atom, Const, Span, Value, Var
 
 
@@ -136,13 +137,6 @@ def sum_values(values: Iterable[Value]) -> Value:
     if all(isinstance(v, int) for v in values):
         return sum(values)  # type: ignore[arg-type]
     return math.fsum(values)  # type: ignore[arg-type]
-
-
-def values_equal(a: Value, b: Value) -> bool:
-    """Equality of constants: 38 equals 38.0, a number never equals a string."""
-    if isinstance(a, str) or isinstance(b, str):
-        return isinstance(a, str) and isinstance(b, str) and a == b
-    return a == b
 
 
 @functools.lru_cache(maxsize=1 << 16)  # reports sort every row: the same ids and actions recur

@@ -43,6 +43,7 @@ from .model import Firing, Model
 from .program import (
     ANY, NUMERIC, RuleSet, Step, _suggest, aggregate_keys, check_value, order_body, resolve_settings, step_vars,
 )
+from .semantics import may_lack_value
 from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting, Span, Value,
     Var,
@@ -233,33 +234,22 @@ class _Body:
             return f"{sql_number(self.engine.settings[e.name])} /* ${e.name} */"
         if isinstance(e, BinOp):
             left, right = self.expr(e.left), self.expr(e.right)
-            if e.op == "/":  # x / 0 is NULL: like pyDatalog's NaN, it concludes nothing
+            if e.op == "/":  # x / 0 has no value (semantics.py): NULL, which no comparison passes
                 return f"({left} / NULLIF({right}, 0E0))"
             return f"({left} {e.op} {right})"
         if isinstance(e, Call):
             args = [self.expr(a) for a in e.args]
             if e.func == "abs":
                 return f"ABS({args[0]})"
-            if not any(self.is_nullable(a) for a in e.args):
-                return f"{'LEAST' if e.func == 'min' else 'GREATEST'}({', '.join(args)})"
-            # Python's min/max keep the first argument unless a later one is smaller
-            # (larger); with NaN that is order-dependent, and CASE says it exactly.
-            op = "<" if e.func == "min" else ">"
-            out = args[0]
-            for arg in args[1:]:
-                out = f"CASE WHEN {arg} {op} {out} THEN {arg} ELSE {out} END"
-            return out
+            call = f"{'LEAST' if e.func == 'min' else 'GREATEST'}({', '.join(args)})"
+            nullable = [a for a, arg in zip(args, e.args) if self.is_nullable(arg)]
+            if not nullable:
+                return call
+            # DuckDB's LEAST and GREATEST skip NULLs; min and max of a missing value have none
+            return f"CASE WHEN {' OR '.join(f'{a} IS NULL' for a in nullable)} THEN NULL ELSE {call} END"
         raise AssertionError(f"unexpected expression {e}")
 
-    @staticmethod
-    def is_nullable(e: Expr) -> bool:
-        """An expression with a division may be NULL (pyDatalog's NaN); a variable never is:
-        an assignment of NULL fails, as pyDatalog's binding of NaN does."""
-        if isinstance(e, BinOp):
-            return e.op == "/" or _Body.is_nullable(e.left) or _Body.is_nullable(e.right)
-        if isinstance(e, Call):
-            return any(_Body.is_nullable(a) for a in e.args)
-        return False
+    is_nullable = staticmethod(may_lack_value)  # a variable never is: binding to no value fails
 
     # ---- literals
     def add(self, steps: Sequence[Step], body: tuple[Literal, ...], head: Atom | None) -> None:
@@ -313,13 +303,11 @@ class _Body:
             target = c.left if isinstance(c.left, Var) and c.left.name == step.assign else c.right
             value = c.right if target is c.left else c.left
             self.env[step.assign] = self.expr(value)
-            if self.is_nullable(value):  # binding NaN fails in pyDatalog
+            if self.is_nullable(value):  # binding to no value fails
                 self.where.append(f"{self.env[step.assign]} IS NOT NULL")
             return
-        cond = f"{self.expr(c.left)} {_COMPARE[c.op]} {self.expr(c.right)}"
-        if c.op == "!=" and (self.is_nullable(c.left) or self.is_nullable(c.right)):
-            cond = f"({cond}) IS NOT FALSE"  # NaN != x holds in Python; NULL <> x is NULL
-        self.where.append(cond)
+        # a NULL side (no value) makes the condition NULL, which WHERE rejects: `!=` too
+        self.where.append(f"{self.expr(c.left)} {_COMPARE[c.op]} {self.expr(c.right)}")
 
     def _aggregate(self, agg: Aggregate, body: tuple[Literal, ...], head: Atom | None, bound: bool) -> None:
         keys = aggregate_keys(agg, body, head)
