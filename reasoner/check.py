@@ -147,7 +147,7 @@ def static_findings(rs: RuleSet) -> list[Finding]:
     for rule in rs.nonlocal_rules:
         out.append(Finding("W107", rule.span, f"rule {rs.rule_name(rule)} joins facts of different patients: "
                            "patients cannot be evaluated apart", rs.rule_name(rule)))
-    cited = {s for r in rs.rules for s in r.sources}
+    cited = {s for r in rs.rules + rs.left_out for s in r.sources}  # a rule left out for an error still cites
     for key, src in rs.sources.items():
         if key not in cited:
             out.append(Finding("W108", src.span, f"source {key} is cited by no rule", key))
@@ -185,9 +185,14 @@ def _singletons(rule: Rule, rs: RuleSet) -> list[Finding]:
 
 
 def _unused_derived(rs: RuleSet) -> list[Finding]:
+    """Derived predicates that nothing uses, counting uses by every rule as written: a rule
+    left out for an error (E004, E007, E008, E009, ...) still uses what its body names."""
     deps = dependencies(rs)
+    for rule in rs.left_out:
+        if rule.head is not None:
+            deps.setdefault(rule.head.pred, set()).update((a.pred, "pos") for a in body_atoms(rule.body))
     roots = {p for p, d in rs.decls.items() if d.role == "output"}
-    for rule in rs.rules:
+    for rule in rs.rules + rs.left_out:
         if rule.head is None:
             roots |= {a.pred for a in body_atoms(rule.body)}
     for req in rs.requirements:
@@ -218,23 +223,67 @@ def semantic_findings(rs: RuleSet, settings: dict[str, Value] | None = None, bud
     error), or never."""
     settings = {**{n: s.value for n, s in rs.settings.items()}, **(settings or {})}
     findings: list[Finding] = []
+    skipped = _not_checked(rs)
     stats: dict = {"internal": []}
+    if rs.left_out:
+        stats["left_out"] = {"rules": [rs.rule_name(r) for r in rs.left_out],
+                             "not_checked": [_item_label(rs, item) for item in _items(rs) if item in skipped]}
     decided: dict[Item, str] = {}  # item → what the solver proved ("absent": no finding, "found")
     undecided: dict[Item, str] = {}
     if solver:
-        found, solver_stats, decided, undecided = _solver_findings(rs, settings, default_bound)
+        found, solver_stats, decided, undecided = _solver_findings(rs, settings, default_bound, skipped)
         findings += found
         stats["solver"] = solver_stats
         stats["internal"] += solver_stats.pop("internal")
     else:
-        undecided = {item: "the solver was not run (--no-solver)" for item in _items(rs)}
+        undecided = {item: "the solver was not run (--no-solver)" for item in _items(rs) if item not in skipped}
     if search == "always" or (search == "auto" and undecided):
         found, explored = _searched_findings(rs, settings, budget, per_rule, decided, undecided)
+        found = [f for f in found if _group(f.item) not in skipped]
         findings += found
         stats["internal"] += explored.pop("internal")
         stats.update(explored)
     stats["undecided"] = {_item_label(rs, item): reason for item, reason in undecided.items()}
     return findings, stats
+
+
+def _group(item: Item | None) -> Item:
+    item = item or ()
+    return (item[0],) if item and item[0] in ("conflict", "clash") else item
+
+
+def _not_checked(rs: RuleSet) -> set[Item]:
+    """The items the semantic checks leave alone because they depend on a rule left out for
+    an error (E004, E007, E008, E009, ...): with that rule missing, a live rule would look
+    dead, a violated constraint would look satisfied. Semantic findings are about the rest,
+    the part of the rule set the errors do not touch."""
+    if not rs.left_out:
+        return set()
+    tainted = {r.head.pred for r in rs.left_out if r.head is not None}
+    changed = True
+    while changed:
+        changed = False
+        for rule in rs.rules:
+            if rule.head is not None and rule.head.pred not in tainted and \
+                    any(a.pred in tainted for a in body_atoms(rule.body)):
+                tainted.add(rule.head.pred)
+                changed = True
+    out: set[Item] = set()
+    for item in _items(rs):
+        if item[0] == "require":
+            req = rs.requirements[item[1]]
+            reads = {a.pred for a in body_atoms(req.body)} | ({req.head.pred} if req.head else set())
+        elif item[0] == "conflict":
+            reads = {"conflict"}
+        elif item[0] == "clash":
+            reads = set(clash_predicates(rs) or ())
+        else:
+            reads = {a.pred for a in body_atoms(rs.rules[item[1]].body)}
+        if reads & tainted:
+            out.add(item)
+            if item[0] == "rule":
+                out.add(("redundant", item[1]))
+    return out
 
 
 def _items(rs: RuleSet) -> list[Item]:
@@ -325,18 +374,19 @@ class _Reproducer:
             ok = model.holds(contra, row) and model.holds(ind, row[:rs.decls[ind].arity])
             if "conflict" in rs.decls and rs.decls["conflict"].arity == len(row):
                 ok = ok and not model.holds("conflict", row)
-            return ok or None
+            return model if ok else None  # the model: which rules concluded the two
         raise ValueError(kind)
 
 
 _WITNESS = Span("<witness>", 0, 0)
 
 
-def _solver_findings(rs: RuleSet, settings: dict[str, Value], default_bound: int
+def _solver_findings(rs: RuleSet, settings: dict[str, Value], default_bound: int, skipped: set[Item] = frozenset()
                      ) -> tuple[list[Finding], dict, dict[Item, str], dict[Item, str]]:
     import time
     started = time.perf_counter()
     prover = Prover(rs, settings, validate=lambda *a: None, default_bound=default_bound)
+    prover.skip = set(skipped)
     pid = prover.pid = next(p for p in ("w", "w_", "w__", "witness") if p not in prover.enc.code)
     reproduce = _Reproducer(rs, settings, prover.enc.patient_mode, pid)
     prover.validate = reproduce
@@ -367,6 +417,8 @@ def _solver_findings(rs: RuleSet, settings: dict[str, Value], default_bound: int
         rule = rs.rules[o.index]  # type: ignore[index]
         name = rs.rule_name(rule)
         item = (o.kind, o.index)
+        if item in skipped:
+            continue
         if o.status in ("uncovered", "internal"):
             undecide(item, o)
             continue
@@ -392,13 +444,16 @@ def _solver_findings(rs: RuleSet, settings: dict[str, Value], default_bound: int
                        f"conclusions contradict ({name})", name, o, o.witness)
     for pred, indexes in by_pred.items():  # a derived predicate no rule can conclude
         every = [i for i, r in enumerate(rs.rules) if r.head is not None and r.head.pred == pred]
-        if indexes == every and not any(i in live for i in every) and len(every) > 1:
+        if indexes == every and not any(i in live for i in every) and len(every) > 1 and \
+                not any(r.head is not None and r.head.pred == pred for r in rs.left_out):
             for f in findings:
                 if f.code == "S205" and f.item and f.item[1] in every:
                     f.message += f" (no rule concludes {pred})"
     for o in prover.requirements():
         item = ("require", o.index)
         req = rs.requirements[o.index]  # type: ignore[index]
+        if item in skipped:
+            continue
         if o.status in ("uncovered", "internal"):
             undecide(item, o)
             continue
@@ -407,7 +462,7 @@ def _solver_findings(rs: RuleSet, settings: dict[str, Value], default_bound: int
             stats["requirements_hold"] += 1
         else:
             target = req.head.pred if req.head else "none"
-            proved(item, "S203", req.span, f"requirement \"{req.text}\" fails: the witness patient {o.evidence}",
+            proved(item, "S203", req.span, f"requirement \"{req.text}\" fails: {o.evidence}",
                    target, o, o.witness)
     by_range: dict[int, list] = {}
     for o in prover.ranges():
@@ -415,6 +470,8 @@ def _solver_findings(rs: RuleSet, settings: dict[str, Value], default_bound: int
     for index, outs in by_range.items():
         item = ("range", index)
         rule = rs.rules[index]
+        if item in skipped:
+            continue
         bad = [o for o in outs if o.status in ("uncovered", "internal")]
         if bad:
             undecide(item, bad[0])
@@ -432,6 +489,8 @@ def _solver_findings(rs: RuleSet, settings: dict[str, Value], default_bound: int
         item = (kind,)
         if kind == "conflict" and "conflict" not in rs.decls or kind == "clash" and clash_predicates(rs) is None:
             continue
+        if item in skipped:
+            continue
         bad = [o for o in outs if o.status in ("uncovered", "internal")]
         if bad:
             undecide(item, bad[0])
@@ -445,16 +504,23 @@ def _solver_findings(rs: RuleSet, settings: dict[str, Value], default_bound: int
             if kind == "conflict":
                 proved(("conflict", o.value), "S202", rs.decls["conflict"].span,
                        f"the rule set can produce conflict({what})", "conflict", o, o.witness)
-            else:
+            else:  # the two facts as the witness has them (its patient included), at the rules that concluded them
                 ind, contra = clash_predicates(rs)  # type: ignore[misc]
-                n = rs.decls[ind].arity - (1 if prover.enc.patient_mode and rs.key_index(ind) is not None else 0)
-                shown = ", ".join(format_value(v) for v in o.value[:n])
-                proved(("clash", o.value), "S202", rs.decls[ind].span,
-                       f"{ind}({shown}) and {contra}({what}) hold together"
+                row = reproduce.full(contra, o.value)
+                ind_fact, contra_fact = Fact(ind, row[:rs.decls[ind].arity]), Fact(contra, row)
+                model = o.evidence
+                by = {p: _concluded_by(rs, model, f.pred, f.args) for p, f in ((ind, ind_fact), (contra, contra_fact))}
+                span = next((rs.rules[i].span for i in by[ind]), rs.decls[ind].span)
+                said = lambda p: (f" (rule {', '.join(rs.rule_name(rs.rules[i]) for i in by[p])})"  # noqa: E731
+                                  if by[p] else "")
+                proved(("clash", o.value), "S202", span,
+                       f"{ind_fact}{said(ind)} and {contra_fact}{said(contra)} hold together"
                        + (", and no conflict says so" if "conflict" in rs.decls else
                           " (the rule set declares no conflict predicate)"), ind, o, o.witness)
     for o in prover.redundant(live):
         item = ("redundant", o.index)
+        if item in skipped:
+            continue
         if o.status in ("uncovered", "internal"):
             undecide(item, o)
             continue
@@ -468,11 +534,31 @@ def _solver_findings(rs: RuleSet, settings: dict[str, Value], default_bound: int
                    ", ".join(others[:3]) + (" and others" if len(others) > 3 else "") + " conclude")
             proved(item, "S206", rule.span, f"redundant rule {name}: everything it concludes, {who} too", name, o)
     for item in _items(rs):  # an item the solver never got to (its rule was not covered)
-        if item not in decided and item not in undecided:
+        if item not in decided and item not in undecided and item not in skipped:
             undecided[item] = "not encoded"
-    stats.update(calls=prover.calls, solver_seconds=round(prover.seconds, 2),
+    stats.update(calls=prover.calls, trivial=prover.trivial, default_bound=prover.enc.default_bound,
+                 whole_state_reason=_whole_state_reason(rs, prover.enc.patient_mode), solver_seconds=round(prover.seconds, 2),
                  seconds=round(time.perf_counter() - started, 2), internal=internal)
     return findings, stats, decided, undecided
+
+
+def _concluded_by(rs: RuleSet, model, pred: str, args: tuple) -> list[int]:
+    """The rules that concluded pred(args) in a model."""
+    if not isinstance(model, Model):
+        return []
+    return [i for i, r in enumerate(rs.rules) if r.head is not None and r.head.pred == pred and i in model.heads
+            and any(model.head_of(i, b) == args for b in model.rule_firings(i))]
+
+
+def _whole_state_reason(rs: RuleSet, patient_mode: bool) -> str | None:
+    """Why the solver treats all facts as one state (None: one patient at a time)."""
+    if patient_mode:
+        return None
+    if not rs.patient_local:
+        names = ", ".join(rs.rule_name(r) for r in rs.nonlocal_rules[:3])
+        return (f"rule {names} joins facts of different patients (W107), so patients are not evaluated apart; "
+                "`one` is one fact per patient key")
+    return "no input predicate has an argument typed `id` (no patient key)"
 
 
 # ---- the search (explore.py): what the solver left undecided, or everything as a cross-check
@@ -499,6 +585,11 @@ def _searched_findings(rs: RuleSet, settings: dict[str, Value], budget: int, per
              "targeted_patients": len(patients) - covering.covering_rows - covering.sampled_rows,
              "dimensions": covering.dimensions,
              "space": covering.space, "exhaustive": covering.exhaustive,
+             # the product gives each input predicate one fact at most: several facts only in targeted witnesses
+             "several_facts": sorted(p for p, d in rs.decls.items()
+                                     if d.role == "input" and d.key_index is not None and not d.single and d.arity > 1),
+             "most_facts": {p: n for p in domain.counts for n in [max(domain.counts[p], default=1)]
+                            if p in rs.decls and rs.decls[p].role == "input"},
              "pairs_covered": covering.pairs[0], "pairs": covering.pairs[1]}
     found: list[Finding] = []
     found += _violations(rs, model, patients)
@@ -627,14 +718,33 @@ def _requirement_failures(req, model: Model, is_patient) -> list[tuple[str, str]
         pid = next((str(v) for v in env.values() if is_patient(str(v))), None)
         if pid is None:
             continue
+        body = " and ".join(_shown(a, env) for a in req.body if isinstance(a, Atom))
         if req.kind == "none":
-            failing.append((pid, "holds"))
+            failing.append((pid, f"{body} {'hold' if ' and ' in body else 'holds'} together, which it rules out"))
             continue
         assert req.head is not None
-        n = len({tuple(row) for row in _matches(req.head, env, model)})
+        rows = sorted({tuple(row) for row in _matches(req.head, env, model)}, key=row_key)
+        n = len(rows)
+        wanted = "exactly one" if req.kind == "one" else "at least one"
         if (req.kind == "one" and n != 1) or (req.kind == "some" and n == 0):
-            failing.append((pid, f"has {n} {req.head.pred} answers"))
+            answers = ", ".join(str(Fact(req.head.pred, r)) for r in rows[:4]) + (" ..." if n > 4 else "")
+            failing.append((pid, f"{body} holds, with {'no' if n == 0 else n} {req.head.pred} "
+                                 f"{'answer' if n == 1 else 'answers'}{': ' + answers if n else ''} "
+                                 f"(it requires {wanted} {_shown(req.head, env)})"))
     return failing
+
+
+def _shown(atom: Atom, env: dict) -> str:
+    """An atom with the values a solution gives its variables (`_` where it gives none)."""
+    args = []
+    for a in atom.args:
+        if isinstance(a, Var):
+            args.append(format_value(env[a.name]) if a.name in env else "_" if a.anonymous else a.name)
+        elif isinstance(a, Const):
+            args.append(format_value(a.value))
+        else:
+            args.append(str(a))
+    return f"{atom.pred}({', '.join(args)})"
 
 
 def _requirements(rs: RuleSet, model: Model, patients: dict[str, list[Fact]]) -> list[Finding]:
@@ -646,7 +756,7 @@ def _requirements(rs: RuleSet, model: Model, patients: dict[str, list[Fact]]) ->
             detail = dict(failing)[pid]
             target = req.head.pred if req.head else "none"
             out.append(Finding("S203", req.span, f"requirement \"{req.text}\" fails for {len(failing)} explored "
-                               f"patients; e.g. {pid} {detail}", target, patients[pid], item=("require", j),
+                               f"patients; e.g. {detail}", target, patients[pid], item=("require", j),
                                patient=pid))
     return out
 
@@ -799,17 +909,26 @@ def _run_lines(report: CheckReport, f: Finding, path: Path) -> list[str]:
     item = f.item or ()
 
     def goal(atom: Atom, values: dict[int, Value] | None = None) -> str:
+        """The atom as a query goal: the witness's patient at the key, a named variable for
+        each `_` (its declared argument's name), so that the query prints the answers."""
         k = rs.key_index(atom.pred)
+        decl = rs.decls.get(atom.pred)
+        taken = {v.name for a in atom.args for v in expr_vars(a)}
         args = []
         for i, a in enumerate(atom.args):
             if values and i in values:
                 args.append(format_value(values[i]))
             elif i == k and pid is not None:
                 args.append(pid)
-            elif isinstance(a, (Var, Const)):
+            elif isinstance(a, Const) or (isinstance(a, Var) and not a.anonymous):
                 args.append(str(a))
             else:
-                args.append(f"X{i + 1}")
+                name = (decl.args[i].name.capitalize() if decl is not None and i < decl.arity
+                        and decl.args[i].name[:1].isalpha() else f"X{i + 1}")
+                while name in taken:
+                    name += "_"
+                taken.add(name)
+                args.append(name)
         return shlex.quote(f"{atom.pred}({', '.join(args)})")
 
     if f.code in ("S201", "S204"):
@@ -827,9 +946,10 @@ def _run_lines(report: CheckReport, f: Finding, path: Path) -> list[str]:
                 f"reasoner why {shlex.quote(str(Fact(contra, tuple(row))))}{tail}"]
     if f.code == "S203" and item:
         req = rs.requirements[item[1]] if item[1] < len(rs.requirements) else None
-        atom = (req.head if req.head is not None else next(iter(body_atoms(req.body)), None)) if req else None
-        if atom is not None:
-            return [f"reasoner query {goal(atom)}{tail}"]
+        if req is not None:  # the whole defect: what the requirement is about, and what it requires
+            atoms = [a for a in req.body if isinstance(a, Atom)] + ([req.head] if req.head is not None else [])
+            if atoms:
+                return [f"reasoner query {goal(a)}{tail}" for a in atoms]
     if f.code == "S207" and item:
         rule = rs.rules[item[1]] if item[1] < len(rs.rules) else None
         if rule is not None and rule.head is not None:

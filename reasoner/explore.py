@@ -42,6 +42,15 @@ class Domain:
     values: dict[Position, list[Value]] = field(default_factory=dict)
     counts: dict[str, set[int]] = field(default_factory=dict)
     """predicate → multiplicities worth generating (from count thresholds)."""
+    needs: dict[str, int] = field(default_factory=dict)
+    """input predicate → the facts per patient that the thresholds its counts and sums are
+    compared with need (a count compared with 4 needs 5 facts to show both sides); the
+    solver's default bound is raised to this (smt.py)."""
+
+
+MAX_COUNT = 16
+"""Facts per patient that count and sum thresholds may ask of one input predicate (the
+search generates up to this many; the solver's raised default bound stops here)."""
 
 
 def _setting_value(e: Expr, rs: RuleSet, settings: dict[str, Value]) -> Value | None:
@@ -78,6 +87,8 @@ def build_domain(rs: RuleSet, settings: dict[str, Value] | None = None) -> Domai
     links: dict[Position, set[Position]] = {}  # a derived position flows from these positions
     count_of: dict[Position, list[str]] = {}  # a position holding a count → the counted predicates
     count_thresholds: dict[str, set[int]] = {}
+    sum_of: dict[Position, list[Position]] = {}  # a position holding a sum → the summed input positions
+    sum_thresholds: dict[Position, set[float]] = {}  # a summed position → the thresholds its sum meets
 
     for rule in rs.rules + [Rule(q.head, q.body, None, (), None, q.span) for q in rs.requirements]:
         where = _positions(rule.body, rule.head)
@@ -112,13 +123,22 @@ def build_domain(rs: RuleSet, settings: dict[str, Value] | None = None) -> Domai
                         if isinstance(arg, Var) and arg.name == lit.result.name:
                             count_of.setdefault((rule.head.pred, i), []).extend(
                                 a.pred for a in lit.body if isinstance(a, Atom))
-        for lit in rule.body:  # a count compared right here
-            if isinstance(lit, Aggregate) and lit.func == "count":
+            for lit in rule.body:
+                if isinstance(lit, Aggregate) and lit.func == "sum":
+                    for i, arg in enumerate(rule.head.args):
+                        if isinstance(arg, Var) and arg.name == lit.result.name:
+                            sum_of.setdefault((rule.head.pred, i), []).extend(_summed(lit))
+        for lit in rule.body:  # a count (or sum) compared right here
+            if isinstance(lit, Aggregate) and lit.func in ("count", "sum"):
                 for c in _comparisons(rule.body):
                     for var_side, other in ((c.left, c.right), (c.right, c.left)):
                         value = _setting_value(other, rs, settings)
                         if isinstance(var_side, Var) and var_side.name == lit.result.name and \
-                                isinstance(value, (int, float)):
+                                isinstance(value, (int, float)) and not isinstance(value, bool):
+                            if lit.func == "sum":
+                                for pos in _summed(lit):
+                                    sum_thresholds.setdefault(pos, set()).add(value)
+                                continue
                             for a in lit.body:
                                 if isinstance(a, Atom):
                                     count_thresholds.setdefault(a.pred, set()).add(int(value))
@@ -136,8 +156,14 @@ def build_domain(rs: RuleSet, settings: dict[str, Value] | None = None) -> Domai
                         changed = True
     for pos, preds in count_of.items():
         for t in thresholds.get(pos, ()):
-            for p in preds:
-                count_thresholds.setdefault(p, set()).add(int(t))
+            if isinstance(t, (int, float)) and not isinstance(t, bool):
+                for p in preds:
+                    count_thresholds.setdefault(p, set()).add(int(t))
+    for pos, summed in sum_of.items():
+        for t in thresholds.get(pos, ()):
+            if isinstance(t, (int, float)) and not isinstance(t, bool):
+                for q in summed:
+                    sum_thresholds.setdefault(q, set()).add(t)
     # counted derived predicates pass their multiplicity to the input predicates they come from
     for _ in range(3):
         for rule in rs.rules:
@@ -162,8 +188,25 @@ def build_domain(rs: RuleSet, settings: dict[str, Value] | None = None) -> Domai
             else:
                 domain.values[pos] = sorted({str(v) for v in symbols.get(pos, set())} | {"other"})
     for pred, ks in count_thresholds.items():
-        domain.counts[pred] = {k for t in ks for k in (t - 1, t, t + 1) if 2 <= k <= 8}
+        decl = rs.decls.get(pred)
+        most = 1 if decl is not None and decl.single else getattr(decl, "bound", None) or MAX_COUNT
+        domain.counts[pred] = {k for t in ks for k in (t - 1, t, t + 1) if 2 <= k <= min(most, MAX_COUNT)}
+        domain.needs[pred] = min(MAX_COUNT, max(ks) + 1)  # both sides of every threshold
+    for (pred, i), ts in sum_thresholds.items():  # a sum of values up to `high` reaches T with T / high facts
+        decl = rs.decls.get(pred)
+        high = decl.args[i].high if decl is not None and decl.role == "input" else None
+        if high is not None and high > 0 and ts:
+            need = min(MAX_COUNT, int(max(abs(t) for t in ts) // high) + 2)
+            domain.needs[pred] = max(domain.needs.get(pred, 0), need)
     return domain
+
+
+def _summed(agg: Aggregate) -> list[Position]:
+    """The input positions a sum adds up: where its target variable sits in the body."""
+    if not isinstance(agg.target, Var):
+        return []
+    return [(a.pred, i) for a in agg.body if isinstance(a, Atom)
+            for i, x in enumerate(a.args) if isinstance(x, Var) and x.name == agg.target.name]
 
 
 def _numeric_candidates(ts: set[Value], low: float | None, high: float | None, whole: bool = False) -> list[Value]:
@@ -502,6 +545,22 @@ class _Unfolder:
                 yield from self._unfold([(b, depth + 1) for b in copy.body] + rest, atoms, comparisons + extra,
                                         subst, proven)
 
+    def _spread(self, pos: Position, n: int) -> list[Value]:
+        """n different valid values for an input argument (for n different facts)."""
+        arg = self.rs.decls[pos[0]].args[pos[1]]
+        if arg.type in self.rs.types:
+            return list(self.rs.types[arg.type].values)
+        if arg.type in ("number", "integer"):
+            lo = 0 if arg.low is None else arg.low
+            hi = lo + 100 if arg.high is None else arg.high
+            if arg.type == "integer":
+                import math
+                lo, hi = math.ceil(lo), math.floor(hi)
+                return list(range(lo, hi + 1))[:n]
+            step = (hi - lo) // n if hi - lo >= n else (hi - lo) / n  # whole numbers where they fit
+            return [int(x) if float(x).is_integer() else x for x in (round(lo + step * j, 6) for j in range(n))]
+        return [f"x{j + 1}" for j in range(n)]
+
     def _solve(self, atoms: list[Atom], comparisons: list[Comparison], subst: dict[str, Expr], rule: Rule,
                pid: str) -> Iterator[list[Fact]]:
         from .match import Unbound, compare, eval_expr
@@ -518,6 +577,7 @@ class _Unfolder:
                        for c in comparisons]
         key_vars: set[str] = set()
         candidates: dict[str, list[Value]] = {}
+        position: dict[str, Position] = {}
         for atom in atoms:
             k = self.rs.decls[atom.pred].key_index
             for i, arg in enumerate(atom.args):
@@ -528,6 +588,19 @@ class _Unfolder:
                     vals = self.domain.values.get((atom.pred, i), [])
                     have = candidates.get(arg.name)
                     candidates[arg.name] = [v for v in have if v in vals] if have is not None else list(vals)
+                    position.setdefault(arg.name, (atom.pred, i))
+        # n copies of a counted body need n different rows: more values than the representative ones
+        rows_n = len({str(c.left) for c in comparisons if c.op == _DISTINCT} |
+                     {str(c.right) for c in comparisons if c.op == _DISTINCT})
+        if rows_n > 1:
+            for c in comparisons:
+                if c.op != _DISTINCT:
+                    continue
+                for v in expr_vars(c.left) + expr_vars(c.right):
+                    have = candidates.get(v.name)
+                    if have is not None and len(have) < rows_n and v.name in position:
+                        candidates[v.name] = have + [x for x in self._spread(position[v.name], rows_n)
+                                                     if x not in have]
         if rule.head is not None:
             k = self.rs.key_index(rule.head.pred)
             head_key = self._walk(rule.head.args[k], subst) if k is not None else None

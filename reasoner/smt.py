@@ -8,9 +8,11 @@ Limits first (what "proved" means, and what is left to the search of explore.py)
   SMALL_RANGE values) is encoded exactly, one Boolean per possible fact; `at most N`
   (docs/language.md) gives N facts; any other input predicate gets DEFAULT_BOUND facts.
   Every result says which bounds it relied on (`relies`).
-- `count` and `sum` are encoded only over facts whose number is exact or declared (`one`,
-  finite, `at most N`); an aggregate over a predicate with the default bound is not
-  encoded, and the rules, constraints and requirements that read it are searched.
+- `count` and `sum` are exact only over facts whose number is exact or declared (`one`,
+  finite, `at most N`); over a predicate with the default bound (raised to what the
+  thresholds compared with the count or sum need: explore.Domain.needs) a witness is
+  real but "none found" is no proof, and the item is searched.
+- With all facts as one state (not patient-local), `one` is one fact per patient key.
 - Recursive predicates, and everything that reads them, are not encoded: searched.
 - Arguments of the inferred type `any` are not encoded: searched.
 - One patient at a time when the rule set is patient-local and has a patient key;
@@ -46,13 +48,13 @@ import math
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import z3
 
 from .program import ANY, RuleSet, aggregate_keys, order_body
 from .syntax import (
-    Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Requirement, Rule, Setting,
+    Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Requirement, Setting,
     Value, Var, body_atoms,
 )
 
@@ -86,7 +88,8 @@ def inexact(relies) -> list[str]:
                        "its \"none found\" is no proof)")
         elif r.startswith("cnt:"):
             out.append(f"a count or sum over {r[4:]}, which declares no bound on facts per patient (the solver "
-                       f"tries up to the default; declare `at most N` to have it proved)")
+                       "tries as many facts as the thresholds compared with it need, but a patient may have more; "
+                       "declare `at most N` to have it proved)")
     return out
 
 
@@ -230,16 +233,23 @@ class RuleEnc:
 class Encoder:
     """Builds the formulas; knows nothing of findings."""
 
-    def __init__(self, rs: RuleSet, settings: dict[str, Value], default_bound: int = DEFAULT_BOUND):
+    def __init__(self, rs: RuleSet, settings: dict[str, Value], default_bound: int = DEFAULT_BOUND,
+                 names: Iterable[str] = ()):
+        """`names`: symbols to code besides the rule set's own, so that two encoders (the two
+        versions `reasoner diff` compares) give every symbol the same code and their input
+        slots, named alike, are the same solver constants."""
         self.rs = rs
         self.settings = settings
         self.default_bound = default_bound
+        self.extra_names = frozenset(names)
         self.patient_mode = rs.patient_local and any(
             d.role == "input" and d.key_index is not None for d in rs.decls.values())
         self._symbols()
         self.base: list[z3.BoolRef] = []
         self.numeric_inputs: list = []  # Real terms of input slots (for round witnesses)
         self.presents: list[z3.BoolRef] = []
+        from .explore import build_domain
+        self.needs = build_domain(rs, settings).needs
         self.inputs: dict[str, InputEnc | NotCovered] = {}
         self.by_head: dict[str, list[int]] = {}
         for i, rule in enumerate(rs.rules):
@@ -290,7 +300,7 @@ class Encoder:
             if req.head is not None:
                 for x in req.head.args:
                     visit(x)
-        self.names = sorted(strings)
+        self.names = sorted(strings | self.extra_names)
         self.code = {s: i for i, s in enumerate(self.names)}
         self.patient_code = len(self.names)
         self.fresh_from = len(self.names) + 1
@@ -331,15 +341,18 @@ class Encoder:
         domains = [self._domain(pred, i) for i in range(decl.arity)]
         size = math.prod(len(d) for d in domains) if all(d is not None for d in domains) else None
         declared = getattr(decl, "bound", None)
-        if decl.single:
+        # `one` is one fact per patient: with all facts as one state (not patient-local), one
+        # per value of the patient key, with as many patients as the default bound allows
+        per_key = decl.single and not self.patient_mode and decl.key_index is not None
+        if decl.single and not per_key:
             bound, source = 1, "one"
         elif size is not None and (declared is None or declared >= size):
             bound, source = size, "finite"
         elif declared is not None:
             bound, source = declared, "declared"
-        else:
-            bound, source = self.default_bound, "default"
-        if size is not None and size <= FINITE_LIMIT and not decl.single:
+        else:  # the default, raised to what the count and sum thresholds over it need (explore.py)
+            bound, source = max(self.default_bound, self.needs.get(pred, 0)), "default"
+        if size is not None and size <= FINITE_LIMIT and not decl.single:  # (never per_key: ids are not finite)
             slots = []
             for values in itertools.product(*domains):
                 present = z3.Bool(f"{pred}({', '.join(str(v) for v in values)})")
@@ -377,7 +390,8 @@ class Encoder:
         for j in range(1, len(slots)):  # present slots first; two present slots are two facts
             self.base.append(z3.Implies(slots[j][0], slots[j - 1][0]))
         for (p, a), (q, b) in itertools.combinations(slots, 2):
-            differ = or_(not_(eq(x, y)) for x, y in zip(a, b))
+            differ = or_(not_(eq(x, y)) for x, y in zip(a, b)) if not per_key else \
+                not_(eq(a[decl.key_index], b[decl.key_index]))  # two facts are two patients
             if not z3.is_true(differ):
                 self.base.append(z3.Implies(z3.And(p, q), differ))
         return InputEnc(pred, slots, bound, source, "slots")
@@ -736,15 +750,21 @@ class Prover:
     """Runs every check the encoding covers; asks `validate` (the engine) about each witness."""
 
     def __init__(self, rs: RuleSet, settings: dict[str, Value], validate: Validator,
-                 default_bound: int = DEFAULT_BOUND, timeout_ms: int = TIMEOUT_MS, pid: str = "w"):
+                 default_bound: int = DEFAULT_BOUND, timeout_ms: int = TIMEOUT_MS, pid: str = "w",
+                 names: Iterable[str] = ()):
         self.rs = rs
-        self.enc = Encoder(rs, settings, default_bound)
+        self.enc = Encoder(rs, settings, default_bound, names)
         self.validate = validate
         self.pid = pid
         self.solver = z3.Solver()
         self.solver.set("timeout", timeout_ms)
         self.solver.add(*self.enc.base)
+        self.skip: set[tuple] = set()
+        """Items not to decide, as check.py names them: ("rule", i), ("constraint", i), ("require", j),
+        ("range", i), ("conflict",), ("clash",) (they depend on rules left out for errors)."""
         self.calls = 0
+        self.trivial = 0
+        """Checks decided without a solver call: the encoding simplified their formula to false."""
         self.seconds = 0.0
 
     # ---- solver calls
@@ -807,6 +827,8 @@ class Prover:
                 got = (validate or self.validate)(kind, index, value, facts)
                 if got:
                     return Outcome(kind, index, "witness", witness=facts, value=value, relies=relies, evidence=got)
+        if z3.is_false(formula):
+            self.trivial += 1  # decided by the encoding itself: the formula simplified to false
         if z3.is_false(formula) or self._check(formula) == z3.unsat:
             if approx:
                 return Outcome(kind, index, "uncovered", "; ".join(approx), value=value, relies=relies)
@@ -833,7 +855,7 @@ class Prover:
         out: dict[int, Outcome] = {}
         live: dict[int, list[Fact]] = {}
         for index, rule in enumerate(self.rs.rules):
-            if not rule.body:
+            if not rule.body or ("constraint" if rule.head is None else "rule", index) in self.skip:
                 continue
             try:
                 enc = self.enc.rule(index)
@@ -865,6 +887,8 @@ class Prover:
     def requirements(self) -> list[Outcome]:
         out = []
         for j, req in enumerate(self.rs.requirements):
+            if ("require", j) in self.skip:
+                continue
             relies: set[str] = set()
             try:
                 f = self.enc.requirement(req, relies)
@@ -878,7 +902,7 @@ class Prover:
         """A derived value outside its declared range, integer type or enumeration."""
         out = []
         for index, rule in enumerate(self.rs.rules):
-            if rule.head is None or not rule.body:
+            if rule.head is None or not rule.body or ("range", index) in self.skip:
                 continue
             decl = self.rs.decls.get(rule.head.pred)
             if decl is None or decl.role == "input":
@@ -955,7 +979,7 @@ class Prover:
 
     def conflicts(self) -> list[Outcome]:
         """Every conflict tuple the rule set can produce (without the patient key)."""
-        if "conflict" not in self.rs.decls:
+        if "conflict" not in self.rs.decls or ("conflict",) in self.skip:
             return []
         try:
             rel = self.enc.rel("conflict")
@@ -969,7 +993,7 @@ class Prover:
         """indicated(P, A, ...) and contraindicated(P, A, ..., R...) together (matched on
         indicated's arguments), and no conflict(P, A, R...) that says so."""
         pair = clash_predicates(self.rs)
-        if pair is None:
+        if pair is None or ("clash",) in self.skip:
             return []
         ind_pred, contra_pred = pair
         try:
@@ -1017,6 +1041,8 @@ class Prover:
                     out.append(Outcome("redundant", index, "witness" if o.status == "witness" else "uncovered",
                                        o.detail, relies=o.relies))
                     continue
+                if z3.is_false(f):
+                    self.trivial += 1
                 r = self._check(f) if not z3.is_false(f) else z3.unsat
                 if r == z3.unsat:  # named: the other rules whose conclusions can meet this one's
                     overlap = tuple(j for j in indexes if j != index and any(

@@ -346,3 +346,150 @@ def test_bound_declaration_is_checked() -> None:
             load_rules(text=bad)
         assert exc.value.diagnostics[0].code == "E001"
     assert load_rules(text='.decl g(p: id, x: number) input at most 3 "x"').decls["g"].bound == 3
+
+
+# ---- the blind tester's findings (rule sets written from docs/checks.md alone)
+def _blind(*lines: str) -> str:
+    """A rule set in the blind tester's form: `R id | says | rule` lines are annotated rules."""
+    out = ['.source g "test guideline"']
+    for line in lines:
+        if line.startswith("R "):
+            rid, says, rule = [x.strip() for x in line[2:].split("|", 2)]
+            out += [f"@id {rid}", "@source g", f'@says "{says}"', rule]
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+COUNT_DEFAULT = (  # d06: no `at most` on dose_given (default bound 3), but the overlap needs 4 doses
+    '.decl enrolled(p: id) input "on the ward"',
+    '.decl dose_given(p: id, h: number[0, 100] "h") input "a dose given h hours ago"',
+    '.decl doses(p: id, n: number) internal "doses given"',
+    '.decl may_give(p: id) output "another dose may be given"',
+    '.decl max_reached(p: id) output "4 doses given"',
+    "R count.doses | Count the doses. | doses(P, N) :- enrolled(P), N = count : { dose_given(P, _) }.",
+    "R dose.may | Under 4 doses another may be given. | may_give(P) :- doses(P, N), N <= 4.",
+    "R dose.max | 4 doses is the maximum. | max_reached(P) :- doses(P, N), N >= 4.",
+    "R check.max | Never may-give at the maximum. | :- may_give(P), max_reached(P).",
+)
+
+
+def test_count_threshold_beyond_the_default_bound(tmp_path: Path) -> None:
+    """d06: the default bound covers the thresholds the count is compared with (through
+    doses(P, N)): the violation at 4 doses is found, dose.max is live, and the clean twin is
+    searched (not proved), saying so, without calling the search exhaustive."""
+    from reasoner.render.findings import render
+    report = run_check(_write(tmp_path, "d06.dl", _blind(*COUNT_DEFAULT)), budget=300)
+    assert report.internal == []
+    codes = {(f.code, f.target, f.status) for f in report.findings}
+    assert ("S201", "check.max", "proved") in codes and ("S204", "check.max", "proved") in codes
+    assert not any(f.code == "S205" for f in report.findings), codes
+    s201 = next(f for f in report.findings if f.code == "S201")
+    assert sum(1 for f in s201.witness if f.pred == "dose_given") == 4
+    assert report.explored["solver"]["bounds"]["dose_given"] == (5, "default")
+    text = render(report, "text")
+    assert "dose_given ≤ 5 facts (the default bound 3, raised to cover the thresholds" in text
+
+    twin = _blind(*[x.replace("N <= 4.", "N < 4.") for x in COUNT_DEFAULT])
+    report = run_check(_write(tmp_path, "d06_twin.dl", twin), budget=300)
+    assert report.internal == [] and _unallowed(report) == [], _unallowed(report)
+    assert "constraint check.max" in report.explored["undecided"]  # searched, and says why
+    text = render(report, "text")
+    assert "(exhaustive)" not in text and "not exhaustive: patients with several facts of dose_given" in text
+
+    direct = _blind(*COUNT_DEFAULT[:2], COUNT_DEFAULT[4],  # the count compared in the rule itself
+                    "R dose.max | 4 doses. | max_reached(P) :- enrolled(P), N = count : { dose_given(P, _) }, N >= 4.")
+    report = run_check(_write(tmp_path, "direct.dl", direct), budget=300)
+    assert report.internal == [] and not any(f.code == "S205" for f in report.findings), report.findings
+
+
+def test_one_is_per_patient_when_rules_join_patients(tmp_path: Path) -> None:
+    """d23: with a rule joining two patients, all facts are one state, but `one` stays one
+    fact per patient: two patients with score 5 fire the rule (no false "proved dead")."""
+    from reasoner.render.findings import render
+    text = _blind('.decl score(p: id, s: number[0, 10]) input one "score"',
+                  '.decl same_score(p: id, q: id) output "two patients with the same score"',
+                  "R same | Same score. | same_score(P, Q) :- score(P, S), score(Q, S), P != Q.")
+    report = run_check(_write(tmp_path, "d23.dl", text), budget=300)
+    assert report.internal == []
+    assert [(f.code, f.target) for f in _unallowed(report)] == [("W107", "same")]
+    assert report.explored["solver"]["live"] == 1
+    shown = render(report, "text")
+    assert "no patient key" not in shown and "joins facts of different patients (W107)" in shown
+    assert "in the whole fact base" in shown
+
+
+@pytest.mark.parametrize("name, text, code", [
+    ("d17", ('.type drug = x | y', '.decl enrolled(p: id) input "on the ward"',
+             '.decl allergy(p: id, d: drug) input "allergy"', '.decl safe(p: id) output "no allergy at all"',
+             "R safe | No allergy at all. | safe(P) :- enrolled(P), !allergy(P, D)."), "E007"),
+    ("d18", ('.decl enrolled(p: id) input "on the ward"', '.decl watchful(p: id) input "watchful waiting"',
+             '.decl treat(p: id) output "treat"', '.decl observe(p: id) output "observe"',
+             "R treat | Treat unless observed. | treat(P) :- enrolled(P), !observe(P).",
+             "R observe | Observe unless treated. | observe(P) :- enrolled(P), watchful(P), !treat(P)."), "E008"),
+    ("d19", ('.decl enrolled(p: id) input "on the ward"', '.decl item(p: id, n: number) internal "an item"',
+             '.decl total(p: id, n: number) output "count of items"',
+             "R item.base | Zero is an item. | item(P, 0) :- enrolled(P).",
+             "R item.rec | A total is an item. | item(P, N) :- total(P, N).",
+             "R total | Count items. | total(P, N) :- enrolled(P), N = count : { item(P, _) }."), "E009"),
+    ("d20", ('.type drug = x | y', '.decl weight_kg(p: id, kg: number[1, 200] "kg") input one "body weight"',
+             '.decl allergy(p: id, d: drug) input "allergy"', '.decl odd(p: id) output "odd"',
+             "R odd | Odd. | odd(P) :- weight_kg(P, X), allergy(P, X)."), "E004"),
+])
+def test_errors_first_no_warnings_from_rules_left_out(name: str, text: tuple, code: str, tmp_path: Path) -> None:
+    """d17-d20: a rule left out for an error still cites its source and uses its predicates
+    (no W106, W108), and what depends on it gets no semantic finding (no false S205); the
+    report says the semantic checks covered only the rest."""
+    from reasoner.render.findings import render
+    report = run_check(_write(tmp_path, f"{name}.dl", _blind(*text)), budget=300)
+    assert report.internal == []
+    assert {f.code for f in report.findings} == {code}, [(f.code, f.message) for f in report.findings]
+    assert "Errors first:" in render(report, "text")
+
+
+def test_conflict_and_requirement_messages_show_values_and_run_lines(tmp_path: Path) -> None:
+    """d08, d14, d16: S202 names the two facts with the witness's values, at the rule; S203 says
+    what fails with which values; the witness run lines show the whole defect."""
+    d08 = _blind('.decl age(p: id, y: number[18, 100] "years") input one "age"',
+                 '.decl weight_kg(p: id, kg: number[30, 200] "kg") input one "weight"',
+                 '.decl creatinine(p: id, s: number[0.2, 10] "mg/dL") input one "serum creatinine"',
+                 '.decl crcl(p: id, c: number "mL/min") internal "creatinine clearance"',
+                 '.decl indicated(p: id) output "drug x indicated"',
+                 '.decl contraindicated(p: id) output "drug x contraindicated (renal)"',
+                 "R renal.crcl | Cockcroft-Gault. | crcl(P, C) :- age(P, Y), weight_kg(P, K), creatinine(P, S), "
+                 "C = (140 - Y) * K / (72 * S).",
+                 "R ind.x | 30 or more: drug x. | indicated(P) :- crcl(P, C), C >= 30.",
+                 "R contra.x | Under 30: no drug x. | contraindicated(P) :- crcl(P, C), C <= 30.")
+    report = run_check(_write(tmp_path, "d08.dl", d08), budget=300)
+    s202 = next(f for f in report.findings if f.code == "S202")
+    assert s202.message.startswith("indicated(w) (rule ind.x) and contraindicated(w) (rule contra.x) hold together")
+    assert s202.span.line == d08.splitlines().index("@id ind.x") + 1  # at the rule (its annotations first)
+
+    d14 = _blind('.type level = low | high', '.decl score(p: id, s: integer[0, 10]) input one "score"',
+                 '.decl patient(p: id) internal "has a score"', '.decl risk(p: id, l: level) output "risk level"',
+                 "R pat | A score makes a patient. | patient(P) :- score(P, _).",
+                 "R risk.low | Up to 5 is low. | risk(P, low) :- score(P, S), S <= 5.",
+                 "R risk.high | 5 or more is high. | risk(P, high) :- score(P, S), S >= 5.",
+                 '.require one risk(P, _) for patient(P) "exactly one risk level"')
+    d16 = _blind('.decl score_a(p: id, s: number[0, 10]) input one "score A"',
+                 '.decl score_b(p: id, s: number[0, 10]) input one "score B"',
+                 '.decl low(p: id) output "low"', '.decl high(p: id) output "high"',
+                 "R low.sum | A + B under 10 is low. | low(P) :- score_a(P, A), score_b(P, B), A + B < 10.",
+                 "R high.both | A 5+ and B 4+ is high. | high(P) :- score_a(P, A), score_b(P, B), A >= 5, B >= 4.",
+                 '.require none low(P), high(P) "never low and high"')
+    expect = {"d14": ("2 risk answers: risk(w, high), risk(w, low) (it requires exactly one risk(w, _))",
+                      ["'patient(w)'", "'risk(w, L)'"], ["high", "low"]),
+              "d16": ("low(w) and high(w) hold together, which it rules out", ["'low(w)'", "'high(w)'"], ["true"])}
+    for name, text in (("d14", d14), ("d16", d16)):
+        path = _write(tmp_path, f"{name}.dl", text)
+        report = run_check(path, budget=300)
+        s203 = next(f for f in report.findings if f.code == "S203")
+        message, goals, shown = expect[name]
+        assert message in s203.message, s203.message
+        write_witnesses(report, tmp_path / name)
+        runs = [line[len("% run: "):] for line in Path(s203.witness_file).read_text().splitlines()
+                if line.startswith("% run: ")]
+        assert [shlex.split(r)[2] for r in runs] == [shlex.split(g)[0] for g in goals], runs
+        outputs = [CliRunner().invoke(main, shlex.split(r)[1:]).output for r in runs]
+        for word in shown:
+            assert any(word in out.split() for out in outputs), outputs

@@ -126,7 +126,7 @@ def test_references_list_every_source_once_with_its_full_citation_in_order_of_fi
     for key in listed:
         assert f"  [{key}] {rules.sources[key].text}\n" in refs
     markdown = render_proofs(roots, rules, "markdown", "recommend(p01, A)")
-    assert f'- <a id="src-ref1"></a>**ref1**: ' in markdown and "**References**" in markdown
+    assert '- <a id="src-ref1"></a>**ref1**: ' in markdown and "**References**" in markdown
 
 
 def test_markdown_shows_values_and_where_facts_come_from(crs) -> None:

@@ -8,11 +8,17 @@ from ..check import CODES, CheckReport
 from ..syntax import format_value
 
 
-def _bounds(b: dict) -> str:
+def _bounds(b: dict, default_bound: int | None = None, patient_mode: bool = True) -> str:
     declared = [f"{p} ≤ {n}" for p, (n, source) in sorted(b.items()) if source == "declared"]
     default = [f"{p} ≤ {n}" for p, (n, source) in sorted(b.items()) if source != "declared"]
+    raised = default_bound is not None and any(n > default_bound for n, source in b.values() if source != "declared")
+    why = (f"the default bound {default_bound}, raised to cover the thresholds counts and sums over them are "
+           "compared with" if raised else "the default bound")
     parts = ([f"{', '.join(declared)} facts (declared `at most`)"] if declared else []) + (
-        [f"{', '.join(default)} facts (the default bound: declare `at most N`)"] if default else [])
+        [f"{', '.join(default)} facts ({why}: declare `at most N`)"] if default else [])
+    if not patient_mode:
+        return ("within the bounds " + "; ".join(parts) + " in the whole fact base, every other input exactly"
+                ) if parts else "for every fact base (every input has finitely many possible facts)"
     return ("within the bounds " + "; ".join(parts) + ", every other input exactly (`one`, or finitely many "
             "possible facts)") if parts else "for every patient (every input is `one` or has finitely many possible facts)"
 
@@ -21,16 +27,22 @@ def _solver(report: CheckReport) -> str:
     s = report.explored.get("solver")
     if not s:
         return "Solver not run."
-    who = "one patient at a time" if s.get("patient_mode") else "the whole fact base as one state (no patient key)"
+    who = "one patient at a time" if s.get("patient_mode") else (
+        f"the whole fact base as one state ({s.get('whole_state_reason') or 'no patient key'})")
     n = lambda k, one, many: f"{s[k]} {one if s[k] == 1 else many}"  # noqa: E731
-    return (f"Solver (z3): proved over {who}, {_bounds(s['bounds'])}: "
+    trivial = s.get("trivial", 0)
+    calls = f"{s['calls']} solver calls" + (
+        f", {trivial} {'check' if trivial == 1 else 'checks'} decided without one (the encoding simplified "
+        f"{'its' if trivial == 1 else 'their'} formula to false)" if trivial else "")
+    return (f"Solver (z3): proved over {who}, "
+            f"{_bounds(s['bounds'], s.get('default_bound'), s.get('patient_mode', True))}: "
             f"{n('live', 'rule live', 'rules live')}, each with a witness the engine fired; "
             f"{n('dead', 'rule', 'rules')} proved dead; "
             f"{n('constraints_hold', 'constraint', 'constraints')} proved to hold; "
             f"{n('requirements_hold', 'requirement', 'requirements')} proved to hold; "
             f"{n('ranges_hold', 'rule', 'rules')} proved to conclude only declared values; "
             f"{n('redundant', 'rule', 'rules')} proved redundant "
-            f"({s['calls']} solver calls, {s['seconds']:.1f} s).")
+            f"({calls}, {s['seconds']:.1f} s).")
 
 
 def _searched(report: CheckReport) -> str:
@@ -40,7 +52,13 @@ def _searched(report: CheckReport) -> str:
         return "Search: not needed, the solver decided every check." if not undecided else \
             f"Search: not run; {len(undecided)} checks were left undecided."
     share = e["pairs_covered"] / e["pairs"] if e.get("pairs") else 1.0
-    how = ("the full product of the dimensions (exhaustive)" if e["exhaustive"] else
+    several = e.get("several_facts") or []
+    most = e.get("most_facts") or {}
+    capped = ", ".join(f"{p} (up to {most[p]})" if p in most else p for p in several[:6]) + (
+        f" and {len(several) - 6} more" if len(several) > 6 else "")
+    how = (("the full product of the dimensions (exhaustive)" if not several else
+            "the full product of the dimensions, with at most one fact per input predicate (not exhaustive: "
+            f"patients with several facts of {capped} come only from the targeted witnesses)") if e["exhaustive"] else
            f"a pairwise covering array: {e['pairs_covered']} of {e['pairs']} pairs of values of two "
            f"dimensions ({share:.0%}) appear in some patient; the full product has {e['space']:.3g} "
            "combinations, so this is a sample")
@@ -66,6 +84,21 @@ def _undecided(report: CheckReport) -> list[str]:
         shown = ", ".join(whats[:6]) + (f" and {len(whats) - 6} more" if len(whats) > 6 else "")
         lines.append(f"  - {why}: {shown}")
     return lines
+
+
+def _left_out(report: CheckReport) -> list[str]:
+    """Semantic checks cover only what the errors do not touch (docs/checks.md)."""
+    left = report.explored.get("left_out")
+    if not left:
+        return []
+    rules, skipped = left["rules"], left["not_checked"]
+    n = len(rules)
+    line = (f"Errors first: {n} {'rule' if n == 1 else 'rules'} with errors {'is' if n == 1 else 'are'} left out "
+            f"of the semantic checks ({', '.join(rules[:6])}{' and more' if n > 6 else ''})")
+    if skipped:
+        line += (f", and so is what depends on {'it' if n == 1 else 'them'} ({', '.join(skipped[:6])}"
+                 f"{f' and {len(skipped) - 6} more' if len(skipped) > 6 else ''})")
+    return [line + "; the semantic findings are about the rest. Fix the errors to have the whole rule set checked."]
 
 
 def _status(f) -> str:
@@ -117,7 +150,7 @@ def render(report: CheckReport, fmt: str) -> str:
         lines.append("")
         lines += [f"{code}: {CODES[code][1]}" for code in used]
     if report.explored:
-        lines += ["", _solver(report), _searched(report)] + _undecided(report)
+        lines += [""] + _left_out(report) + [_solver(report), _searched(report)] + _undecided(report)
     else:
         lines += ["", "Semantic checks not run."]
     allowed = sum(1 for f in report.findings if f.allowed)
