@@ -41,11 +41,12 @@ import duckdb
 from .errors import Diagnostic, EvaluationLimit, ReasonerError
 from .model import Firing, Model
 from .program import (
-    ANY, NUMERIC, RuleSet, Step, _suggest, aggregate_keys, check_value, order_body, resolve_settings, step_vars,
+    ANY, NUMERIC, RuleSet, Step, _suggest, check_value, resolve_settings,
 )
+from .plan import LoweredAggregate, LoweredRule, plan_of, setting_or_const
 from .semantics import may_lack_value
 from .syntax import (
-    Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting, Span, Value,
+    Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Setting, Span, Value,
     Var,
 )
 from .values import CELL_BLANKS, NUMBER_PATTERN, SQL_BAD_CHARS, read_number, shown
@@ -252,7 +253,8 @@ class _Body:
     is_nullable = staticmethod(may_lack_value)  # a variable never is: binding to no value fails
 
     # ---- literals
-    def add(self, steps: Sequence[Step], body: tuple[Literal, ...], head: Atom | None) -> None:
+    def add(self, steps: Sequence[Step], rule: LoweredRule | None = None) -> None:
+        """Add the literals of `steps` (of `rule`'s lowered body, when it has aggregates)."""
         for step in steps:
             lit = step.literal
             if isinstance(lit, Atom):
@@ -262,7 +264,8 @@ class _Body:
             elif isinstance(lit, Comparison):
                 self._comparison(lit, step)
             elif isinstance(lit, Aggregate):
-                self._aggregate(lit, body, head, bound=not step.binds)
+                assert rule is not None
+                self._aggregate(rule.aggregate(lit), bound=not step.binds)
 
     def _join(self, item: str, conds: list[str], kind: str = "JOIN") -> None:
         if not self.from_:
@@ -309,12 +312,10 @@ class _Body:
         # a NULL side (no value) makes the condition NULL, which WHERE rejects: `!=` too
         self.where.append(f"{self.expr(c.left)} {_COMPARE[c.op]} {self.expr(c.right)}")
 
-    def _aggregate(self, agg: Aggregate, body: tuple[Literal, ...], head: Atom | None, bound: bool) -> None:
-        keys = aggregate_keys(agg, body, head)
-        inner_steps = order_body(agg.body)
-        inner_vars = step_vars(inner_steps)
+    def _aggregate(self, lowered: LoweredAggregate, bound: bool) -> None:
+        agg, keys, inner_vars = lowered.literal, lowered.keys, lowered.variables
         inner = _Body(self.engine, self.aliases)
-        inner.add(inner_steps, agg.body, None)
+        inner.add(lowered.steps)
         columns = [f"{inner.env[v]} AS v{j}" for j, v in enumerate(inner_vars)] or ["1 AS v0"]
         rows = inner.select(columns, distinct=True)
         col = {v: f"v{j}" for j, v in enumerate(inner_vars)}
@@ -352,10 +353,6 @@ class _Body:
         if self.where:
             out += "\nWHERE " + "\n  AND ".join(self.where)
         return out
-
-
-def _needs(rule: Rule) -> frozenset:
-    return frozenset(lit.pred for lit in rule.body if isinstance(lit, Atom))
 
 
 def _count(result: duckdb.DuckDBPyConnection) -> int:
@@ -419,6 +416,7 @@ class DuckDBEngine:
     # ------------------------------------------------------------------ compiling
     def _compile(self) -> None:
         rs = self.ruleset
+        plan = plan_of(rs)
         types = _Types(rs, self._evidence)
         if types.conflicts:
             raise ReasonerError(types.conflicts)
@@ -443,80 +441,56 @@ class DuckDBEngine:
                 if args not in self._static[rule.head.pred]:
                     self._static[rule.head.pred].append(args)
             elif rule.head is None:
-                steps = order_body(rule.body)
-                variables = tuple(step_vars(steps))
+                lowered = plan.rules[index]
                 body = _Body(self, itertools.count())
-                body.add(steps, rule.body, None)
-                columns = [f"{body.env[v]} AS v{j}" for j, v in enumerate(variables)] or ["TRUE AS v0"]
-                self._constraints.append(_Constraint(index, variables, body.select(columns, distinct=True)))
+                body.add(lowered.steps, lowered)
+                columns = [f"{body.env[v]} AS v{j}" for j, v in enumerate(lowered.variables)] or ["TRUE AS v0"]
+                self._constraints.append(_Constraint(index, lowered.variables, body.select(columns, distinct=True)))
             else:
                 by_head[rule.head.pred].append(index)
                 if self.record_firings:
-                    self._firings[index] = self._firing_select(rule)
+                    self._firings[index] = self._firing_select(plan.rules[index])
         self._components: list[_Component] = []
-        for comp in rs.strata:
-            preds = [p for p in comp if by_head.get(p)]
-            if not preds:
-                continue
-            recursive = bool(set(comp) & rs.recursive)
-            component = _Component(preds, recursive, {})
-            for pred in preds:
-                component.rules[pred] = [(i, self._rule_select(rs.rules[i]), _needs(rs.rules[i]))
-                                         for i in by_head[pred]]
-                if recursive:
-                    component.variants[pred] = self._variants(by_head[pred], set(comp))
+        for comp in plan.components:
+            component = _Component(list(comp.preds), comp.recursive, {})
+            for pred in comp.preds:
+                lowered = [plan.rules[i] for i in by_head[pred]]
+                component.rules[pred] = [(r.index, self._rule_select(r), r.needs) for r in lowered]
+                if comp.recursive:
+                    component.variants[pred] = self._variants(lowered)
             self._components.append(component)
 
-    def _rule_select(self, rule: Rule, overrides: Mapping[int, str] | None = None,
-                     first: Atom | None = None) -> str:
+    def _rule_select(self, rule: LoweredRule, overrides: Mapping[int, str] | None = None,
+                     steps: Sequence[Step] | None = None) -> str:
+        """The SELECT of a rule's conclusions (the head's columns), in `steps`' order."""
         assert rule.head is not None
-        steps = order_body(rule.body, first=first, head=rule.head)
         body = _Body(self, itertools.count(), overrides)
-        body.add(steps, rule.body, rule.head)
-        columns = []
-        for i, arg in enumerate(rule.head.args):
-            columns.append(f"{body.expr(arg)} AS a{i}")
-            if body.is_nullable(arg):  # a NaN conclusion is no conclusion
-                body.where.append(f"{body.expr(arg)} IS NOT NULL")
+        body.add(rule.steps if steps is None else steps, rule)
+        columns = [f"{body.expr(arg)} AS a{i}" for i, arg in enumerate(rule.head)]
         return body.select(columns or ["TRUE AS a0"])
 
-    def _firing_select(self, rule: Rule) -> "_Firings":
-        """The rule's firings: the DISTINCT values of all its variables, in the order the
-        pyDatalog engine lists them (head expressions become `#hI` assignments there too)."""
+    def _firing_select(self, rule: LoweredRule) -> "_Firings":
+        """The rule's firings: the DISTINCT values of all its variables, in the plan's
+        row layout (as every engine lists them)."""
         assert rule.head is not None
-        body = list(rule.body)
-        head: list[tuple[str, Value]] = []
-        for i, arg in enumerate(rule.head.args):
-            if isinstance(arg, Var):
-                head.append(("var", arg.name))
-            elif isinstance(arg, Const):
-                head.append(("const", arg.value))
-            elif isinstance(arg, Setting):
-                head.append(("const", self.settings[arg.name]))
-            else:
-                body.append(Comparison("=", Var(f"#h{i}"), arg, rule.span))
-                head.append(("var", f"#h{i}"))
-        steps = order_body(tuple(body), head=rule.head)
-        variables = tuple(step_vars(steps))
+        head = tuple(("var", a.name) if isinstance(a, Var) else ("const", setting_or_const(a, self.settings))
+                     for a in rule.head)
         sql = _Body(self, itertools.count())
-        sql.add(steps, tuple(body), rule.head)
-        columns = [f"{sql.env[v]} AS v{j}" for j, v in enumerate(variables)] or ["TRUE AS v0"]
-        at = {v: f"v{j}" for j, v in enumerate(variables)}
+        sql.add(rule.steps, rule)
+        columns = [f"{sql.env[v]} AS v{j}" for j, v in enumerate(rule.variables)] or ["TRUE AS v0"]
+        at = {v: f"v{j}" for j, v in enumerate(rule.variables)}
         conclusion = [at[x] if kind == "var" else sql_value(x) for kind, x in head]  # type: ignore[index,arg-type]
-        return _Firings(variables, sql.select(columns, distinct=True), tuple(head), ", ".join(conclusion) or "TRUE")
+        return _Firings(rule.variables, sql.select(columns, distinct=True), head, ", ".join(conclusion) or "TRUE")
 
-    def _variants(self, indexes: list[int], component: set[str]) -> list[tuple[int, str, frozenset]]:
+    def _variants(self, rules: list[LoweredRule]) -> list[tuple[int, str, frozenset]]:
         out = []
-        for index in indexes:
-            rule = self.ruleset.rules[index]
-            if any(isinstance(lit, Aggregate) for lit in rule.body):  # aggregates range over lower strata
-                out.append((index, self._rule_select(rule), _needs(rule)))
-                continue
-            for lit in rule.body:
-                if isinstance(lit, Atom) and lit.pred in component:
-                    delta = "_delta_" + self.table(lit.pred)
-                    out.append((index, self._rule_select(rule, {id(lit): delta}, first=lit),
-                                _needs(rule) | {("delta", lit.pred)}))
+        for rule in rules:
+            if rule.aggregates:  # aggregates range over lower strata: such a rule runs whole
+                out.append((rule.index, self._rule_select(rule), rule.needs))
+            for variant in rule.variants:
+                delta = "_delta_" + self.table(variant.atom.pred)
+                out.append((rule.index, self._rule_select(rule, {id(variant.atom): delta}, variant.steps),
+                            rule.needs | {("delta", variant.atom.pred)}))
         return out
 
     def table(self, pred: str) -> str:
