@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from .model import Model, sum_values
+from .model import Model
 from .program import aggregate_keys
 from .semantics import Unbound, compare, has_value, values_equal
+from .semantics import aggregate as aggregate_value
 from .semantics import evaluate as eval_expr
 from .syntax import Aggregate, Atom, Comparison, Const, Literal, Negation, Setting, Value, Var
 
@@ -106,14 +107,8 @@ def aggregate(agg: Aggregate, env: Env, model: Model, settings: dict[str, Value]
     for sol in solve(agg.body, start, model, settings, None):
         rows[tuple(sorted((k, repr(v)) for k, v in sol.items()))] = sol
     members = list(rows.values())
-    if agg.func == "count":
-        return len(members), members
-    values = [eval_expr(agg.target, m, settings) for m in members]  # type: ignore[arg-type]
-    if agg.func == "sum":
-        return sum_values(values), members  # type: ignore[arg-type]
-    if not values:
-        return None, members
-    return (min(values) if agg.func == "min" else max(values)), members  # type: ignore[type-var]
+    values = [eval_expr(agg.target, m, settings) for m in members] if agg.target is not None else members
+    return aggregate_value(agg.func, values), members  # type: ignore[arg-type]
 
 
 def solve(body: tuple[Literal, ...], env: Env, model: Model, settings: dict[str, Value],

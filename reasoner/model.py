@@ -7,13 +7,12 @@ variable bindings), which a second engine could produce just as well.
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .semantics import values_equal  # noqa: F401  (re-exported: the one definition of equality)
+from .semantics import aggregate, values_equal  # noqa: F401  (values_equal re-exported: the one definition)
 from .syntax import Atom, Const, Span, Value, Var
 
 
@@ -131,12 +130,8 @@ class Model:
 
 
 def sum_values(values: Iterable[Value]) -> Value:
-    """An aggregate's sum: whole numbers add exactly; with a float among them, `math.fsum`
-    (correctly rounded), so the sum never depends on the order rows came in."""
-    values = list(values)
-    if all(isinstance(v, int) for v in values):
-        return sum(values)  # type: ignore[arg-type]
-    return math.fsum(values)  # type: ignore[arg-type]
+    """An aggregate's sum (semantics.aggregate: exact over whole numbers, else math.fsum)."""
+    return aggregate("sum", list(values))  # type: ignore[return-value]
 
 
 @functools.lru_cache(maxsize=1 << 16)  # reports sort every row: the same ids and actions recur

@@ -17,7 +17,7 @@ carries it as NULL); nothing outside them ever sees a NaN.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from .syntax import BinOp, Call, Const, Expr, Setting, Value, Var
 
@@ -110,6 +110,27 @@ def compare(op: str, a: Value, b: Value) -> bool:
     if op == ">=":
         return a >= b  # type: ignore[operator]
     raise ValueError(f"unknown comparison {op!r}")
+
+
+def aggregate(func: str, values: Sequence[Value]) -> Value | None:
+    """An aggregate's value over one group's rows (`values`: one per distinct row; for
+    `count` only their number matters). `count` and `sum` of no rows are 0; `min` and
+    `max` of no rows are None: no value, the rule does not fire for that group. A sum is
+    exact over whole numbers and correctly rounded (`math.fsum`) otherwise, so it never
+    depends on the order rows came in."""
+    if func == "count":
+        return len(values)
+    if func == "sum":
+        if all(isinstance(v, int) for v in values):
+            return sum(values)  # type: ignore[arg-type]
+        return math.fsum(values)  # type: ignore[arg-type]
+    if not values:
+        return None
+    if func == "min":
+        return min(values)  # type: ignore[type-var]
+    if func == "max":
+        return max(values)  # type: ignore[type-var]
+    raise ValueError(f"unknown aggregate {func!r}")
 
 
 def evaluate(expr: Expr, env: Mapping[str, Value], settings: Mapping[str, Value]) -> Value:

@@ -94,3 +94,13 @@ def _walk(node) -> list[str]:
     for child in node.children:
         out.extend(_walk(child))
     return out
+
+
+@pytest.mark.parametrize("func, values, expected", [
+    ("count", [], 0), ("count", ["a", "a"], 2), ("sum", [], 0), ("sum", [1, 2], 3),
+    ("sum", [0.1, 0.2, 0.3], 0.6), ("sum", [1e16, 1.0, -1e16], 1.0),
+    ("min", [], None), ("max", [], None), ("min", [3, 1.5], 1.5), ("max", [3, 1.5], 3),
+])
+def test_aggregate_values_and_empty_groups(func: str, values: list, expected) -> None:
+    from reasoner.semantics import aggregate
+    assert aggregate(func, values) == expected
