@@ -11,25 +11,52 @@ The Python API, stage by stage::
 """
 from __future__ import annotations
 
-from typing import Iterator
+import importlib
+from typing import TYPE_CHECKING, Any, Iterator
 
-from .engine import DEFAULT_CHUNK, Engine
-from .errors import Diagnostic, EvaluationLimit, ReasonerError
-from .facts import FactSet, chunks, load_facts
-from .model import Model
-from .parse import parse_goal
-from .program import RuleSet, load_rules
-from .syntax import Atom
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .errors import Diagnostic, EvaluationLimit, ReasonerError
+    from .facts import FactSet, load_facts
+    from .model import Model
+    from .program import RuleSet, load_rules
+    from .syntax import Atom
 
 __all__ = [
     "Diagnostic", "Engine", "EvaluationLimit", "FactSet", "Model", "ReasonerError", "RuleSet",
     "evaluate", "evaluate_chunks", "load_facts", "load_rules", "query", "check_goal",
 ]
 
+DEFAULT_CHUNK = 50
+"""Patients per chunk: pyDatalog's cost per row grows with the facts it holds (measured best near 50)."""
+
+# Imported when first used, not with the package: `reasoner --help` needs none of them,
+# and `reasoner query` no checker, explainer or DuckDB (each command imports what it uses).
+_LAZY = {
+    "Engine": "engine", "Diagnostic": "errors", "EvaluationLimit": "errors", "ReasonerError": "errors",
+    "FactSet": "facts", "chunks": "facts", "load_facts": "facts", "Model": "model", "parse_goal": "parse",
+    "RuleSet": "program", "load_rules": "program", "Atom": "syntax",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 def evaluate_chunks(rules: RuleSet, facts: FactSet, *, settings: dict[str, float] | None = None,
                     chunk_size: int = DEFAULT_CHUNK, engine: Engine | None = None) -> Iterator[Model]:
     """Evaluate patient by patient chunk; yields one model per chunk (memory stays flat)."""
+    from .engine import Engine
+    from .facts import chunks
     engine = engine or Engine(rules, settings)
     for chunk in chunks(rules, facts, chunk_size):
         yield engine.evaluate(chunk)
@@ -38,6 +65,7 @@ def evaluate_chunks(rules: RuleSet, facts: FactSet, *, settings: dict[str, float
 def evaluate(rules: RuleSet, facts: FactSet, *, settings: dict[str, float] | None = None,
              chunk_size: int = DEFAULT_CHUNK) -> Model:
     """Evaluate the rule set over all the facts and return one model."""
+    from .model import Model
     model = Model()
     for part in evaluate_chunks(rules, facts, settings=settings, chunk_size=chunk_size):
         model.merge(part)
@@ -54,8 +82,10 @@ def check_goal(rules: RuleSet, goal: str | Atom) -> Atom:
     enumeration (E004, E005, E006), and read as the same text in a fact file would be: a
     number written where an id or a symbol is declared is that id, spelled as written
     (`weight_kg(17, K)` asks about the patient "17", `007` about "007")."""
+    from .errors import Diagnostic, ReasonerError
     from .facts import NumberText, check_argument, literal_args
-    from .syntax import BinOp, Call, Const, Setting
+    from .parse import parse_goal
+    from .syntax import Atom, BinOp, Call, Const, Setting
     text = goal.strip() if isinstance(goal, str) else None
     atom = parse_goal(goal) if isinstance(goal, str) else goal
     decl = rules.decls.get(atom.pred)

@@ -12,18 +12,21 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterator, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, NoReturn, TypeVar
 
 import click
 
-from . import check_goal, evaluate_chunks, load_facts, load_rules
-from .engine import DEFAULT_CHUNK, Engine
+# Only what every command needs is imported here: `reasoner --help` imports no engine,
+# and each command imports what it uses (`query` no checker, explainer or DuckDB).
+from . import DEFAULT_CHUNK, check_goal, evaluate_chunks
 from .errors import INTERNAL, LIMIT, OUTPUT, USAGE, Diagnostic, EvaluationLimit, ReasonerError
-from .facts import FactSet
-from .model import Model, row_key
-from .program import RuleSet
-from .syntax import NO_SPAN, Atom, Const, Span, Var
-from .render import answers as render_answers
+from .syntax import NO_SPAN, Const, Span, Var
+
+if TYPE_CHECKING:
+    from .facts import FactSet
+    from .model import Model
+    from .program import RuleSet
+    from .syntax import Atom
 
 DUCKDB_PARTITION = 10_000
 """Patients per DuckDB partition on the command line when the answers go into Python
@@ -142,6 +145,14 @@ class ReasonerGroup(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            self._standalone(args, prog_name, complete_var, **extra)
+        except SystemExit as exc:
+            if args is None:  # the `reasoner` process itself (a test's CliRunner passes its arguments)
+                _exit_now(exc)
+            raise
+
+    def _standalone(self, args: Any, prog_name: str | None, complete_var: str | None, **extra: Any) -> NoReturn:
         with _noting_interrupts():
             try:
                 status = super().main(args, prog_name, complete_var, False, **extra)
@@ -172,6 +183,20 @@ class ReasonerGroup(click.Group):
                 _internal(exc)
         sys.exit(status if isinstance(status, int) else 0)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with its summary whole (its `short_help`, else the first paragraph
+        of its help, wrapped), never cut at 45 characters or at the "." of "e.g."."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is None or cmd.hidden:
+                continue
+            text = cmd.short_help or (cmd.help or "").split("\f")[0].strip().split("\n\n")[0]
+            rows.append((name, " ".join(text.split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -187,6 +212,40 @@ class ReasonerGroup(click.Group):
 def _interrupted() -> NoReturn:
     click.echo("interrupted", err=True)
     sys.exit(EXIT_INTERRUPTED)
+
+
+def _exit_now(exc: SystemExit) -> None:
+    """End the `reasoner` process with `exc`'s status without the interpreter's teardown,
+    which frees the loaded program object by object: 15-30 ms, more than a one-patient
+    answer takes (bench/bench_startup.py). atexit handlers run and standard output and
+    error are flushed first (a full disk is E021, a reader gone 141, as during the run).
+    Returns, for the ordinary exit, when that is not known to be safe: DuckDB loaded (its
+    files are closed by its finalizers), other threads running, a message as the status."""
+    import atexit
+    import threading
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    code = 0 if exc.code is None else exc.code
+    if (not isinstance(code, int) or run_exit_handlers is None or "duckdb" in sys.modules
+            or threading.active_count() > 1):
+        return
+    try:
+        run_exit_handlers()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = EXIT_BROKEN_PIPE
+    except OSError as error:
+        if error.errno not in _DISK_FULL:
+            return
+        click.echo(str(Diagnostic(NO_SPAN, f"cannot write standard output: {(error.strerror or '').lower()}",
+                                  OUTPUT)), err=True)
+        code = EXIT_BAD_INPUT
+    except Exception:
+        return
+    try:
+        sys.stderr.flush()
+    except Exception:
+        pass
+    os._exit(code & 0xFF)  # as the system keeps it: sys.exit(256) is 0 too
 
 
 def rules_option(f: F) -> F:
@@ -230,6 +289,18 @@ def parse_settings(overrides: tuple[str, ...]) -> dict[str, int | float]:
     return out
 
 
+def load_rules(path: str | None) -> RuleSet:
+    """The rule set at `path` (default: the bundled one), parsed and checked, or taken from
+    the rule-set cache when none of its files changed (reasoner.rulecache)."""
+    from .rulecache import load
+    return load(path)
+
+
+def load_facts(rules: RuleSet, paths: tuple[str, ...]) -> FactSet:
+    from .facts import load_facts as load
+    return load(rules, paths)
+
+
 def load_inputs(rules_path: str | None, fact_paths: tuple[str, ...]) -> tuple[RuleSet, FactSet]:
     """Rules and facts, or every problem in either (exit 2)."""
     try:
@@ -246,6 +317,7 @@ def load_inputs(rules_path: str | None, fact_paths: tuple[str, ...]) -> tuple[Ru
 def run_models(rules: RuleSet, facts: FactSet, overrides: tuple[str, ...], chunk_size: int = DEFAULT_CHUNK,
                time_limit: float | None = None):
     """Chunk models, one at a time; bad settings or an evaluation limit end the run (exit 2)."""
+    from .engine import Engine
     try:
         engine = Engine(rules, parse_settings(overrides), time_limit=time_limit)
         yield from evaluate_chunks(rules, facts, engine=engine, chunk_size=chunk_size)
@@ -337,7 +409,12 @@ def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk
     from .parallel import map_chunks, map_models
     try:
         settings = parse_settings(overrides)
-        Engine(cohort.rules, settings)  # reject unknown settings before any worker starts
+        if jobs > 1 or engine == "duckdb":  # reject unknown settings before any worker starts
+            from .engine import Engine
+            Engine(cohort.rules, settings)
+        else:  # one process: its engine, made before any chunk is read, rejects them as soon
+            from .program import resolve_settings
+            resolve_settings(cohort.rules, settings)
         if engine == "duckdb" and sql_task is not None and cohort.duckdb_reads_it():
             yield from _duckdb_in_sql(cohort, task, sql_task, settings, time_limit, chunk_size or DUCKDB_SQL_PARTITION,
                                       reads, firings_of)
@@ -413,6 +490,9 @@ def query(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: 
           time_limit: float | None, stream: bool | None, chunk_size: int, jobs: int, engine: str) -> None:
     """Answer GOAL (e.g. 'crs_grade(P, G)') over FACTS (files, directories, or - for stdin)."""
     import functools
+
+    from .model import row_key
+    from .render import answers as render_answers
     rules = _load_rules_only(rules_path)
     try:
         atom = check_goal(rules, goal)
@@ -434,14 +514,14 @@ def _recommend_task(fmt: str, explain: bool, rules: RuleSet, model: Model):
     """Everything `recommend` prints for one chunk, computed where the chunk was evaluated
     (a worker): text and CSV rendered there, JSON as reports and proofs to join later."""
     import json
-    from .explain import Explainer
-    from .render import proof as proof_render
     from .render import recommend as render
     from .report import build_reports, distinct_violations, rule_patient_counts
     reports = build_reports(rules, model)
     proofs: dict = {}
     references: dict = {}
     if explain:
+        from .explain import Explainer
+        from .render import proof as proof_render
         explainer = Explainer(rules, model)
         for r in reports:
             # in the order the report prints them, so a sub-proof shared by several (the
@@ -685,6 +765,7 @@ def conflicts(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
     import json as json_module
 
     from .explain import Explainer
+    from .model import row_key
     from .render import proof as proof_render
     rules_set, factset = load_inputs(rules_path, facts)
     if "conflict" not in rules_set.decls:
@@ -725,6 +806,7 @@ def conflicts(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
 def _goal_facts(model: Model, atom) -> list[tuple]:
     """The full tuples of `atom`'s predicate that match the goal, in order."""
     from .match import match_atom
+    from .model import row_key
     rows = {tuple(env[a.name] if isinstance(a, Var) else a.value for a in atom.args)
             for env in match_atom(atom, {}, model, model.settings)}
     return sorted(rows, key=row_key)
@@ -817,6 +899,7 @@ def why_not(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides
             depth: int) -> None:
     """Explain why a ground GOAL (e.g. 'recommend(p1, anakinra)') does not hold."""
     from .explain import Explainer
+    from .model import Model
     from .render.proof import render_proofs
     rules, atom, factset = _goal_inputs(rules_path, facts, goal)
     if not all(isinstance(a, Const) for a in atom.args):
@@ -857,6 +940,3 @@ def _verify_document(path: str):
     from .verify import read_document
     return read_document(path, sys.stdin.read() if path == "-" else None)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -17,6 +17,7 @@ How a rule set runs (docs/engine.md says why):
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from itertools import count
@@ -25,6 +26,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from pyDatalog import pyEngine
 from pyDatalog.Logic import Logic
 
+from . import DEFAULT_CHUNK  # noqa: F401  (defined with the package: `reasoner --help` shows it without pyDatalog)
 from . import semantics
 from .errors import EvaluationLimit, ReasonerError
 from .model import Firing, Model, sum_values
@@ -33,9 +35,6 @@ from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting,
     Value, Var, body_atoms,
 )
-
-DEFAULT_CHUNK = 50
-"""Patients per chunk: pyDatalog's cost per row grows with the facts it holds (measured best near 50)."""
 
 
 # ----------------------------------------------------------------------------- arithmetic
@@ -105,7 +104,12 @@ class Engine:
         self.record_firings = record_firings  # off: no proofs, far less memory on big recursions
         self._sizes: dict[str, float] | None = None  # facts per predicate seen in the first chunk
         self._tuned = False
-        self._compile()  # fail early on what only compiling finds; install() redoes it
+        # Compiled in a fresh pyDatalog state, so that install() can use these clauses as
+        # they are when nothing reset the state since (one compile for a one-chunk run),
+        # and fail early on what only compiling finds.
+        self._reset()
+        self._compile()
+        self._ready: tuple[int, int] | None = _STATE[0]
 
     # ------------------------------------------------------------------ compiling
     def _compile(self) -> None:
@@ -285,9 +289,10 @@ class Engine:
         another engine was installed since)."""
         if Engine._installed is self:
             return
-        Logic()  # a fresh pyDatalog state: nothing of an earlier program leaks in
-        pyEngine.Float_Precision = None  # keep 37.95 as 37.95, not rounded to 8 digits
-        self._compile()
+        if self._ready is None or self._ready != _STATE[0] or _STATE[0][0] != threading.get_ident():
+            self._reset()  # a fresh pyDatalog state: nothing of an earlier program leaks in
+            self._compile()
+        self._ready = None  # the state is this engine's now: a later install resets it
         for pred, arity in sorted(self._preds):
             # pyDatalog raises on negating a predicate it has never seen: make each known
             placeholder = pyEngine.Clause(_lit(pred, [pyEngine.Const("_placeholder")] * arity), [])
@@ -298,6 +303,14 @@ class Engine:
         for pred, args in self._static:
             pyEngine.assert_(_fact(pred, args))
         Engine._installed = self
+
+    @staticmethod
+    def _reset() -> None:
+        """A fresh pyDatalog state in this thread, and no engine installed in it."""
+        Logic()
+        pyEngine.Float_Precision = None  # keep 37.95 as 37.95, not rounded to 8 digits
+        Engine._installed = None
+        _STATE[0] = (threading.get_ident(), _STATE[0][1] + 1)
 
     # ------------------------------------------------------------------ evaluating
     def evaluate(self, facts: Iterable[Fact]) -> Model:
@@ -483,6 +496,10 @@ _NOSPAN = Var("_").span
 def _var(name: str):
     return pyEngine.Var("V" + name)  # a prefix keeps `_1` clear of pyDatalog's own names
 
+
+_STATE: list[tuple[int, int]] = [(0, 0)]
+"""(thread, count) of the latest reset of pyDatalog's state: an engine compiled right
+after it may install its clauses without compiling them again."""
 
 _PREDS: dict[tuple[str, int], object] = {}
 """pyDatalog's predicate objects, looked up once per install (its registry is slow)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
-import multiprocessing
 import os
 import signal
 import sys
@@ -32,6 +31,13 @@ from .syntax import Fact, Span
 T = TypeVar("T")
 
 _worker: dict = {}
+
+
+def __getattr__(name: str):
+    if name == "multiprocessing":  # imported when workers are started, not by every one-process run
+        import multiprocessing
+        return multiprocessing
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # pyDatalog allocates many short-lived objects per query. With Python's default
 # threshold (700 allocations) the collector runs thousands of times per chunk and each
@@ -149,13 +155,15 @@ def map_chunks(ruleset: RuleSet, chunks: Iterable[list[Fact]], task: Callable[[R
     with progress_bar(total, progress) as advance, _cohort_gc() as settle:
         if jobs <= 1:
             engine = Engine(ruleset, settings, time_limit=time_limit)
-            for chunk in chunks:
+            for index, chunk in enumerate(chunks):
+                if index == 1:
+                    settle()  # a second chunk: the program is built, worth freezing (one chunk: not worth a collection)
                 result = task(ruleset, engine.evaluate(chunk))
-                settle()
                 yield result
                 if advance:
                     advance(_patients(ruleset, ((f.pred, f.args) for f in chunk)))
             return
+        import multiprocessing
         context = multiprocessing.get_context("fork")
         with context.Pool(jobs, initializer=_init, initargs=(ruleset, settings, time_limit, task)) as pool:
             sent = ((_run, pack(chunk), _patients(ruleset, ((f.pred, f.args) for f in chunk)) if advance else 0)
@@ -195,6 +203,7 @@ def map_models(ruleset: RuleSet, models: Iterable[Model], task: Callable[[RuleSe
                 if advance:
                     advance(size)
             return
+        import multiprocessing
         context = multiprocessing.get_context("fork")
         with context.Pool(jobs, initializer=_init_task, initargs=(ruleset, task)) as pool:
             sent = ((_run_task, model, _patients(ruleset, _rows(model)) if advance else 0) for model in models)

@@ -1,19 +1,17 @@
 """Text → syntax tree, for rule files and fact files, with lark (grammar.lark).
 
 The grammar is LALR(1) so that a cohort's fact file parses in linear time; lark gives
-each token its line and column, which every later stage reports errors with. Text is
-data here: nothing in it is ever executed.
+each token its line and column, which every later stage reports errors with. Plain
+fact files and goals are also read without lark, to the same nodes (`_fast_atoms`), so a
+one-patient command need not import it. Text is data here: nothing in it is ever executed.
 """
 from __future__ import annotations
 
+import bisect
 import re
 from functools import lru_cache
-from importlib import resources
 from itertools import count
-from typing import Any
-
-from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from typing import TYPE_CHECKING, Any
 
 from .errors import Diagnostic, ReasonerError
 from .values import read_number
@@ -22,6 +20,10 @@ from .syntax import (
     Literal, Negation, Requirement, Rule, SectionDecl, SettingDecl, Setting, SourceDecl, Span, Statement, STRENGTHS,
     TypeDecl, Var,
 )
+
+if TYPE_CHECKING:
+    from lark import Lark, Token
+    from lark.exceptions import UnexpectedInput
 
 # How lark's terminal names read in an error message.
 _TERMINAL_WORDS = {
@@ -42,8 +44,13 @@ def _parser(start: str) -> tuple[Lark, "_Build"]:
     # The tree is built inline (transformer= in the constructor): about twice as fast as
     # building lark's tree first, which matters for cohort fact files. cache=True keeps
     # the LALR tables in the temp directory so a one-patient run does not rebuild them.
+    # lark is imported here, when first needed: a one-patient fact file and a plain goal
+    # take the fast path below and never need it (30-50 ms of a command's start).
+    from importlib import resources
+
+    from lark import Lark, Transformer
     grammar = resources.files("reasoner").joinpath("grammar.lark").read_text(encoding="utf-8")
-    builder = _Build("<text>")
+    builder = type("_LarkBuild", (_Build, Transformer), {})("<text>")
     parser = Lark(grammar, start=start, parser="lalr", transformer=builder, maybe_placeholders=True,
                   cache=True)
     return parser, builder
@@ -56,6 +63,9 @@ def parse_program(text: str, file: str) -> list[Statement]:
 
 def parse_facts(text: str, file: str) -> list[Fact]:
     """Parse a fact file (ground atoms only). Raises ReasonerError on a syntax error."""
+    fast = _fast_atoms(text, file, goal=False)
+    if fast is not None:
+        return fast  # type: ignore[return-value]
     return _parse(text, file, "facts")
 
 
@@ -64,6 +74,9 @@ def parse_goal(text: str, file: str = "<goal>") -> Atom:
     stripped = text.strip()
     if not stripped.endswith("."):
         stripped += "."
+    fast = _fast_atoms(stripped, file, goal=True)
+    if fast is not None and len(fast) == 1:
+        return fast[0]  # type: ignore[return-value]
     statements = _parse(stripped, file, "program")
     if len(statements) != 1 or not isinstance(statements[0], Rule) or statements[0].body \
             or statements[0].head is None:
@@ -74,7 +87,110 @@ def parse_goal(text: str, file: str = "<goal>") -> Atom:
     return rule.head
 
 
+# ----------------------------------------------------------------------------- the fast path
+# Fact files and goals are mostly plain atoms: `weight_kg(p1, 72).`, `crs_grade(P, G)`.
+# Those are read here without lark, to the very nodes lark's parse builds (the same
+# values, variables and spans; tests/test_startup.py compares the two on every fact file
+# and goal of the repository and on generated ones). Anything else - a syntax error,
+# an escape in a string, a number lark rejects, a keyword, arithmetic, a setting - makes
+# the fast path give up (None), and lark parses the text, with its error messages.
+_FAST_TOKEN = re.compile(r'(?P<ws>[ \t\f\r\n]+|%[^\n]*)|(?P<ident>[a-z][A-Za-z0-9_]*)|(?P<var>[A-Z_][A-Za-z0-9_]*)'
+                         r'|(?P<number>[0-9]+(?:\.[0-9]+)?)|(?P<string>"(?:[^"\\\n]|\\.)*")|(?P<punct>[(),.-])')
+_KEYWORDS_IN_EXPRESSIONS = frozenset({"min", "max", "abs"})  # lexed as calls inside a rule's atom, not names
+
+
+def _fast_atoms(text: str, file: str, goal: bool) -> list[Atom] | list[Fact] | None:
+    """Ground facts (`goal=False`, a fact file's grammar) or one atom with variables and
+    constants (`goal=True`, a rule file's grammar), each ended by '.'; None for anything else."""
+    tokens: list[tuple[str, str, int]] = []  # (kind, text, position)
+    pos, end = 0, len(text)
+    match = _FAST_TOKEN.match
+    while pos < end:
+        m = match(text, pos)
+        if m is None:
+            return None
+        kind = m.lastgroup
+        if kind != "ws":
+            tok = m.group()
+            tokens.append((tok if kind == "punct" else kind, tok, pos))  # type: ignore[arg-type]
+        pos = m.end()
+    line_starts = [0] + [m.end() for m in re.finditer("\n", text)] if len(tokens) > 64 else None
+
+    def span(at: int) -> Span:
+        if line_starts is None:
+            line = text.count("\n", 0, at) + 1
+            return Span(file, line, at - (text.rfind("\n", 0, at) + 1) + 1)
+        line = bisect.bisect_right(line_starts, at)
+        return Span(file, line, at - line_starts[line - 1] + 1)
+
+    out: list = []
+    fresh = count(1)
+    i, n = 0, len(tokens)
+    try:
+        while i < n:
+            if i + 1 >= n or tokens[i][0] != "ident" or tokens[i + 1][0] != "(":
+                return None
+            name, name_at = tokens[i][1], tokens[i][2]
+            i += 2
+            args: list = []
+            if i < n and tokens[i][0] == ")":
+                i += 1
+            else:
+                while True:
+                    if i >= n:
+                        return None
+                    kind, tok, at = tokens[i]
+                    if kind == "-":  # a negative number: `-` NUMBER, nothing else
+                        if i + 1 >= n or tokens[i + 1][0] != "number":
+                            return None
+                        number_at = tokens[i + 1][2]
+                        where = span(number_at)
+                        if not goal:  # the fact grammar's negative_number: one column left of the digits
+                            where = Span(file, where.line, max(where.col - 1, 1))
+                        args.append(Const(-_number(tokens[i + 1][1], where), where))
+                        i += 2
+                    elif kind == "number":
+                        where = span(at)
+                        args.append(Const(_number(tok, where), where))
+                        i += 1
+                    elif kind == "ident":
+                        if goal and tok in _KEYWORDS_IN_EXPRESSIONS:
+                            return None
+                        args.append(Const(tok, span(at)))
+                        i += 1
+                    elif kind == "string":
+                        if "\\" in tok:
+                            return None  # escapes: lark's path checks and reports them
+                        args.append(Const(tok[1:-1], span(at)))
+                        i += 1
+                    elif kind == "var" and goal:
+                        args.append(Var(f"_#{next(fresh)}" if tok == "_" else tok, span(at)))
+                        i += 1
+                    else:
+                        return None
+                    if i >= n:
+                        return None
+                    if tokens[i][0] == ")":
+                        i += 1
+                        break
+                    if tokens[i][0] != ",":
+                        return None
+                    i += 1
+            if i >= n or tokens[i][0] != ".":
+                return None
+            i += 1
+            where = span(name_at)
+            if goal:
+                out.append(Atom(name, tuple(args), where))
+            else:
+                out.append(Fact(name, tuple(a.value for a in args), where))
+    except ReasonerError:
+        return None  # a number out of range: lark's path reports it
+    return out
+
+
 def _parse(text: str, file: str, start: str) -> Any:
+    from lark.exceptions import UnexpectedInput, VisitError
     parser, builder = _parser(start)
     builder.reset(file)
     try:
@@ -88,6 +204,7 @@ def _parse(text: str, file: str, start: str) -> Any:
 
 
 def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
     line, col = getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1
     if isinstance(exc, UnexpectedCharacters):
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "end of file"
@@ -147,8 +264,9 @@ _ESCAPE = re.compile(r"\\(.)", re.S)
 _ESCAPES = '"\\nt'
 
 
-class _Build(Transformer):  # type: ignore[type-arg]
-    """Turns lark's parse tree into syntax.py nodes."""
+class _Build:
+    """Turns lark's parse tree into syntax.py nodes (with lark's Transformer mixed in by
+    `_parser`, so that this module loads without lark)."""
 
     def __init__(self, file: str):
         super().__init__()

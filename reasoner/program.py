@@ -8,7 +8,6 @@ recursion, unknown sources and settings, duplicate rule ids.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +52,13 @@ class RuleSet:
     left_out: list[Rule] = field(default_factory=list)
     """With `lenient`: the rules left out for their problems."""
 
+    def __getstate__(self) -> dict:
+        # The lowered plan (plan.plan_of) is derived, and its code is not in the rule-set
+        # cache's key: never pickle it (cache entries, worker processes) - lower it again.
+        state = dict(self.__dict__)
+        state.pop("_plan", None)
+        return state
+
     @property
     def facts_rules(self) -> list[Rule]:
         return [r for r in self.rules if r.head is not None and not r.body]
@@ -94,7 +100,8 @@ def bundled_rules_path(name: str = "crs") -> Path:
 
 
 def load_rules(path: str | Path | None = None, *, text: str | None = None,
-               infer_declarations: bool = False, lenient: bool = False) -> RuleSet:
+               infer_declarations: bool = False, lenient: bool = False,
+               files: list[tuple[str, str, str]] | None = None) -> RuleSet:
     """Load and check a rule set.
 
     `path` is a `.dl` file or a directory holding `main.dl` (default: the bundled CRS
@@ -103,7 +110,8 @@ def load_rules(path: str | Path | None = None, *, text: str | None = None,
     (arity from the first use, arguments of type `any`): for plain Datalog programs.
     Raises `ReasonerError` listing every problem found; with `lenient` (the checker's
     mode) it returns what is sound instead, the problems in `RuleSet.problems` and the
-    rules at fault left out.
+    rules at fault left out. `files`, when given, gets every rule file read, as (path as
+    read, resolved path, sha256 of the bytes parsed): what the rule-set cache is keyed by.
     """
     statements, diagnostics = [], []
     if text is not None:
@@ -111,7 +119,7 @@ def load_rules(path: str | Path | None = None, *, text: str | None = None,
         _collect(text, origin, Path.cwd(), statements, diagnostics, set())
     else:
         file = _resolve_rules_path(path)
-        _collect_file(file, statements, diagnostics, set(), None)
+        _collect_file(file, statements, diagnostics, set(), None, files)
         origin = str(path) if path is not None else _display(file.parent)
     if diagnostics and not lenient:
         raise ReasonerError(diagnostics)
@@ -133,22 +141,26 @@ def _resolve_rules_path(path: str | Path | None) -> Path:
 
 
 def _collect_file(file: Path, statements: list, diagnostics: list[Diagnostic], seen: set[Path],
-                  included_at: Span | None) -> None:
+                  included_at: Span | None, files: list[tuple[str, str, str]] | None = None) -> None:
     resolved = file.resolve()
     if resolved in seen:
         return  # each file once: a diamond of includes is fine, a cycle stops here
     seen.add(resolved)
     try:
-        text = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
+        # read_text's decoding and newlines, from the bytes that are hashed below
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except (OSError, UnicodeDecodeError) as exc:
         span = included_at or Span(str(file), 0, 0)
         diagnostics.append(Diagnostic(span, f"cannot read {file}: {exc.__class__.__name__}", "E013"))
         return
-    _collect(text, _display(file), file.parent, statements, diagnostics, seen)
+    if files is not None:
+        files.append((str(file), str(resolved), sha256_hex(data)))
+    _collect(text, _display(file), file.parent, statements, diagnostics, seen, files)
 
 
 def _collect(text: str, name: str, base: Path, statements: list, diagnostics: list[Diagnostic],
-             seen: set[Path]) -> None:
+             seen: set[Path], files: list[tuple[str, str, str]] | None = None) -> None:
     try:
         parsed = parse_program(text, name)
     except ReasonerError as exc:
@@ -160,9 +172,22 @@ def _collect(text: str, name: str, base: Path, statements: list, diagnostics: li
             if not target.is_file():
                 diagnostics.append(Diagnostic(statement.span, f"included file not found: {statement.path}", "E013"))
                 continue
-            _collect_file(target, statements, diagnostics, seen, statement.span)
+            _collect_file(target, statements, diagnostics, seen, statement.span, files)
         else:
             statements.append(statement)
+
+
+def sha256_hex(data: bytes) -> str:
+    """The SHA-256 of `data`, in hex: with the interpreter's own implementation where it
+    has one (hashlib's loads OpenSSL, 3-6 ms of a one-patient command's start)."""
+    try:
+        from _sha256 import sha256  # CPython 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # CPython 3.12 and later
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data).hexdigest()
 
 
 def _display(file: Path) -> str:
@@ -291,6 +316,7 @@ def _infer_declarations(rules: list[Rule], requirements: list[Requirement], decl
 
 def _suggest(name: str, candidates) -> str:
     """A did-you-mean hint: the closest spelling, or the one name this is a prefix of."""
+    import difflib
     pool = sorted(candidates)
     close = difflib.get_close_matches(name, pool, n=1, cutoff=0.7)
     if not close:
