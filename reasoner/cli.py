@@ -940,3 +940,69 @@ def _verify_document(path: str):
     from .verify import read_document
     return read_document(path, sys.stdin.read() if path == "-" else None)
 
+
+@main.command()
+@click.argument("old_path", metavar="OLD")
+@click.argument("new_path", metavar="NEW")
+@click.argument("facts", nargs=-1)
+@settings_option
+@format_option("text", "json", "markdown")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write the report here instead of standard output (whole or not at all).")
+@click.option("--witness-dir", type=click.Path(file_okay=False), default=None,
+              help="Write each differing predicate's witness patient here, as a fact file with a `% run:` line.")
+@click.option("--only", multiple=True, metavar="PRED",
+              help="Compare only this derived predicate (repeatable; default: every output predicate).")
+@click.option("--cohort-only", is_flag=True, help="Skip the solver: compare the versions on FACTS only.")
+@click.option("--budget", type=click.IntRange(10), default=3000, show_default=True,
+              help="Explored patients for what the solver does not decide.")
+@click.option("--engine", type=click.Choice(["pydatalog", "duckdb"]), default="pydatalog", show_default=True,
+              help="The engine that evaluates FACTS (witnesses always replay on pyDatalog).")
+@click.option("--chunk-size", type=click.IntRange(1), default=None, help="Patients evaluated together [default: 500].")
+@click.option("--stream/--no-stream", default=None, help="Read CSV/Parquet cohorts in chunks (default for them) or whole.")
+@click.option("--time-limit", type=Seconds(), default=None, metavar="SECONDS",
+              help="Stop with exit status 2 if evaluating a chunk takes longer (a positive number).")
+def diff(old_path: str, new_path: str, facts: tuple[str, ...], overrides: tuple[str, ...], fmt: str,
+         output: str | None, witness_dir: str | None, only: tuple[str, ...], cohort_only: bool, budget: int,
+         engine: str, chunk_size: int | None, stream: bool | None, time_limit: float | None) -> None:
+    """Which outputs of rule sets OLD and NEW can differ (a witness patient, or a proof that
+    none can), and each patient of FACTS whose answers change; exit 1 when anything differs."""
+    import contextlib
+    from pathlib import Path
+
+    from .diff import run_diff, write_witnesses  # lazily: start-up stays fast for the other commands
+    from .errors import INTERNAL, OUTPUT, Diagnostic, ReasonerError
+    from .output import OutputFile, check_folder
+    from .render.diff import render
+    from .syntax import NO_SPAN, Span
+    if cohort_only and not facts:
+        _refuse("--cohort-only compares the versions on FACTS: give fact files")
+    if cohort_only and witness_dir:
+        _refuse("--witness-dir writes the solver's witnesses, which --cohort-only skips")
+    settings = parse_settings(overrides)
+    with contextlib.ExitStack() as files:  # output places checked before anything is evaluated (E021)
+        out_file = None if output in (None, "-") else files.enter_context(OutputFile(output, "--output"))  # type: ignore[arg-type]
+        if witness_dir:
+            check_folder(witness_dir, "--witness-dir")
+        report = run_diff(old_path, new_path, facts, settings, only=only, solver=not cohort_only, budget=budget,
+                          chunk_size=chunk_size, stream=stream, engine=engine, time_limit=time_limit)
+        if witness_dir:
+            try:
+                write_witnesses(report, Path(witness_dir))
+            except OSError as exc:
+                raise ReasonerError.at(Span(witness_dir, 0, 0), "cannot write the --witness-dir files: "
+                                       f"{(exc.strerror or str(exc)).lower()}", OUTPUT) from None
+        text = render(report, fmt)
+        if out_file is None:
+            click.echo(text, nl=False)
+        else:
+            with open(out_file.temp, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+            out_file.commit()
+    for problem in report.internal:  # a solver witness the engine did not reproduce: never a difference
+        click.echo(str(Diagnostic(NO_SPAN, f"internal error: diff: {problem} (please report)", INTERNAL)), err=True)
+    sys.exit(EXIT_BAD_INPUT if report.internal else EXIT_FINDINGS if report.differs else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
