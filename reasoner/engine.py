@@ -30,7 +30,8 @@ from . import DEFAULT_CHUNK  # noqa: F401  (defined with the package: `reasoner 
 from . import semantics
 from .errors import EvaluationLimit, ReasonerError
 from .model import Firing, Model, sum_values
-from .program import RuleSet, Step, aggregate_keys, order_body, step_vars, resolve_settings
+from .plan import LoweredAggregate, LoweredRule, plan_of
+from .program import RuleSet, Step, resolve_settings
 from .syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Rule, Setting,
     Value, Var, body_atoms,
@@ -124,20 +125,19 @@ class Engine:
         self._projections: dict[str, tuple[str, tuple[int, ...]]] = {}
         _PREDS.clear()
         rs = self.ruleset
+        plan = plan_of(rs)
         self._read = {atom.pred for rule in rs.rules for atom in body_atoms(rule.body)}
         for pred, decl in rs.decls.items():
             self._preds.add((pred, decl.arity))
-        for index, rule in enumerate(rs.rules):
-            if rule.head is not None and not rule.body:
-                self._static.append((rule.head.pred, tuple(self._const(a) for a in rule.head.args)))
-                continue
-            compiled = self._compile_rule(index, rule)
-            if rule.head is None:
+        for pred, args in plan.facts:
+            self._static.append((pred, tuple(self._const(a) for a in args)))
+        for lowered in plan.rules.values():
+            compiled = self._compile_rule(lowered)
+            if lowered.head is None:
                 self._constraints.append(compiled)
             else:
                 self._rules.append(compiled)
-                if rule.head.pred in rs.recursive:
-                    self._add_variants(compiled)
+                self._add_variants(compiled, lowered)
 
     def _const(self, e: Expr) -> Value:
         if isinstance(e, Const):
@@ -146,62 +146,49 @@ class Engine:
             return self.settings[e.name]
         raise AssertionError(f"not a constant: {e}")
 
-    def _compile_rule(self, index: int, rule: Rule) -> _CompiledRule:
-        body = list(rule.body)
-        head_args: list[tuple[str, object]] = []
-        if rule.head is not None:
-            for arg in rule.head.args:
-                if isinstance(arg, Var):
-                    head_args.append(("var", arg.name))
-                elif isinstance(arg, (Const, Setting)):
-                    head_args.append(("const", self._const(arg)))
-                else:  # an expression in the head: computed in the body, by pyDatalog
-                    name = f"#h{next(self._fresh)}"  # a name no rule can spell
-                    body.append(Comparison("=", Var(name), arg, rule.span))
-                    head_args.append(("var", name))
-        steps = order_body(tuple(body), head=rule.head, cost=self._cost if self._sizes else None)
-        # Rows list the variables in one order whatever join order the chunk sizes chose,
-        # so firings (and the proofs printed from them) read the same in every process.
-        variables = step_vars(order_body(tuple(body), head=rule.head)) if self._sizes else step_vars(steps)
+    def _compile_rule(self, lowered: LoweredRule) -> _CompiledRule:
+        index, rule = lowered.index, lowered.rule
+        head_args: list[tuple[str, object]] = [
+            ("var", a.name) if isinstance(a, Var) else ("const", self._const(a)) for a in lowered.head or ()]
+        steps = lowered.ordered(cost=self._cost) if self._sizes else lowered.steps
         aggregates: list[_CompiledAggregate] = []
         literals = []
         before = set(self._projections)
         for position, step in enumerate(steps):
             lit = step.literal
             if isinstance(lit, Aggregate):
-                agg = self._compile_aggregate(index, len(aggregates), lit, tuple(body), rule, steps[:position])
+                agg = self._compile_aggregate(index, len(aggregates), lowered.aggregate(lit), steps[:position])
                 aggregates.append(agg)
                 literals.append(_lit(agg.result_pred, [_var(k) for k in agg.keys] + [_var(lit.result.name)]))
             else:
                 literals.append(self._literal(step))
         body_pred = f"_r{index}"
-        self._add_clause(body_pred, variables, literals)
-        needs = tuple(dict.fromkeys(lit.pred for lit in rule.body if isinstance(lit, Atom)))
+        # Rows list the plan's variables whatever join order the chunk sizes chose, so
+        # firings (and the proofs printed from them) read the same in every process.
+        self._add_clause(body_pred, lowered.variables, literals)
         projections = tuple(sorted(set(self._projections) - before))
-        return _CompiledRule(index, rule, tuple(variables), body_pred, head_args, aggregates, tuple(body), needs,
-                             projections, _divides(body))
+        return _CompiledRule(index, rule, lowered.variables, body_pred, head_args, aggregates, lowered.body,
+                             tuple(sorted(lowered.needs)), projections, lowered.may_lack_value)
 
-    def _compile_aggregate(self, index: int, j: int, agg: Aggregate, body: tuple[Literal, ...], rule: Rule,
+    def _compile_aggregate(self, index: int, j: int, lowered: LoweredAggregate,
                            before: Sequence[Step]) -> _CompiledAggregate:
-        keys = aggregate_keys(agg, body, rule.head)
-        inner_steps = order_body(agg.body)
-        inner_vars = step_vars(inner_steps)
+        keys = list(lowered.keys)
         inner_pred = f"_a{index}_{j}"
-        self._add_clause(inner_pred, inner_vars, [self._literal(s) for s in inner_steps])
+        self._add_clause(inner_pred, lowered.variables, [self._literal(s) for s in lowered.steps])
         domain_pred = None
         if keys:
             domain_pred = f"_d{index}_{j}"
             domain_literals = []
             for step in before:
                 if isinstance(step.literal, Aggregate):
-                    raise ReasonerError.at(agg.span, "an aggregate's keys may not depend on another aggregate",
-                                           "E007")
+                    raise ReasonerError.at(lowered.literal.span,
+                                           "an aggregate's keys may not depend on another aggregate", "E007")
                 domain_literals.append(self._literal(step))
             self._add_clause(domain_pred, keys, domain_literals)
         result_pred = f"_g{index}_{j}"
         self._preds.add((result_pred, len(keys) + 1))
-        position = next(i for i, lit in enumerate(rule.body) if lit is agg)
-        return _CompiledAggregate(agg, keys, inner_vars, inner_pred, domain_pred, result_pred, position)
+        return _CompiledAggregate(lowered.literal, keys, list(lowered.variables), inner_pred, domain_pred,
+                                  result_pred, lowered.position)
 
     def _cost(self, atom: Atom, bound: set[str]) -> float:
         """Estimated rows of an atom given what is bound: its size in the first chunk,
@@ -211,26 +198,17 @@ class Engine:
         fixed = sum(1 for a in atom.args if not isinstance(a, Var) or a.name in bound)
         return (size + 1) / (10 ** fixed)
 
-    def _add_variants(self, compiled: _CompiledRule) -> None:
-        """Semi-naive: one clause per recursive body atom, with that atom read from the
+    def _add_variants(self, compiled: _CompiledRule, lowered: LoweredRule) -> None:
+        """Semi-naive: one clause per variant of the plan, its recursive atom read from the
         last round's new facts (`_delta_p`) instead of all of `p`."""
-        recursive = self.ruleset.recursive
-        body = list(compiled.body)
-        if any(isinstance(lit, Aggregate) for lit in body):
-            return  # aggregates never range over their own component (stratification)
         before = set(self._projections)
-        for position, lit in enumerate(body):
-            if not (isinstance(lit, Atom) and lit.pred in recursive):
-                continue
-            delta = Atom(f"_delta_{lit.pred}", lit.args, lit.span)
-            variant_body = body[:position] + [delta] + body[position + 1:]
-            # after the new facts, the atom sharing the most bound variables next: written
-            # order can make a cross product of a recursive round
-            steps = order_body(tuple(variant_body), first=delta, head=compiled.rule.head,
-                               cost=self._cost if self._sizes else _bound_first)
-            # the same variables, in the rule's own order, so rows read alike
-            name = f"{compiled.body_pred}_v{position}"
-            self._add_clause(name, list(compiled.variables), [self._literal(s) for s in steps])
+        for variant in lowered.variants:
+            atom = variant.atom
+            delta = Atom(f"_delta_{atom.pred}", atom.args, atom.span)
+            steps = lowered.ordered(first=atom, cost=self._cost) if self._sizes else variant.steps
+            literals = [self._literal(Step(delta, s.binds, s.assign) if s.literal is atom else s) for s in steps]
+            name = f"{compiled.body_pred}_v{variant.position}"
+            self._add_clause(name, list(compiled.variables), literals)  # rows read alike in every clause
             self._preds.add((delta.pred, delta.arity))
             compiled.variants.append(name)
         # a variant's negations may need projections of their own: assert them too
@@ -342,11 +320,9 @@ class Engine:
                 model.heads[compiled.index] = tuple(compiled.head_args)
             for compiled in self._constraints:
                 model.variables[compiled.index] = compiled.variables
-            for component in self.ruleset.strata:
-                rules = [c for p in component for c in rules_by_head.get(p, [])]
-                if not rules:
-                    continue
-                if set(component) & self.ruleset.recursive:
+            for component in plan_of(self.ruleset).components:
+                rules = [c for p in component.preds for c in rules_by_head.get(p, [])]
+                if component.recursive:
                     self._fixpoint(rules, model, asserted, started)
                 else:
                     for compiled in rules:
@@ -531,20 +507,3 @@ def _ask(pred: str, arity: int, rule: Rule | None) -> list[tuple[Value, ...]]:
     if result is True:
         return [()]
     return [tuple(row) for row in result]
-
-
-def _divides(body: Sequence[Literal]) -> bool:
-    expr = semantics.may_lack_value
-    for lit in body:
-        if isinstance(lit, Comparison) and (expr(lit.left) or expr(lit.right)):
-            return True
-        if isinstance(lit, Aggregate) and (_divides(lit.body) or (lit.target is not None and expr(lit.target))):
-            return True
-    return False
-
-
-def _bound_first(atom: Atom, bound: set[str]) -> float:
-    """Without statistics: prefer the atom with the most arguments already bound."""
-    return -sum(1 for a in atom.args if not isinstance(a, Var) or a.name in bound)
-
-

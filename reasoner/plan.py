@@ -37,6 +37,8 @@ class LoweredAggregate:
     """`V = func X : { body }` with what evaluating it needs."""
 
     literal: Aggregate
+    position: int
+    """Where it stands in the rule's body as written (how proofs and models name it)."""
     keys: tuple[str, ...]
     """Variables of the aggregate's body that the rest of the rule uses: its groups."""
     steps: tuple[Step, ...]
@@ -142,7 +144,7 @@ def lower_rule(ruleset: RuleSet, index: int) -> LoweredRule:
                 head.append(var)
     lowered_body = tuple(body)
     steps = tuple(order_body(lowered_body, head=rule.head))
-    aggregates = tuple(_lower_aggregate(s.literal, lowered_body, rule.head) for s in steps
+    aggregates = tuple(_lower_aggregate(s.literal, rule, lowered_body) for s in steps
                        if isinstance(s.literal, Aggregate))
     variants: list[Variant] = []
     recursive = ruleset.recursive
@@ -159,9 +161,11 @@ def lower_rule(ruleset: RuleSet, index: int) -> LoweredRule:
         may_lack_value=_divides(lowered_body))
 
 
-def _lower_aggregate(agg: Aggregate, body: tuple[Literal, ...], head: Atom | None) -> LoweredAggregate:
+def _lower_aggregate(agg: Aggregate, rule: Rule, body: tuple[Literal, ...]) -> LoweredAggregate:
     steps = tuple(order_body(agg.body))
-    return LoweredAggregate(agg, tuple(aggregate_keys(agg, body, head)), steps, tuple(step_vars(steps)))
+    position = next(i for i, lit in enumerate(rule.body) if lit is agg)
+    return LoweredAggregate(agg, position, tuple(aggregate_keys(agg, body, rule.head)), steps,
+                            tuple(step_vars(steps)))
 
 
 def _divides(body: Iterable[Literal]) -> bool:
