@@ -29,7 +29,7 @@ from pyDatalog.Logic import Logic
 from . import DEFAULT_CHUNK  # noqa: F401  (defined with the package: `reasoner --help` shows it without pyDatalog)
 from . import semantics
 from .errors import EvaluationLimit, ReasonerError
-from .model import Firing, Model, sum_values
+from .model import Firing, Model
 from .plan import LoweredAggregate, LoweredRule, plan_of
 from .program import RuleSet, Step, resolve_settings
 from .syntax import (
@@ -404,15 +404,10 @@ class Engine:
         domain = _ask(agg.domain_pred, len(agg.keys), None) if agg.domain_pred else [()]
         for key in set(domain) | (set(groups) if lit.func in ("min", "max") else set()):
             members = groups.get(key, [])
-            if lit.func == "count":
-                value: Value = len(members)
-            elif lit.func == "sum":
-                value = sum_values(row[target_pos] for row in members)  # type: ignore[index,misc]
-            elif not members:
+            values = members if target_pos is None else [row[target_pos] for row in members]
+            value = semantics.aggregate(lit.func, values)
+            if value is None:
                 continue  # min/max of nothing: no value, the rule does not fire
-            else:
-                values = [row[target_pos] for row in members]  # type: ignore[index]
-                value = min(values) if lit.func == "min" else max(values)  # type: ignore[type-var]
             clause = _fact(agg.result_pred, key + (value,))
             pyEngine.assert_(clause)
             agg.asserted.append(clause)
