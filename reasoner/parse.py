@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from functools import lru_cache
+import threading
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
@@ -39,8 +39,20 @@ _TERMINAL_WORDS = {
 }
 
 
-@lru_cache(maxsize=2)
+_PARSERS = threading.local()
+"""Each thread's parsers: a parser and its tree builder hold the file being parsed while
+they parse, so two threads must never share one (see `_parser`)."""
+
+
 def _parser(start: str) -> tuple[Lark, "_Build"]:
+    """This thread's parser for `start`, made on first use in the thread."""
+    cache = _PARSERS.__dict__.setdefault("by_start", {})
+    if start not in cache:
+        cache[start] = _new_parser(start)
+    return cache[start]
+
+
+def _new_parser(start: str) -> tuple[Lark, "_Build"]:
     # The tree is built inline (transformer= in the constructor): about twice as fast as
     # building lark's tree first, which matters for cohort fact files. cache=True keeps
     # the LALR tables in the temp directory so a one-patient run does not rebuild them.

@@ -232,3 +232,21 @@ count_of(P, N) :- weight(P, _), N = count : { given(P, _, _, _) }.
     rules = '.decl max_w(w: number) input "x"\n' + rules
     assert run(rules, "weight(a, 70). max_w(70).", "max_dose") == {("a", 70)}
     assert run(rules, "weight(a, 70). max_w(70).", "count_of") == {("a", 0)}
+
+
+def test_rule_files_parse_in_many_threads_at_once() -> None:
+    """The parser holds the file it is parsing: each thread has its own, so concurrent
+    loads never mix up files, spans or variable names (issue 18: a shared lark
+    transformer reset on every parse)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reasoner.parse import parse_program
+
+    def load(i: int) -> tuple[str, int, str]:
+        text = "\n" * (i % 7) + f"p{i}(X) :- q(X, _), r(_). % {i}\n"
+        [rule] = parse_program(text, f"file{i}.dl")
+        return rule.span.file, rule.span.line, " ".join(v.name for a in rule.body for v in a.args)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(load, range(400)))
+    assert results == [(f"file{i}.dl", i % 7 + 1, "X _#1 _#2") for i in range(400)]
