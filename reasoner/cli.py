@@ -409,12 +409,12 @@ def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk
     from .parallel import map_chunks, map_models
     try:
         settings = parse_settings(overrides)
-        if jobs > 1 or engine == "duckdb":  # reject unknown settings before any worker starts
-            from .engine import Engine
-            Engine(cohort.rules, settings)
-        else:  # one process: its engine, made before any chunk is read, rejects them as soon
-            from .program import resolve_settings
-            resolve_settings(cohort.rules, settings)
+        # unknown settings, values out of range and rules no engine can run are reported
+        # before any chunk is read or any worker starts
+        from .plan import plan_of
+        from .program import resolve_settings
+        resolve_settings(cohort.rules, settings)
+        plan_of(cohort.rules)
         if engine == "duckdb" and sql_task is not None and cohort.duckdb_reads_it():
             yield from _duckdb_in_sql(cohort, task, sql_task, settings, time_limit, chunk_size or DUCKDB_SQL_PARTITION,
                                       reads, firings_of)

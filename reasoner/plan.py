@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from .errors import ReasonerError
 from .program import RuleSet, Step, aggregate_keys, order_body, step_vars
 from .semantics import may_lack_value
 from .syntax import Aggregate, Atom, Comparison, Const, Expr, Literal, Rule, Setting, Var
@@ -129,7 +130,8 @@ def _bound_first(atom: Atom, bound: set) -> float:
 
 
 def lower_rule(ruleset: RuleSet, index: int) -> LoweredRule:
-    """Lower one rule with a body. Raises ReasonerError (E007) for an unsafe body."""
+    """Lower one rule with a body. Raises ReasonerError (E007) for an unsafe body or an
+    aggregate grouped by what another aggregate computes."""
     rule = ruleset.rules[index]
     body = list(rule.body)
     head: list[Var | Const | Setting] | None = None
@@ -146,6 +148,10 @@ def lower_rule(ruleset: RuleSet, index: int) -> LoweredRule:
     steps = tuple(order_body(lowered_body, head=rule.head))
     aggregates = tuple(_lower_aggregate(s.literal, rule, lowered_body) for s in steps
                        if isinstance(s.literal, Aggregate))
+    for agg in aggregates[1:]:
+        if agg.keys:  # its groups would be the rows of another aggregate's answer
+            raise ReasonerError.at(agg.literal.span, "an aggregate's keys may not depend on another aggregate",
+                                   "E007")
     variants: list[Variant] = []
     recursive = ruleset.recursive
     if rule.head is not None and rule.head.pred in recursive and not aggregates:

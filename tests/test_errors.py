@@ -180,3 +180,21 @@ def test_token_soup_raises_only_our_error(tokens: list[str]) -> None:
         load_rules(text=DECLS + text)
     except ReasonerError:
         pass
+
+
+def test_an_aggregate_grouped_by_another_aggregates_answer_is_refused(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from reasoner.cli import main
+    rules = tmp_path / "r.dl"
+    rules.write_text('.decl given(p: id, mg: number) input "a dose"\n'
+                     '.decl many(p: id, n: number, m: number) output "doses above the count"\n'
+                     'many(P, N, M) :- given(P, _), N = count : { given(P, _) },\n'
+                     '                 M = count : { given(P, N) }.\n', encoding="utf-8")
+    facts = tmp_path / "f.facts"
+    facts.write_text("given(p1, 5). given(p1, 1).\n", encoding="utf-8")
+    for engine in ("pydatalog", "duckdb"):
+        result = CliRunner().invoke(main, ["query", "many(P, N, M)", str(facts), "--rules", str(rules),
+                                           "--engine", engine])
+        assert result.exit_code == 2, result.output
+        assert f"{rules}:4:18: error[E007]: an aggregate's keys may not depend on another aggregate" in result.output
