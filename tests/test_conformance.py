@@ -1,5 +1,5 @@
 """The `datalog-conformance` suite (PyPI, 0.1.0) through the reasoner's own parser,
-checker, compiler and engine (reasoner/conformance.py, docs/conformance.md).
+checker, compiler and engine (tests/conformance_adapter.py, docs/conformance.md).
 
 Every core case (a plain Datalog `program`, 114 in 0.1.0) runs; the defeasible and KLM
 cases (181, under `_tests/defeasible/`) are not collected: they need a defeasible
@@ -46,7 +46,7 @@ from datalog_conformance.plugin import _load_multi_case_file  # noqa: E402  (pin
 from datalog_conformance.schema import Program  # noqa: E402
 from datalog_conformance.schema import TestCase as SuiteCase  # noqa: E402  (a Test* name would be collected)
 
-from reasoner.conformance import (  # noqa: E402
+from conformance_adapter import (  # noqa: E402  (tests/conformance_adapter.py)
     DEFAULT_TIME_LIMIT, ArityMismatchError, ConformanceError, CyclicNegationError, EvaluationTimeout, Evaluator,
     SafetyViolationError, TranslationError, UnsupportedValueError, evaluate_program, translate,
 )

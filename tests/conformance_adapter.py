@@ -41,11 +41,11 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from .engine import Engine
-from .errors import Diagnostic, EvaluationLimit, ReasonerError
-from .parse import unescape
-from .program import load_rules
-from .syntax import Span
+from reasoner.engine import Engine
+from reasoner.errors import Diagnostic, EvaluationLimit, ReasonerError
+from reasoner.parse import unescape
+from reasoner.program import load_rules
+from reasoner.syntax import Span
 
 __all__ = [
     "ArityMismatchError", "ConformanceError", "CyclicNegationError", "ERROR_KINDS", "EvaluationCrash",
