@@ -17,6 +17,10 @@
   counts 0) and inner-joined for min and max (nothing gives no row);
 - integrity constraints are SELECTs over their bodies; each row is a violation.
 
+The statements of the evaluation are sqlglot trees built by `reasoner.sqlgen` and rendered
+once per engine for DuckDB (`sql_script(dialect=...)` renders them for Spark SQL and Trino
+too); the staging and checking of fact files below is DuckDB SQL text.
+
 It fills `Model.facts`, `Model.violations` and `Model.settings`, not the firings:
 explanations and proofs re-derive with the pyDatalog engine (reasoner.engine).
 
@@ -27,63 +31,47 @@ instead of building Python sets.
 from __future__ import annotations
 
 import csv
-import itertools
-import math
 import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 import duckdb
+from sqlglot import exp
 
 from .errors import Diagnostic, EvaluationLimit, ReasonerError
 from .model import Firing, Model
 from .program import (
-    ANY, NUMERIC, RuleSet, Step, _suggest, check_value, resolve_settings,
+    ANY, NUMERIC, RuleSet, _suggest, check_value, resolve_settings,
 )
-from .plan import LoweredAggregate, LoweredRule, plan_of, setting_or_const
-from .semantics import may_lack_value
+from .plan import LoweredRule, plan_of, setting_or_const
+from .sqlgen import NUM, SYM, SQLGen, render
+from .sqlgen import number_text as sql_number
 from .syntax import (
-    Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Fact, Literal, Negation, Setting, Span, Value,
+    Aggregate, Atom, BinOp, Comparison, Const, Expr, Fact, Literal, Negation, Setting, Span, Value,
     Var,
 )
 from .values import CELL_BLANKS, NUMBER_PATTERN, SQL_BAD_CHARS, read_number, shown
 
 _NOSPAN = Span("<duckdb>", 0, 0)
-NUM, SYM = "num", "sym"
 _SQL_TYPE = {NUM: "DOUBLE", SYM: "VARCHAR"}
-_COMPARE = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _ORDERING = ("<", "<=", ">", ">=")
 _EXACT = 2 ** 53
 """Whole DOUBLEs below this come back as Python ints (every such int is exact in a double)."""
 
 
 # ----------------------------------------------------------------------------- SQL text helpers
+# (the staging and checking of fact files, DuckDB's own I/O, is SQL text; the evaluation
+# program is built as sqlglot trees in reasoner.sqlgen)
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
 def sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def sql_number(value: int | float) -> str:
-    """A DOUBLE literal (`38E0`, `37.95E0`): plain `38.5` would be a DECIMAL in DuckDB and
-    `7 / 2` integer arithmetic on some engines; Python computes in floats and exact ints."""
-    if isinstance(value, bool):
-        value = int(value)
-    if isinstance(value, float):
-        if value != value or value in (math.inf, -math.inf):
-            raise ReasonerError.at(_NOSPAN, f"{value} cannot be written in SQL", "E004")
-        text = repr(value)
-        return text if "e" in text or "E" in text else text + "E0"
-    return f"{value}E0"
-
-
-def sql_value(value: Value) -> str:
-    return sql_string(value) if isinstance(value, str) else sql_number(value)
 
 
 def to_python(value: Any, numeric: bool) -> Value:
@@ -210,187 +198,55 @@ class _Types:
                     self._mark(right, left, lit.span)  # type: ignore[arg-type]
 
 
-# ----------------------------------------------------------------------------- compiling a body
-
-
-class _Body:
-    """One SELECT under construction: FROM items, WHERE conditions and, for every variable
-    bound so far, the SQL expression that holds its value."""
-
-    def __init__(self, engine: "DuckDBEngine", aliases: Iterator[int], overrides: Mapping[int, str] | None = None):
-        self.engine = engine
-        self.aliases = aliases
-        self.overrides = overrides or {}
-        self.env: dict[str, str] = {}
-        self.from_: list[str] = []
-        self.where: list[str] = []
-
-    # ---- expressions
-    def expr(self, e: Expr) -> str:
-        if isinstance(e, Var):
-            return self.env[e.name]
-        if isinstance(e, Const):
-            return sql_value(e.value)
-        if isinstance(e, Setting):
-            return f"{sql_number(self.engine.settings[e.name])} /* ${e.name} */"
-        if isinstance(e, BinOp):
-            left, right = self.expr(e.left), self.expr(e.right)
-            if e.op == "/":  # x / 0 has no value (semantics.py): NULL, which no comparison passes
-                return f"({left} / NULLIF({right}, 0E0))"
-            return f"({left} {e.op} {right})"
-        if isinstance(e, Call):
-            args = [self.expr(a) for a in e.args]
-            if e.func == "abs":
-                return f"ABS({args[0]})"
-            call = f"{'LEAST' if e.func == 'min' else 'GREATEST'}({', '.join(args)})"
-            nullable = [a for a, arg in zip(args, e.args) if self.is_nullable(arg)]
-            if not nullable:
-                return call
-            # DuckDB's LEAST and GREATEST skip NULLs; min and max of a missing value have none
-            return f"CASE WHEN {' OR '.join(f'{a} IS NULL' for a in nullable)} THEN NULL ELSE {call} END"
-        raise AssertionError(f"unexpected expression {e}")
-
-    is_nullable = staticmethod(may_lack_value)  # a variable never is: binding to no value fails
-
-    # ---- literals
-    def add(self, steps: Sequence[Step], rule: LoweredRule | None = None) -> None:
-        """Add the literals of `steps` (of `rule`'s lowered body, when it has aggregates)."""
-        for step in steps:
-            lit = step.literal
-            if isinstance(lit, Atom):
-                self._atom(lit)
-            elif isinstance(lit, Negation):
-                self.where.append(self._negation(lit.atom))
-            elif isinstance(lit, Comparison):
-                self._comparison(lit, step)
-            elif isinstance(lit, Aggregate):
-                assert rule is not None
-                self._aggregate(rule.aggregate(lit), bound=not step.binds)
-
-    def _join(self, item: str, conds: list[str], kind: str = "JOIN") -> None:
-        if not self.from_:
-            if kind != "LEFT JOIN":
-                self.from_.append(item)
-                self.where.extend(conds)
-                return
-            self.from_.append("(SELECT 1 AS one) AS u")  # a left join needs something on its left
-        if conds:
-            self.from_.append(f"{kind} {item} ON {' AND '.join(conds)}")
-        else:
-            self.from_.append(f"CROSS JOIN {item}")
-
-    def _atom(self, atom: Atom) -> None:
-        alias = f"t{next(self.aliases)}"
-        table = self.overrides.get(id(atom)) or self.engine.table(atom.pred)
-        conds: list[str] = []
-        for i, arg in enumerate(atom.args):
-            col = f"{alias}.a{i}"
-            if isinstance(arg, Var):
-                if arg.name in self.env:
-                    conds.append(f"{col} = {self.env[arg.name]}")
-                else:
-                    self.env[arg.name] = col
-            else:
-                conds.append(f"{col} = {self.expr(arg)}")
-        self._join(f"{quote_ident(table)} AS {alias}", conds)
-
-    def _negation(self, atom: Atom) -> str:
-        alias = f"n{next(self.aliases)}"
-        conds = [f"{alias}.a{i} = {self.expr(arg)}" for i, arg in enumerate(atom.args)
-                 if not (isinstance(arg, Var) and arg.anonymous)]
-        where = f" WHERE {' AND '.join(conds)}" if conds else ""
-        return f"NOT EXISTS (SELECT 1 FROM {quote_ident(self.engine.table(atom.pred))} AS {alias}{where})"
-
-    def _comparison(self, c: Comparison, step: Step) -> None:
-        if step.assign is not None:
-            target = c.left if isinstance(c.left, Var) and c.left.name == step.assign else c.right
-            value = c.right if target is c.left else c.left
-            self.env[step.assign] = self.expr(value)
-            if self.is_nullable(value):  # binding to no value fails
-                self.where.append(f"{self.env[step.assign]} IS NOT NULL")
-            return
-        # a NULL side (no value) makes the condition NULL, which WHERE rejects: `!=` too
-        self.where.append(f"{self.expr(c.left)} {_COMPARE[c.op]} {self.expr(c.right)}")
-
-    def _aggregate(self, lowered: LoweredAggregate, bound: bool) -> None:
-        agg, keys, inner_vars = lowered.literal, lowered.keys, lowered.variables
-        inner = _Body(self.engine, self.aliases)
-        inner.add(lowered.steps)
-        columns = [f"{inner.env[v]} AS v{j}" for j, v in enumerate(inner_vars)] or ["1 AS v0"]
-        rows = inner.select(columns, distinct=True)
-        col = {v: f"v{j}" for j, v in enumerate(inner_vars)}
-        target = col[agg.target.name] if isinstance(agg.target, Var) else None
-        outputs = [f"{col[k]} AS k{j}" for j, k in enumerate(keys)]
-        if agg.func == "count":
-            outputs.append("COUNT(*) AS val")
-        else:
-            # fsum (Kahan-Babuska) for sum: near the correctly rounded math.fsum of the
-            # pyDatalog engine, and far less dependent on the order of the rows
-            outputs.append(f"{'FSUM' if agg.func == 'sum' else agg.func.upper()}({target}) AS val")
-        group = f" GROUP BY {', '.join(col[k] for k in keys)}" if keys else ""
-        having = " HAVING COUNT(*) > 0" if agg.func in ("min", "max") and not keys else ""
-        alias = f"g{next(self.aliases)}"
-        sub = f"(SELECT {', '.join(outputs)} FROM (\n{_indent(rows, 4)}) AS d{group}{having}) AS {alias}"
-        conds = [f"{alias}.k{j} = {self.env[k]}" for j, k in enumerate(keys)]
-        if agg.func in ("count", "sum"):
-            self._join(sub, conds, "LEFT JOIN" if keys else "CROSS JOIN")
-            zero = "0" if agg.func == "count" else "0E0"
-            value = f"COALESCE({alias}.val, {zero})"
-        else:
-            self._join(sub, conds, "JOIN" if keys else "CROSS JOIN")
-            value = f"{alias}.val"
-        name = agg.result.name
-        if bound:
-            self.where.append(f"{self.env[name]} = {value}")
-        else:
-            self.env[name] = value
-
-    # ---- the SELECT
-    def select(self, columns: list[str], distinct: bool = False) -> str:
-        out = f"SELECT {'DISTINCT ' if distinct else ''}{', '.join(columns)}"
-        if self.from_:
-            out += "\nFROM " + "\n  ".join(self.from_)
-        if self.where:
-            out += "\nWHERE " + "\n  AND ".join(self.where)
-        return out
-
-
 def _count(result: duckdb.DuckDBPyConnection) -> int:
     """Rows an INSERT added."""
     row = result.fetchone()
     return row[0] if row else 0
 
 
-def _indent(text: str, n: int) -> str:
-    return "\n".join(" " * n + line for line in text.splitlines())
-
-
 # ----------------------------------------------------------------------------- the compiled plan
+Make = Callable[[], exp.Select]
+"""Builds a statement's SELECT tree anew: each rendering takes a fresh tree (no copies),
+and a rule whose predicates stay empty is never built (one patient needs far fewer than
+a cohort). The function's identity keys the rendered text (`DuckDBEngine._once`)."""
+
+Entry = tuple[int, Make, frozenset]
+"""(rule index, its SELECT, the predicates of its positive atoms)."""
+
+
 @dataclass
 class _Component:
     preds: list[str]
     recursive: bool
-    rules: dict[str, list[tuple[int, str, frozenset]]]
-    """head predicate → (rule index, SELECT, the predicates of its positive atoms) for every
-    rule of the component: a rule with an empty positive predicate is not run."""
-    variants: dict[str, list[tuple[int, str, frozenset]]] = field(default_factory=dict)
+    rules: dict[str, list[Entry]]
+    """head predicate → an entry for every rule of the component: a rule with an empty
+    positive predicate is not run."""
+    variants: dict[str, list[Entry]] = field(default_factory=dict)
     """Recursive: head predicate → SELECTs of the later rounds (one per recursive body atom,
     which reads `_delta_p`, needed as ("delta", p); a rule with an aggregate is run whole)."""
 
 
-@dataclass
 class _Firings:
-    variables: tuple[str, ...]
-    select: str  # SELECT DISTINCT of every variable, as v0..vn
-    head: tuple[tuple[str, Value], ...]  # ("var", name) or ("const", value) per head argument
-    conclusion: str  # the head's columns computed from a firing row
+    """A rule's firings: the SELECT DISTINCT of every variable (v0..vn), and its head."""
+
+    def __init__(self, gen: SQLGen, rule: LoweredRule, head: tuple[tuple[str, Value], ...]):
+        self.variables = rule.variables
+        self.head = head  # ("var", name) or ("const", value) per head argument
+        self.select: Make = lambda: gen.firing_select(rule)
+        self.from_table: Make = lambda: gen.conclusion(rule, f"_firing_{rule.index}")  # its conclusions
+        self._rule, self._gen = rule, gen
+
+    @cached_property
+    def conclusion(self) -> str:
+        """The head's columns computed from a firing row (DuckDB SQL; report_sql reads it)."""
+        return ", ".join(render(c) for c in self._gen.conclusion_columns(self._rule))
 
 
 @dataclass
 class _Constraint:
     index: int
     variables: tuple[str, ...]
-    select: str
+    select: Make
 
 
 class DuckDBEngine:
@@ -430,6 +286,8 @@ class DuckDBEngine:
             lower[pred.lower()] += 1
             n = lower[pred.lower()]
             self._tables[pred] = pred if n == 1 else f"{pred}__{n}"
+        self._gen = gen = SQLGen(self._tables, self.kinds, self.settings)
+        self._rendered: dict[tuple, Any] = {}  # statement → its DuckDB text, rendered once
         self._static: dict[str, list[tuple[Value, ...]]] = defaultdict(list)
         by_head: dict[str, list[int]] = defaultdict(list)
         self._constraints: list[_Constraint] = []
@@ -442,10 +300,8 @@ class DuckDBEngine:
                     self._static[rule.head.pred].append(args)
             elif rule.head is None:
                 lowered = plan.rules[index]
-                body = _Body(self, itertools.count())
-                body.add(lowered.steps, lowered)
-                columns = [f"{body.env[v]} AS v{j}" for j, v in enumerate(lowered.variables)] or ["TRUE AS v0"]
-                self._constraints.append(_Constraint(index, lowered.variables, body.select(columns, distinct=True)))
+                self._constraints.append(_Constraint(index, lowered.variables,
+                                                 lambda r=lowered: gen.firing_select(r)))
             else:
                 by_head[rule.head.pred].append(index)
                 if self.record_firings:
@@ -455,42 +311,30 @@ class DuckDBEngine:
             component = _Component(list(comp.preds), comp.recursive, {})
             for pred in comp.preds:
                 lowered = [plan.rules[i] for i in by_head[pred]]
-                component.rules[pred] = [(r.index, self._rule_select(r), r.needs) for r in lowered]
+                component.rules[pred] = [(r.index, lambda r=r: gen.rule_select(r), r.needs)
+                                         for r in lowered]
                 if comp.recursive:
                     component.variants[pred] = self._variants(lowered)
             self._components.append(component)
 
-    def _rule_select(self, rule: LoweredRule, overrides: Mapping[int, str] | None = None,
-                     steps: Sequence[Step] | None = None) -> str:
-        """The SELECT of a rule's conclusions (the head's columns), in `steps`' order."""
-        assert rule.head is not None
-        body = _Body(self, itertools.count(), overrides)
-        body.add(rule.steps if steps is None else steps, rule)
-        columns = [f"{body.expr(arg)} AS a{i}" for i, arg in enumerate(rule.head)]
-        return body.select(columns or ["TRUE AS a0"])
-
-    def _firing_select(self, rule: LoweredRule) -> "_Firings":
+    def _firing_select(self, rule: LoweredRule) -> _Firings:
         """The rule's firings: the DISTINCT values of all its variables, in the plan's
         row layout (as every engine lists them)."""
         assert rule.head is not None
         head = tuple(("var", a.name) if isinstance(a, Var) else ("const", setting_or_const(a, self.settings))
                      for a in rule.head)
-        sql = _Body(self, itertools.count())
-        sql.add(rule.steps, rule)
-        columns = [f"{sql.env[v]} AS v{j}" for j, v in enumerate(rule.variables)] or ["TRUE AS v0"]
-        at = {v: f"v{j}" for j, v in enumerate(rule.variables)}
-        conclusion = [at[x] if kind == "var" else sql_value(x) for kind, x in head]  # type: ignore[index,arg-type]
-        return _Firings(rule.variables, sql.select(columns, distinct=True), head, ", ".join(conclusion) or "TRUE")
+        return _Firings(self._gen, rule, head)
 
-    def _variants(self, rules: list[LoweredRule]) -> list[tuple[int, str, frozenset]]:
-        out = []
+    def _variants(self, rules: list[LoweredRule]) -> list[Entry]:
+        gen = self._gen
+        out: list[Entry] = []
         for rule in rules:
             if rule.aggregates:  # aggregates range over lower strata: such a rule runs whole
-                out.append((rule.index, self._rule_select(rule), rule.needs))
+                out.append((rule.index, lambda rule=rule: gen.rule_select(rule), rule.needs))
             for variant in rule.variants:
-                delta = "_delta_" + self.table(variant.atom.pred)
-                out.append((rule.index, self._rule_select(rule, {id(variant.atom): delta}, variant.steps),
-                            rule.needs | {("delta", variant.atom.pred)}))
+                out.append((rule.index, lambda rule=rule, variant=variant: gen.rule_select(
+                    rule, {id(variant.atom): "_delta_" + gen.table(variant.atom.pred)}, variant.steps),
+                    rule.needs | {("delta", variant.atom.pred)}))
         return out
 
     def table(self, pred: str) -> str:
@@ -519,39 +363,45 @@ class DuckDBEngine:
             self._evidence.update(news)
             self._compile()
 
-    # ------------------------------------------------------------------ the script
-    def _ddl(self, temp: bool = False) -> list[str]:
-        out = []
-        for pred in sorted(self.arity):
-            cols = ", ".join(f"a{i} {_SQL_TYPE[k]}" for i, k in enumerate(self.kinds[pred])) or "a0 BOOLEAN"
-            out.append(f"CREATE {'TEMP ' if temp else ''}TABLE {quote_ident(self.table(pred))} ({cols});")
-        for comp in self._components:
-            if comp.recursive:
-                for pred in comp.preds:
-                    t = self.table(pred)
-                    for prefix in ("_delta_", "_new_"):
-                        out.append(f"CREATE TEMP TABLE {quote_ident(prefix + t)} AS "
-                                   f"SELECT * FROM {quote_ident(t)} LIMIT 0;")
+    # ------------------------------------------------------------------ the statements
+    def _once(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """A statement's DuckDB text (or a list of them), rendered from its tree on first
+        use: sqlglot's rendering costs far more than a dictionary look-up."""
+        out = self._rendered.get(key)
+        if out is None:
+            out = self._rendered[key] = make()
         return out
+
+    def _ddl_trees(self, temp: bool = False) -> list:
+        recursive = [p for c in self._components if c.recursive for p in c.preds]
+        return self._gen.ddl(sorted(self.arity), recursive, temp)
+
+    def _ddl(self, temp: bool = False) -> list[str]:
+        return self._once(("ddl", temp), lambda: [render(t) for t in self._ddl_trees(temp)])
+
+    def _static_trees(self) -> list:
+        return [self._gen.static_insert(pred, rows) for pred, rows in self._static.items()]
 
     def _static_sql(self) -> list[str]:
-        out = []
-        for pred, rows in self._static.items():
-            t = quote_ident(self.table(pred))
-            values = ", ".join("(" + (", ".join(sql_value(v) for v in row) or "TRUE") + ")" for row in rows)
-            out.append(f"INSERT INTO {t} SELECT DISTINCT * FROM (VALUES {values}) AS v EXCEPT SELECT * FROM {t};")
-        return out
+        return self._once(("static",), lambda: [render(t) for t in self._static_trees()])
 
-    def _insert(self, target: str, selects: list[str], minus: str | None) -> str:
+    def _insert(self, target: str, selects: Sequence[Make], minus: str | None) -> str:
         """INSERT the distinct rows of the rules' SELECTs, less those already in `minus`
         (None: the target is still empty, nothing to subtract)."""
-        if minus is None and len(selects) > 1:
-            return f"INSERT INTO {quote_ident(target)}\n" + "\nUNION\n".join(selects)
-        if minus is None:
-            return f"INSERT INTO {quote_ident(target)}\nSELECT DISTINCT * FROM (\n{_indent(selects[0], 2)}\n) AS r"
-        union = "\nUNION\n".join(selects)
-        return (f"INSERT INTO {quote_ident(target)}\nSELECT * FROM (\n{_indent(union, 2)}\n) AS r\n"
-                f"EXCEPT SELECT * FROM {quote_ident(minus)}")
+        key = ("insert", target, tuple(id(s) for s in selects), minus)  # they live as long as the engine
+        return self._once(key, lambda: render(self._gen.insert(target, [make() for make in selects], minus)))
+
+    def _grow_sql(self, pred: str) -> list[str]:
+        """The last round's new rows become the delta and join the predicate's table."""
+        return self._once(("grow", pred), lambda: [render(t) for t in self._gen.grow(self.table(pred))])
+
+    def _firing_create(self, index: int) -> str:
+        return self._once(("firing", index), lambda: render(
+            self._gen.create_as(f"_firing_{index}", self._firings[index].select(), temp=True)))
+
+    def _violation_create(self, c: _Constraint) -> str:
+        return self._once(("violation", c.index), lambda: render(
+            self._gen.create_as(f"_violation_{c.index}", c.select())))
 
     def _rule_comment(self, index: int) -> str:
         rule = self.ruleset.rules[index]
@@ -560,45 +410,77 @@ class DuckDBEngine:
         text = str(rule).replace("\n", " ")
         return f"-- {name}{' (' + where + ')' if where and rule.id else ''}: {text}"
 
-    def sql_script(self) -> str:
-        """The whole evaluation as one SQL script, to read (a recursive component's loop is
-        spelled out as comments around the statements Python repeats)."""
-        rs = self.ruleset
-        lines = [f"-- rule set {rs.path}, compiled by reasoner.sql (DuckDB {duckdb.__version__})",
-                 "-- settings: " + (", ".join(f"${k} = {v}" for k, v in sorted(self.settings.items())) or "none"),
-                 "", "-- one table per predicate"]
-        lines += self._ddl()
-        lines += ["", "-- input facts: one INSERT per input predicate here", "", "-- facts of the rule set"]
-        lines += self._static_sql()
+    def _script(self, dialect: str) -> list[tuple[str, str]]:
+        """The evaluation program in order: ("comment", text) and ("sql", statement)
+        items, statements rendered for `dialect` (one of `sqlgen.DIALECTS`)."""
+        rs, gen = self.ruleset, self._gen
+        out: list[tuple[str, str]] = []
+
+        def comment(text: str) -> None:
+            out.append(("comment", text))
+
+        def sql(tree: exp.Expression) -> None:
+            out.append(("sql", render(tree, dialect, pretty=True)))
+
+        comment(f"-- rule set {rs.path}, compiled by reasoner.sqlgen for {dialect}"
+                + (f" (DuckDB {duckdb.__version__})" if dialect == "duckdb" else " (not run: checked by sqlglot)"))
+        comment("-- settings: " + (", ".join(f"${k} = {v}" for k, v in sorted(self.settings.items())) or "none"))
+        comment("")
+        comment("-- one table per predicate")
+        for tree in self._ddl_trees():
+            sql(tree)
+        comment("")
+        comment("-- input facts: one INSERT per input predicate here")
+        comment("")
+        comment("-- facts of the rule set")
+        for tree in self._static_trees():
+            sql(tree)
         for comp in self._components:
-            lines.append("")
+            comment("")
             if not comp.recursive:
                 (pred,) = comp.preds
-                lines += [self._rule_comment(i) for i, _, _ in comp.rules[pred]]
+                for i, _, _ in comp.rules[pred]:
+                    comment(self._rule_comment(i))
                 minus = self.table(pred) if self._may_hold_rows(pred) else None
-                lines.append(self._insert(self.table(pred), [s for _, s, _ in comp.rules[pred]], minus) + ";")
+                sql(gen.insert(self.table(pred), [make() for _, make, _ in comp.rules[pred]], minus))
                 continue
-            lines.append(f"-- recursive component {', '.join(comp.preds)}: semi-naive, driven from Python")
-            lines.append("-- round 0: every rule over the full tables; then each predicate P grows by _new_P")
+            comment(f"-- recursive component {', '.join(comp.preds)}: semi-naive, driven from Python")
+            comment("-- round 0: every rule over the full tables; then each predicate P grows by _new_P")
             for pred in comp.preds:
                 t = self.table(pred)
-                lines += [self._rule_comment(i) for i, _, _ in comp.rules[pred]]
-                lines.append(self._insert("_new_" + t, [s for _, s, _ in comp.rules[pred]], t) + ";")
-                lines += self._grow_sql(pred)
-            lines.append("-- repeat while the last round added rows: all _new_ tables first, then grow")
+                for i, _, _ in comp.rules[pred]:
+                    comment(self._rule_comment(i))
+                sql(gen.insert("_new_" + t, [make() for _, make, _ in comp.rules[pred]], t))
+                for tree in gen.grow(t):
+                    sql(tree)
+            comment("-- repeat while the last round added rows: all _new_ tables first, then grow")
             for pred in comp.preds:
                 t = self.table(pred)
                 if comp.variants[pred]:
-                    lines.append(self._insert("_new_" + t, [s for _, s, _ in comp.variants[pred]], t) + ";")
+                    sql(gen.insert("_new_" + t, [make() for _, make, _ in comp.variants[pred]], t))
             for pred in comp.preds:
-                lines += self._grow_sql(pred)
-            lines.append("-- end of the loop")
+                for tree in gen.grow(self.table(pred)):
+                    sql(tree)
+            comment("-- end of the loop")
         if self._constraints:
-            lines += ["", "-- integrity constraints: every row is a violation"]
+            comment("")
+            comment("-- integrity constraints: every row is a violation")
             for c in self._constraints:
-                lines.append(self._rule_comment(c.index))
-                lines.append(f"CREATE TABLE {quote_ident(f'_violation_{c.index}')} AS\n{c.select};")
-        return "\n".join(lines) + "\n"
+                comment(self._rule_comment(c.index))
+                sql(gen.create_as(f"_violation_{c.index}", c.select()))
+        return out
+
+    def sql_script(self, dialect: str = "duckdb") -> str:
+        """The whole evaluation as one SQL script, to read, for `dialect`: "duckdb" (what
+        this engine runs), "spark" or "trino" (sqlglot's rendering of the same trees, not
+        run here; docs/duckdb.md says what differs). A recursive component's loop is
+        spelled out as comments around the statements Python repeats."""
+        return "\n".join(text + ";" if kind == "sql" else text for kind, text in self._script(dialect)) + "\n"
+
+    def sql_statements(self, dialect: str = "duckdb") -> list[str]:
+        """The statements of `sql_script(dialect)`, in order, without comments (a
+        recursive component's loop once)."""
+        return [text for kind, text in self._script(dialect) if kind == "sql"]
 
     # ------------------------------------------------------------------ running
     def connect(self, database: str = ":memory:", memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -619,12 +501,6 @@ class DuckDBEngine:
             con.execute(statement)
         return con
 
-    def _grow_sql(self, pred: str) -> list[str]:
-        """The last round's new rows become the delta and join the predicate's table."""
-        t, delta, new = (quote_ident(p + self.table(pred)) for p in ("", "_delta_", "_new_"))
-        return [f"DELETE FROM {delta};", f"INSERT INTO {delta} SELECT * FROM {new};",
-                f"INSERT INTO {t} SELECT * FROM {new};", f"DELETE FROM {new};"]
-
     def _run(self, con: duckdb.DuckDBPyConnection, nonempty: set) -> None:
         """Everything after the input facts are in their tables (`nonempty`: the predicates
         that hold a row)."""
@@ -640,26 +516,24 @@ class DuckDBEngine:
                 for pred in comp.preds if self.record_firings else ():
                     for index, _, needs in comp.rules[pred]:
                         if needs <= nonempty:
-                            con.execute(f"CREATE TEMP TABLE {_firing_table(index)} AS\n"
-                                        f"{self._firings[index].select}")
+                            con.execute(self._firing_create(index))
                 continue
             (pred,) = comp.preds
-            live = [(index, sql) for index, sql, needs in comp.rules[pred] if needs <= nonempty]
+            live = [(index, tree) for index, tree, needs in comp.rules[pred] if needs <= nonempty]
             minus = self.table(pred) if pred in nonempty else None
             if self.record_firings:  # the firings first; the conclusions from them
                 for index, _ in live:
-                    con.execute(f"CREATE TEMP TABLE {_firing_table(index)} AS\n{self._firings[index].select}")
-                live = [(index, f"SELECT {self._firings[index].conclusion} FROM {_firing_table(index)}")
-                        for index, _ in live]
-            if live and _count(con.execute(self._insert(self.table(pred), [sql for _, sql in live], minus))):
+                    con.execute(self._firing_create(index))
+                live = [(index, self._firings[index].from_table) for index, _ in live]
+            if live and _count(con.execute(self._insert(self.table(pred), [tree for _, tree in live], minus))):
                 nonempty.add(pred)
         for c in self._constraints:
-            con.execute(f"CREATE TABLE {quote_ident(f'_violation_{c.index}')} AS\n{c.select}")
+            con.execute(self._violation_create(c))
 
     def _fixpoint(self, con: duckdb.DuckDBPyConnection, comp: _Component, started: float, nonempty: set) -> None:
-        def round_(entries: Mapping[str, list[tuple[int, str, frozenset]]]) -> int:
+        def round_(entries: Mapping[str, list[Entry]]) -> int:
             for pred in comp.preds:
-                live = [sql for _, sql, needs in entries[pred] if needs <= nonempty]
+                live = [tree for _, tree, needs in entries[pred] if needs <= nonempty]
                 if live:
                     con.execute(self._insert("_new_" + self.table(pred), live, self.table(pred)))
             added = 0
@@ -869,17 +743,16 @@ class DuckDBEngine:
 
     def _clear(self, con: duckdb.DuckDBPyConnection, keep: set[str]) -> None:
         """Empty every table a partition filled (all but `keep`), for the next one."""
-        for pred in sorted(self.arity):
-            if pred not in keep:
-                con.execute(f"DELETE FROM {quote_ident(self.table(pred))}")
-        for comp in self._components:
-            for pred in comp.preds if comp.recursive else ():
-                for prefix in ("_delta_", "_new_"):
-                    con.execute(f"DELETE FROM {quote_ident(prefix + self.table(pred))}")
-        for c in self._constraints:
-            con.execute(f"DROP TABLE IF EXISTS {quote_ident(f'_violation_{c.index}')}")
-        for index in self._firings:
-            con.execute(f"DROP TABLE IF EXISTS {_firing_table(index)}")
+        def statements() -> list[str]:
+            gen = self._gen
+            trees = [gen.empty(self.table(pred)) for pred in sorted(self.arity) if pred not in keep]
+            trees += [gen.empty(prefix + self.table(pred)) for comp in self._components if comp.recursive
+                      for pred in comp.preds for prefix in ("_delta_", "_new_")]
+            trees += [gen.drop(f"_violation_{c.index}") for c in self._constraints]
+            trees += [gen.drop(f"_firing_{index}") for index in self._firings]
+            return [render(t) for t in trees]
+        for statement in self._once(("clear", frozenset(keep)), statements):
+            con.execute(statement)
 
     def _load_csv(self, con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path] | str | Path,
                   check: bool) -> set:
