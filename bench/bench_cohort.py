@@ -39,8 +39,8 @@ def _answers(rules, model) -> int:
 
 def run_pydatalog(csv_path: Path, jobs: int) -> dict:
     from reasoner import load_rules
-    from reasoner.facts import stream_chunks, validate_stream
-    from reasoner.parallel import map_chunks
+    from reasoner.io.facts import stream_chunks, validate_stream
+    from reasoner.engines.parallel import map_chunks
 
     t0 = time.perf_counter()
     rules = load_rules(ROOT / "rules" / "crs")
@@ -54,7 +54,7 @@ def run_pydatalog(csv_path: Path, jobs: int) -> dict:
 
 def run_duckdb(csv_path: Path, firings: bool) -> dict:
     from reasoner import load_rules
-    from reasoner.sql import DuckDBEngine
+    from reasoner.engines.sql import DuckDBEngine
 
     t0 = time.perf_counter()
     rules = load_rules(ROOT / "rules" / "crs")

@@ -55,7 +55,7 @@ def write_cohort(n: int, path: Path, seed: int = 7) -> int:
 
 def one_size(csv_path: Path, n: int, threads: int | None, memory_limit: str | None) -> dict:
     from reasoner import load_rules
-    from reasoner.sql import DuckDBEngine
+    from reasoner.engines.sql import DuckDBEngine
 
     rules = load_rules(ROOT / "rules" / "crs")
     t0 = time.perf_counter()

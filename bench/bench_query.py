@@ -36,9 +36,9 @@ def one_size(n: int, chunk: int) -> dict:
     from generate import generate_patients
 
     from reasoner import load_facts, load_rules
-    from reasoner.engine import Engine
-    from reasoner.facts import stream_chunks, validate_stream
-    from reasoner.parse import parse_goal
+    from reasoner.engines.pydatalog import Engine
+    from reasoner.io.facts import stream_chunks, validate_stream
+    from reasoner.language.parse import parse_goal
 
     rules = load_rules(ROOT / "rules" / "crs")
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as f:

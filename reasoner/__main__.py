@@ -1,3 +1,3 @@
-from .cli import main
+from reasoner.cli import main
 
 main()

@@ -18,15 +18,15 @@ import click
 
 # Only what every command needs is imported here: `reasoner --help` imports no engine,
 # and each command imports what it uses (`query` no checker, explainer or DuckDB).
-from . import DEFAULT_CHUNK, check_goal, evaluate_chunks
-from .errors import INTERNAL, LIMIT, OUTPUT, USAGE, Diagnostic, EvaluationLimit, ReasonerError
-from .syntax import NO_SPAN, Const, Span, Var
+from reasoner.engines import DEFAULT_CHUNK
+from reasoner.language.errors import INTERNAL, LIMIT, OUTPUT, USAGE, Diagnostic, EvaluationLimit, ReasonerError
+from reasoner.language.syntax import NO_SPAN, Const, Span, Var
 
 if TYPE_CHECKING:
-    from .facts import FactSet
-    from .model import Model
-    from .program import RuleSet
-    from .syntax import Atom
+    from reasoner.io.facts import FactSet
+    from reasoner.engines.model import Model
+    from reasoner.analysis.program import RuleSet
+    from reasoner.language.syntax import Atom
 
 DUCKDB_PARTITION = 10_000
 """Patients per DuckDB partition on the command line when the answers go into Python
@@ -269,8 +269,8 @@ def parse_settings(overrides: tuple[str, ...]) -> dict[str, int | float]:
     """`--set NAME=VALUE` options: VALUE in the language's one number syntax (`24`, `-3`,
     `0.5`; not `1_0`, fullwidth digits, `1e3`, `nan` or `inf`), else exit 2 (E024).
     Names and ranges are checked against the rule set by `resolve_settings` (E012, E024)."""
-    from .program import SETTING_RANGE
-    from .values import read_number
+    from reasoner.analysis.program import SETTING_RANGE
+    from reasoner.language.values import read_number
     out: dict[str, int | float] = {}
     problems = []
     for item in overrides:
@@ -291,13 +291,13 @@ def parse_settings(overrides: tuple[str, ...]) -> dict[str, int | float]:
 
 def load_rules(path: str | None) -> RuleSet:
     """The rule set at `path` (default: the bundled one), parsed and checked, or taken from
-    the rule-set cache when none of its files changed (reasoner.rulecache)."""
-    from .rulecache import load
+    the rule-set cache when none of its files changed (reasoner.analysis.rulecache)."""
+    from reasoner.analysis.rulecache import load
     return load(path)
 
 
 def load_facts(rules: RuleSet, paths: tuple[str, ...]) -> FactSet:
-    from .facts import load_facts as load
+    from reasoner.io.facts import load_facts as load
     return load(rules, paths)
 
 
@@ -317,7 +317,8 @@ def load_inputs(rules_path: str | None, fact_paths: tuple[str, ...]) -> tuple[Ru
 def run_models(rules: RuleSet, facts: FactSet, overrides: tuple[str, ...], chunk_size: int = DEFAULT_CHUNK,
                time_limit: float | None = None):
     """Chunk models, one at a time; bad settings or an evaluation limit end the run (exit 2)."""
-    from .engine import Engine
+    from reasoner.engines.pydatalog import Engine
+    from reasoner.engines.run import evaluate_chunks
     try:
         engine = Engine(rules, parse_settings(overrides), time_limit=time_limit)
         yield from evaluate_chunks(rules, facts, engine=engine, chunk_size=chunk_size)
@@ -341,7 +342,7 @@ class Cohort:
     cohorts checked in one streaming pass and evaluated in a second, memory flat."""
 
     def __init__(self, rules: RuleSet, paths: tuple[str, ...], stream: bool | None, engine: str = "pydatalog"):
-        from .facts import validate_stream
+        from reasoner.io.facts import validate_stream
         self.rules, self.paths = rules, paths
         cohort_forms = all(Path(p).suffix in (".csv", ".parquet") for p in paths if p != "-")
         once = [p for p in paths if _read_once(p)]  # a FIFO or a device: no second pass
@@ -364,7 +365,7 @@ class Cohort:
                                             for p in self.paths)
 
     def chunks(self, size: int):
-        from .facts import chunks, stream_chunks
+        from reasoner.io.facts import chunks, stream_chunks
         if self.factset is not None:
             return chunks(self.rules, self.factset, size)
         return stream_chunks(self.rules, self.paths, size)
@@ -406,13 +407,13 @@ def _evaluate(cohort: Cohort, task, overrides: tuple[str, ...], jobs: int, chunk
     computing them. `sql_task(rules, result)`, when given, is asked first for each
     partition a DuckDB cohort run keeps in SQL (`SQLResult`), and may answer None to get
     `task` instead."""
-    from .parallel import map_chunks, map_models
+    from reasoner.engines.parallel import map_chunks, map_models
     try:
         settings = parse_settings(overrides)
         # unknown settings, values out of range and rules no engine can run are reported
         # before any chunk is read or any worker starts
-        from .plan import plan_of
-        from .program import resolve_settings
+        from reasoner.plan.lowered import plan_of
+        from reasoner.analysis.program import resolve_settings
         resolve_settings(cohort.rules, settings)
         plan_of(cohort.rules)
         if engine == "duckdb" and sql_task is not None and cohort.duckdb_reads_it():
@@ -439,7 +440,7 @@ def _duckdb_models(cohort: Cohort, settings: dict, time_limit: float | None, siz
     """One model per partition of `size` patients. A streamed CSV or Parquet cohort is
     read, checked and partitioned by DuckDB itself, in a database file held to a memory
     limit; other inputs go over in the chunks the Python reader makes."""
-    from .sql import DuckDBEngine
+    from reasoner.engines.sql import DuckDBEngine
     # with firings, report rows name their rules and --rule-counts works
     engine = DuckDBEngine(cohort.rules, settings, time_limit=time_limit, firings=firings_of is not None)
     if cohort.duckdb_reads_it():
@@ -455,8 +456,8 @@ def _duckdb_in_sql(cohort: Cohort, task, sql_task, settings: dict, time_limit: f
     """Each partition of a CSV or Parquet cohort answered in SQL by `sql_task(rules,
     result)`, in this process (DuckDB runs its own threads); a partition it declines
     (None) goes through `task` over a model instead."""
-    from .parallel import progress_bar
-    from .sql import DuckDBEngine
+    from reasoner.engines.parallel import progress_bar
+    from reasoner.engines.sql import DuckDBEngine
     engine = DuckDBEngine(cohort.rules, settings, time_limit=time_limit, firings=firings_of is not None)
     with progress_bar(cohort.patients(), True) as advance:
         for result in engine.evaluate_csv_partitioned(list(cohort.paths), patients=size):
@@ -467,13 +468,13 @@ def _duckdb_in_sql(cohort: Cohort, task, sql_task, settings: dict, time_limit: f
 
 
 def _query_task(atom, rules: RuleSet, model: Model) -> tuple[list[dict], list]:
-    from .report import distinct_violations
+    from reasoner.proof.violations import distinct_violations
     return model.query(atom), distinct_violations(model.violations)
 
 
 def _report_violations(rules: RuleSet, violations: list) -> bool:
     """Print each integrity-constraint violation once on stderr; True if there was one."""
-    from .report import violation_lines
+    from reasoner.proof.violations import violation_lines
     for line in violation_lines(rules, violations):
         click.echo(line, err=True)
     return bool(violations)
@@ -491,8 +492,9 @@ def query(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: 
     """Answer GOAL (e.g. 'crs_grade(P, G)') over FACTS (files, directories, or - for stdin)."""
     import functools
 
-    from .model import row_key
-    from .render import answers as render_answers
+    from reasoner.engines.model import row_key
+    from reasoner.io.goals import check_goal
+    from reasoner.render import answers as render_answers
     rules = _load_rules_only(rules_path)
     try:
         atom = check_goal(rules, goal)
@@ -514,14 +516,14 @@ def _recommend_task(fmt: str, explain: bool, rules: RuleSet, model: Model):
     """Everything `recommend` prints for one chunk, computed where the chunk was evaluated
     (a worker): text and CSV rendered there, JSON as reports and proofs to join later."""
     import json
-    from .render import recommend as render
-    from .report import build_reports, distinct_violations, rule_patient_counts
+    from reasoner.render import recommend as render
+    from reasoner.domains.crs.report import build_reports, distinct_violations, rule_patient_counts
     reports = build_reports(rules, model)
     proofs: dict = {}
     references: dict = {}
     if explain:
-        from .explain import Explainer
-        from .render import proof as proof_render
+        from reasoner.proof.explain import Explainer
+        from reasoner.render import proof as proof_render
         explainer = Explainer(rules, model)
         for r in reports:
             # in the order the report prints them, so a sub-proof shared by several (the
@@ -555,11 +557,11 @@ def _citations(rules: RuleSet) -> dict[str, str]:
 
 def _recommend_sql_task(rules: RuleSet, result):
     """CSV rows of a DuckDB partition built in SQL (None: not in the CRS report's typing)."""
-    from .report_sql import sql_csv
+    from reasoner.domains.crs.report_sql import sql_csv
     text = sql_csv(rules, result)
     if text is None:
         return None
-    from .report import distinct_violations
+    from reasoner.proof.violations import distinct_violations
     return text, result.fired_for(), dict(result.engine.settings), distinct_violations(result.violations())
 
 
@@ -583,9 +585,9 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
     in their folder, renamed into place when the run succeeds (-o - is standard output)."""
     import functools
 
-    from .output import OutputFile
-    from .render import recommend as render
-    from .report import READS, require_crs_vocabulary, supporting_rules, write_rule_counts
+    from reasoner.io.output import OutputFile
+    from reasoner.render import recommend as render
+    from reasoner.domains.crs.report import READS, require_crs_vocabulary, supporting_rules, write_rule_counts
     rules = _load_rules_only(rules_path)
     try:
         require_crs_vocabulary(rules)
@@ -675,7 +677,7 @@ def _load_rules_only(path: str | None) -> RuleSet:
 @format_option("text", "markdown", "json")
 def rules(rules_path: str | None, fmt: str) -> None:
     """The rulebook: every rule with its id, sources and sentence, by guideline section."""
-    from .render import rulebook
+    from reasoner.render import rulebook
     rs = _load_rules_only(rules_path)
     render = {"text": rulebook.to_text, "markdown": rulebook.to_markdown, "json": rulebook.to_json}[fmt]
     click.echo(render(rs), nl=False)
@@ -698,13 +700,13 @@ def rules(rules_path: str | None, fmt: str) -> None:
 def check(rules_path: str | None, fmt: str, witness_dir: str | None, static_only: bool, budget: int,
           search: str, no_solver: bool, codes: bool, overrides: tuple[str, ...]) -> None:
     """Find contradictions, coverage gaps, dead and redundant rules; exit 1 on errors."""
-    from .check import CODES, run_check, write_witnesses
-    from .render import findings as render_findings
+    from reasoner.authoring.check import CODES, run_check, write_witnesses
+    from reasoner.render import findings as render_findings
     if codes:
         for code, (severity, text) in CODES.items():
             click.echo(f"{code}  {severity:<7}  {text}")
         return
-    from .output import check_folder
+    from reasoner.io.output import check_folder
     settings = parse_settings(overrides)
     try:
         if witness_dir:  # before the exploration: a folder that cannot be made stops the run now (E021)
@@ -729,7 +731,7 @@ def check(rules_path: str | None, fmt: str, witness_dir: str | None, static_only
               help="Directory of test cases (default: tests/ beside the rule set).")
 def test_command(rules_path: str | None, cases_dir: str | None) -> None:
     """Run the rule set's own test cases; exit 1 if any fails."""
-    from .casetests import case_dir, read_case, run_case
+    from reasoner.authoring.casetests import case_dir, read_case, run_case
     rs = _load_rules_only(rules_path)
     folder = Path(cases_dir) if cases_dir else case_dir(rs)
     files = sorted(folder.glob("*.facts")) if folder.is_dir() else []
@@ -764,9 +766,9 @@ def conflicts(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
     """Every conflict(P, Action, Reason), with both sides explained; exit 1 if there is any."""
     import json as json_module
 
-    from .explain import Explainer
-    from .model import row_key
-    from .render import proof as proof_render
+    from reasoner.proof.explain import Explainer
+    from reasoner.engines.model import row_key
+    from reasoner.render import proof as proof_render
     rules_set, factset = load_inputs(rules_path, facts)
     if "conflict" not in rules_set.decls:
         _refuse(f"{rules_set.path} declares no conflict/3 predicate, which `reasoner conflicts` lists")
@@ -805,8 +807,8 @@ def conflicts(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
 
 def _goal_facts(model: Model, atom) -> list[tuple]:
     """The full tuples of `atom`'s predicate that match the goal, in order."""
-    from .match import match_atom
-    from .model import row_key
+    from reasoner.proof.match import match_atom
+    from reasoner.engines.model import row_key
     rows = {tuple(env[a.name] if isinstance(a, Var) else a.value for a in atom.args)
             for env in match_atom(atom, {}, model, model.settings)}
     return sorted(rows, key=row_key)
@@ -817,7 +819,8 @@ def _goal_inputs(rules_path: str | None, paths: tuple[str, ...], goal: str) -> t
     when the goal names a patient and the rule set is patient-local, only that patient's
     facts are evaluated, and a CSV or Parquet cohort is streamed to pick them out (so
     `why` after a cohort run needs the memory of one patient, not of the cohort)."""
-    from .facts import of_patient, stream_facts
+    from reasoner.io.facts import of_patient, stream_facts
+    from reasoner.io.goals import check_goal
     rules = _load_rules_only(rules_path)
     cohort = Cohort(rules, paths, None)
     try:
@@ -848,8 +851,8 @@ def why(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: tu
 
     GOAL may also be the id of an integrity constraint: each of its violations is
     proved (why the constraint's body holds)."""
-    from .explain import Explainer
-    from .render.proof import render_proofs
+    from reasoner.proof.explain import Explainer
+    from reasoner.render.proof import render_proofs
     constraint = _constraint_goal(rules_path, goal)
     if constraint is not None:
         rules, index = constraint
@@ -898,9 +901,9 @@ def _constraint_goal(rules_path: str | None, goal: str) -> tuple[RuleSet, int] |
 def why_not(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides: tuple[str, ...], fmt: str,
             depth: int) -> None:
     """Explain why a ground GOAL (e.g. 'recommend(p1, anakinra)') does not hold."""
-    from .explain import Explainer
-    from .model import Model
-    from .render.proof import render_proofs
+    from reasoner.proof.explain import Explainer
+    from reasoner.engines.model import Model
+    from reasoner.render.proof import render_proofs
     rules, atom, factset = _goal_inputs(rules_path, facts, goal)
     if not all(isinstance(a, Const) for a in atom.args):
         click.echo(f"{atom.span}: error[E016]: why-not needs a ground goal, such as recommend(p1, anakinra); "
@@ -924,7 +927,7 @@ def verify(proof_file: str, facts: tuple[str, ...], rules_path: str | None, over
     """Check every step of every proof in PROOF.json (from `why` or `recommend --explain`,
     --format json) against FACTS with an independent evaluator; exit 1 if any step fails
     or is unchecked (cut by --depth)."""
-    from .verify import run_verify
+    from reasoner.proof.verify import run_verify
     try:
         doc = _verify_document(proof_file)
         rules_set, factset = load_inputs(rules_path, facts)
@@ -937,7 +940,7 @@ def verify(proof_file: str, facts: tuple[str, ...], rules_path: str | None, over
 
 
 def _verify_document(path: str):
-    from .verify import read_document
+    from reasoner.proof.verify import read_document
     return read_document(path, sys.stdin.read() if path == "-" else None)
 
 
@@ -970,11 +973,11 @@ def diff(old_path: str, new_path: str, facts: tuple[str, ...], overrides: tuple[
     import contextlib
     from pathlib import Path
 
-    from .diff import run_diff, write_witnesses  # lazily: start-up stays fast for the other commands
-    from .errors import INTERNAL, OUTPUT, Diagnostic, ReasonerError
-    from .output import OutputFile, check_folder
-    from .render.diff import render
-    from .syntax import NO_SPAN, Span
+    from reasoner.authoring.diff import run_diff, write_witnesses  # lazily: start-up stays fast for the other commands
+    from reasoner.language.errors import INTERNAL, OUTPUT, Diagnostic, ReasonerError
+    from reasoner.io.output import OutputFile, check_folder
+    from reasoner.render.diff import render
+    from reasoner.language.syntax import NO_SPAN, Span
     if cohort_only and not facts:
         _refuse("--cohort-only compares the versions on FACTS: give fact files")
     if cohort_only and witness_dir:

@@ -41,11 +41,11 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from reasoner.engine import Engine
-from reasoner.errors import Diagnostic, EvaluationLimit, ReasonerError
-from reasoner.parse import unescape
-from reasoner.program import load_rules
-from reasoner.syntax import Span
+from reasoner.engines.pydatalog import Engine
+from reasoner.language.errors import Diagnostic, EvaluationLimit, ReasonerError
+from reasoner.language.parse import unescape
+from reasoner.analysis.program import load_rules
+from reasoner.language.syntax import Span
 
 __all__ = [
     "ArityMismatchError", "ConformanceError", "CyclicNegationError", "ERROR_KINDS", "EvaluationCrash",

@@ -1,4 +1,4 @@
-"""Shared test set-up: the rule-set cache (reasoner/rulecache.py) goes to a folder of
+"""Shared test set-up: the rule-set cache (reasoner/analysis/rulecache.py) goes to a folder of
 this test session, not the user's ~/.cache, for the commands tests run in-process and in
 subprocesses alike (tests/test_startup.py sets its own folders where it tests the cache)."""
 from __future__ import annotations

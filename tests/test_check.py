@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from reasoner import evaluate, load_facts, load_rules
-from reasoner.check import CODES, run_check, static_findings, write_witnesses
+from reasoner.authoring.check import CODES, run_check, static_findings, write_witnesses
 from reasoner.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

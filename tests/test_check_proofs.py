@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from reasoner import evaluate, load_facts, load_rules
-from reasoner.check import CODES, run_check, write_witnesses
+from reasoner.authoring.check import CODES, run_check, write_witnesses
 from reasoner.cli import main
-from reasoner.model import Model
+from reasoner.engines.model import Model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -339,7 +339,7 @@ def test_every_semantic_code_is_seeded() -> None:
 
 
 def test_bound_declaration_is_checked() -> None:
-    from reasoner.errors import ReasonerError
+    from reasoner.language.errors import ReasonerError
     for bad in ('.decl g(p: id, x: number) output at most 3 "x"', '.decl g(p: id, x: number) input one at most 3 "x"',
                 '.decl g(p: id, x: number) input at most 0 "x"'):
         with pytest.raises(ReasonerError) as exc:

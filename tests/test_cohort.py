@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from reasoner import evaluate, load_facts, load_rules
 from reasoner.cli import main
-from reasoner.errors import ReasonerError
-from reasoner.facts import stream_chunks, validate_stream
+from reasoner.language.errors import ReasonerError
+from reasoner.io.facts import stream_chunks, validate_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -75,7 +75,7 @@ def test_streamed_chunks_hold_whole_patients_and_give_the_same_model(rules, coho
         assert not patients & seen
         seen |= patients
     whole = evaluate(rules, facts).tuples("recommend")
-    from reasoner.engine import Engine
+    from reasoner.engines.pydatalog import Engine
     engine = Engine(rules)
     streamed = set().union(*(engine.evaluate(c).tuples("recommend") for c in chunks))
     assert streamed == whole
@@ -396,9 +396,9 @@ class _Terminal(io.StringIO):
 def test_progress_bar_counts_patients_on_a_terminal_only(rules, monkeypatch, engine) -> None:
     """A bar on stderr when it is a terminal, counting patients as chunks come back
     (from worker processes too); nothing when stderr is a file or a pipe."""
-    from reasoner.facts import chunks
-    from reasoner.parallel import map_chunks, map_models
-    from reasoner.sql import DuckDBEngine
+    from reasoner.io.facts import chunks
+    from reasoner.engines.parallel import map_chunks, map_models
+    from reasoner.engines.sql import DuckDBEngine
 
     facts = load_facts(rules, [ROOT / "facts" / "cohort.facts"])
     total = len(facts.patients(rules))
@@ -428,8 +428,8 @@ def test_progress_bar_counts_patients_on_a_terminal_only(rules, monkeypatch, eng
 def test_sql_natural_order_is_pythons(values) -> None:
     """The SQL report orders patients, actions and codes by model.value_key's natural
     order (p2 before p10, a07 and a7 apart): compared on any ASCII ids."""
-    from reasoner.model import value_key
-    from reasoner.report_sql import _NATURAL_MACRO
+    from reasoner.engines.model import value_key
+    from reasoner.domains.crs.report_sql import _NATURAL_MACRO
     con = duckdb.connect()
     con.execute(_NATURAL_MACRO)
     con.execute("CREATE TABLE v (v VARCHAR)")
@@ -486,8 +486,8 @@ def test_sql_report_declines_other_typings_and_python_takes_over(tmp_path) -> No
         "@id conflict\nconflict(P, A, R) :- indicated(P, A), contraindicated(P, A, R).\n")
     facts = tmp_path / "w.csv"
     facts.write_text("predicate,arg1,arg2\nweight_kg,p2,70\nweight_kg,p10,160\n")
-    from reasoner.report_sql import sql_csv
-    from reasoner.sql import DuckDBEngine
+    from reasoner.domains.crs.report_sql import sql_csv
+    from reasoner.engines.sql import DuckDBEngine
     ruleset = load_rules(rules_dir)
     (result,) = DuckDBEngine(ruleset, firings=True).evaluate_csv_partitioned([facts])
     assert sql_csv(ruleset, result) is None
@@ -506,7 +506,7 @@ def test_a_run_stopped_midway_leaves_no_half_written_report(cohort, tmp_path, mo
     time limit) exits 2 and removes its output file: a partial report never passes for a
     whole one."""
     import reasoner.cli as cli
-    from reasoner.errors import EvaluationLimit
+    from reasoner.language.errors import EvaluationLimit
     base, _ = cohort
     real, calls = cli._recommend_task, []
 
@@ -529,7 +529,7 @@ def test_a_run_stopped_midway_leaves_no_half_written_report(cohort, tmp_path, mo
 def test_progress_bar_counts_patients_with_or_without_a_total(monkeypatch, total, shown) -> None:
     """A streamed cohort's size is not known up front: the bar then counts patients
     (it used to print "120/0")."""
-    from reasoner.parallel import progress_bar
+    from reasoner.engines.parallel import progress_bar
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

@@ -954,7 +954,7 @@ REVIEW_CASES = sorted((ROOT / "tests" / "data").glob("crs_review*/*.facts"))
 def test_independent_review_case(rules, path):
     """The independent reviewers' patients (expected answers written before any run),
     with the rule set's integrity constraints holding for each."""
-    from reasoner.casetests import read_case, run_case
+    from reasoner.authoring.casetests import read_case, run_case
     outcome = run_case(read_case(path, rules), rules)
     assert outcome.failures == []
     run(rules, files=[str(path)])  # asserts no constraint is violated

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from reasoner import evaluate, load_facts, load_rules
 from reasoner.cli import main
-from reasoner.diff import run_diff
-from reasoner.diff_solver import Replay, search
-from reasoner.syntax import Fact
+from reasoner.authoring.diff import run_diff
+from reasoner.authoring.diff_solver import Replay, search
+from reasoner.language.syntax import Fact
 
 ROOT = Path(__file__).resolve().parent.parent
 FACTS = ROOT / "facts"
@@ -85,7 +85,7 @@ def test_threshold_moved_gives_a_witness_at_the_boundary(tmp_path) -> None:
 
 
 def _changes(report, w):
-    from reasoner.diff import witness_changes
+    from reasoner.authoring.diff import witness_changes
     return witness_changes(report, w)
 
 
@@ -163,7 +163,7 @@ alarm(P) :- reach(P, a, z).
 
 
 def test_search_alone_finds_a_threshold_and_replays_it(tmp_path) -> None:
-    from reasoner.diff import load_versions
+    from reasoner.authoring.diff import load_versions
     old, new = load_versions(write(tmp_path, "old.dl", rules()),
                              write(tmp_path, "new.dl", rules(fever="fever(P) :- temp(P, C), C >= 38.5.")), {})
     (r,), n = search(old, new, ["fever"], Replay(old, new), 300, "w", {"fever": "not run (a test)"})

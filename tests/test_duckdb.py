@@ -1,5 +1,5 @@
-"""Differential tests: the DuckDB engine (reasoner.sql) must give pyDatalog's answers,
-and both must give the reference evaluator's (reasoner.reference: the language's meaning
+"""Differential tests: the DuckDB engine (reasoner.engines.sql) must give pyDatalog's answers,
+and both must give the reference evaluator's (reasoner.proof.reference: the language's meaning
 in plain Python, sharing no code with either engine).
 
 Every comparison is over every predicate of the model and over the integrity-constraint
@@ -20,13 +20,13 @@ import pytest
 
 from programs import DECLS, MUTUAL_EMPTY, NEGATION_CHAIN, SAME_GENERATION  # noqa: E402  (tests/programs.py)
 from reasoner import EvaluationLimit, evaluate, load_facts, load_rules
-from reasoner import reference as reference_evaluator
-from reasoner.errors import ReasonerError
-from reasoner.facts import FactSet
-from reasoner.model import Model
-from reasoner.program import RuleSet
-from reasoner.report import rule_patient_counts
-from reasoner.sql import DuckDBEngine, write_fact_csv
+from reasoner.proof import reference as reference_evaluator
+from reasoner.language.errors import ReasonerError
+from reasoner.io.facts import FactSet
+from reasoner.engines.model import Model
+from reasoner.analysis.program import RuleSet
+from reasoner.domains.crs.report import rule_patient_counts
+from reasoner.engines.sql import DuckDBEngine, write_fact_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -423,7 +423,7 @@ def _random_facts(rng: random.Random) -> str:
 
 
 def test_head_arithmetic_in_a_recursive_rule() -> None:
-    # once a bug of reasoner.engine: its semi-naive variants lacked the head's `#h = expr` assignment
+    # once a bug of reasoner.engines.pydatalog: its semi-naive variants lacked the head's `#h = expr` assignment
     rules = load_rules(text="""
 .decl s(x: number) input "s"
 .decl n(x: number) output "n"
@@ -436,7 +436,7 @@ n(X + 1) :- n(X), X < 5.
 
 
 def test_negation_with_anonymous_variable_in_a_recursive_rule() -> None:
-    # once a bug of reasoner.engine: the variants' `_nK` projections were never asserted
+    # once a bug of reasoner.engines.pydatalog: the variants' `_nK` projections were never asserted
     rules = load_rules(text="""
 .decl e(a: symbol, b: symbol) input "e"
 .decl w(a: symbol, x: number) input "w"

@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reasoner import load_facts, load_rules
-from reasoner.errors import ReasonerError
-from reasoner.parse import parse_facts, parse_program
+from reasoner.language.errors import ReasonerError
+from reasoner.language.parse import parse_facts, parse_program
 
 DECLS = """\
 .type device = room_air | nasal_cannula | facemask

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from reasoner import evaluate, load_facts, load_rules
-from reasoner.explain import ABSENT, AGGREGATE, COMPARISON, CUT, DERIVED, FALSE, INPUT, MISSING, PRESENT, Explainer
+from reasoner.proof.explain import ABSENT, AGGREGATE, COMPARISON, CUT, DERIVED, FALSE, INPUT, MISSING, PRESENT, Explainer
 from reasoner.render.proof import render_proofs, to_dot, to_json_obj, to_text
-from reasoner.verify import check_proof
+from reasoner.proof.verify import check_proof
 
 PROGRAM = """
 .type drug = tocilizumab | siltuximab

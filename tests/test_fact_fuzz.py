@@ -33,12 +33,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reasoner import check_goal, load_facts, load_rules
-from reasoner.engine import Engine
-from reasoner.errors import ReasonerError
-from reasoner.facts import stream_chunks, validate_stream
-from reasoner.model import Model
-from reasoner.sql import DuckDBEngine
-from reasoner.values import NUMBER_PATTERN, read_number
+from reasoner.engines.pydatalog import Engine
+from reasoner.language.errors import ReasonerError
+from reasoner.io.facts import stream_chunks, validate_stream
+from reasoner.engines.model import Model
+from reasoner.engines.sql import DuckDBEngine
+from reasoner.language.values import NUMBER_PATTERN, read_number
 
 RULES = load_rules()
 PY_ENGINE = Engine(RULES)
@@ -314,7 +314,7 @@ def test_the_number_syntax_is_the_same_in_python_and_in_duckdb() -> None:
 def test_cells_are_trimmed_and_text_is_checked_alike_for_every_code_point() -> None:
     """DuckDB's `trim()` and the Python reader's `strip(CELL_BLANKS)`, and the control
     characters of `SQL_BAD_CHARS` (RE2) and of the Python check, agree on every character."""
-    from reasoner.values import CELL_BLANKS, SQL_BAD_CHARS, text_problem
+    from reasoner.language.values import CELL_BLANKS, SQL_BAD_CHARS, text_problem
     chars = [chr(c) for c in range(1, 0x110000) if not 0xD800 <= c <= 0xDFFF]
     con = duckdb.connect()
     rows = con.execute(f"SELECT trim(s) = 'a', regexp_matches(s, '{SQL_BAD_CHARS}') FROM (SELECT unnest($1) AS s)",

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 from reasoner import load_facts, load_rules
 from reasoner.cli import main
-from reasoner.errors import ReasonerError
-from reasoner.facts import OneFacts, stream_facts, validate_stream
-from reasoner.sql import DuckDBEngine
+from reasoner.language.errors import ReasonerError
+from reasoner.io.facts import OneFacts, stream_facts, validate_stream
+from reasoner.engines.sql import DuckDBEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 P01 = str(ROOT / "facts" / "p01_grade2_first_dose.facts")

@@ -95,7 +95,7 @@ def test_time_limit_and_fixpoint_rounds_are_e022_lines(tmp_path, monkeypatch) ->
                                      '.decl nat(n: number) output "counting up forever"\n'
                                      "nat(N) :- seed(N).\nnat(M) :- nat(N), M = N + 1.\n")
     (tmp_path / "seed.facts").write_text("seed(0).\n")
-    from reasoner.engine import Engine
+    from reasoner.engines.pydatalog import Engine
     defaults = list(Engine.__init__.__defaults__)  # (settings, max_iterations, time_limit, record_firings)
     defaults[1] = 20
     monkeypatch.setattr(Engine.__init__, "__defaults__", tuple(defaults))
@@ -226,7 +226,7 @@ def test_a_run_that_fails_midway_keeps_the_existing_file(tmp_path, monkeypatch, 
     """The second chunk stops at the time limit: exit 2, the file from before is
     untouched, and no temporary file is left beside it."""
     import reasoner.cli as cli
-    from reasoner.errors import EvaluationLimit
+    from reasoner.language.errors import EvaluationLimit
     real, calls = cli._recommend_task, []
 
     def second_chunk_too_slow(*args):
@@ -341,8 +341,8 @@ def test_ctrl_c_to_the_process_group_with_workers_exits_130(tmp_path, cohort_300
 # ----------------------------------------------------------------------------- --jobs
 def test_jobs_are_capped_by_chunks_and_cpus(monkeypatch) -> None:
     from reasoner import load_rules, load_facts
-    from reasoner import parallel
-    from reasoner.facts import chunks
+    from reasoner.engines import parallel
+    from reasoner.io.facts import chunks
     assert parallel.worker_count(1000, 4) == min(4, parallel.usable_cpus())
     assert parallel.worker_count(1000) == parallel.usable_cpus()
     assert parallel.worker_count(3, 0) == 1

@@ -5,7 +5,7 @@ import pytest
 
 from programs import DECLS, NEGATION_CHAIN  # noqa: E402  (tests/programs.py)
 from reasoner import evaluate, load_facts, load_rules, query
-from reasoner.errors import ReasonerError
+from reasoner.language.errors import ReasonerError
 
 
 
@@ -240,7 +240,7 @@ def test_rule_files_parse_in_many_threads_at_once() -> None:
     transformer reset on every parse)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from reasoner.parse import parse_program
+    from reasoner.language.parse import parse_program
 
     def load(i: int) -> tuple[str, int, str]:
         text = "\n" * (i % 7) + f"p{i}(X) :- q(X, _), r(_). % {i}\n"

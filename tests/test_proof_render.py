@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from reasoner import evaluate, load_facts, load_rules
 from reasoner.cli import main
-from reasoner.explain import DERIVED, INPUT, Explainer, Node
+from reasoner.proof.explain import DERIVED, INPUT, Explainer, Node
 from reasoner.render.proof import ProofPrinter, render_proofs, to_dot, to_html, to_json_obj, to_markdown, to_text
 
 ROOT = Path(__file__).resolve().parent.parent

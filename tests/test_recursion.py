@@ -12,8 +12,8 @@ import pytest
 
 from programs import MUTUAL_EMPTY, SAME_GENERATION  # noqa: E402  (tests/programs.py)
 from reasoner import EvaluationLimit, evaluate, load_facts, load_rules
-from reasoner.engine import Engine
-from reasoner.errors import ReasonerError
+from reasoner.engines.pydatalog import Engine
+from reasoner.language.errors import ReasonerError
 
 GRAPH = """
 .decl edge(a: symbol, b: symbol) input "an edge"

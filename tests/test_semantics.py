@@ -1,4 +1,4 @@
-"""The one definition of what expressions and comparisons mean (reasoner/semantics.py),
+"""The one definition of what expressions and comparisons mean (reasoner/plan/semantics.py),
 and that every evaluator follows it where it is easiest to get wrong: a value that does
 not exist (a division by zero) must fail every literal that needs it."""
 from __future__ import annotations
@@ -8,11 +8,11 @@ import math
 import pytest
 
 from reasoner import evaluate, load_facts, load_rules
-from reasoner import reference as reference_evaluator
-from reasoner.explain import Explainer
-from reasoner.semantics import NO_VALUE, Unbound, arithmetic, compare, evaluate as evaluate_expr, has_value
-from reasoner.sql import DuckDBEngine
-from reasoner.syntax import BinOp, Call, Const, Setting, Var
+from reasoner.proof import reference as reference_evaluator
+from reasoner.proof.explain import Explainer
+from reasoner.plan.semantics import NO_VALUE, Unbound, arithmetic, compare, evaluate as evaluate_expr, has_value
+from reasoner.engines.sql import DuckDBEngine
+from reasoner.language.syntax import BinOp, Call, Const, Setting, Var
 
 NAN = math.nan
 
@@ -102,5 +102,5 @@ def _walk(node) -> list[str]:
     ("min", [], None), ("max", [], None), ("min", [3, 1.5], 1.5), ("max", [3, 1.5], 3),
 ])
 def test_aggregate_values_and_empty_groups(func: str, values: list, expected) -> None:
-    from reasoner.semantics import aggregate
+    from reasoner.plan.semantics import aggregate
     assert aggregate(func, values) == expected

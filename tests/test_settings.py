@@ -14,12 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 from reasoner import EvaluationLimit, ReasonerError, evaluate, load_facts, load_rules
-from reasoner.casetests import read_case
+from reasoner.authoring.casetests import read_case
 from reasoner.cli import main
-from reasoner.engine import Engine
-from reasoner.program import resolve_settings
-from reasoner.sql import DuckDBEngine
-from reasoner.syntax import parse_number
+from reasoner.engines.pydatalog import Engine
+from reasoner.analysis.program import resolve_settings
+from reasoner.engines.sql import DuckDBEngine
+from reasoner.language.syntax import parse_number
 
 ROOT = Path(__file__).resolve().parent.parent
 P01 = str(ROOT / "facts" / "p01_grade2_first_dose.facts")

@@ -1,4 +1,4 @@
-"""The SQL of the DuckDB engine as sqlglot trees (reasoner.sqlgen): every statement of the
+"""The SQL of the DuckDB engine as sqlglot trees (reasoner.engines.sqlgen): every statement of the
 evaluation program renders for DuckDB, Spark SQL and Trino and parses back with
 sqlglot's parser for that dialect; the DuckDB rendering runs; table names and values are
 quoted, never pasted (a predicate named `select`, tables named `a"b`, strings with
@@ -15,9 +15,9 @@ import sqlglot
 from programs import DECLS, MUTUAL_EMPTY, NEGATION_CHAIN, SAME_GENERATION  # noqa: E402  (tests/programs.py)
 from test_duckdb import LANGUAGE, RECURSION, _random_program, both  # noqa: E402
 from reasoner import load_facts, load_rules
-from reasoner.errors import ReasonerError
-from reasoner.sql import DuckDBEngine
-from reasoner.sqlgen import DIALECTS, literal, render
+from reasoner.language.errors import ReasonerError
+from reasoner.engines.sql import DuckDBEngine
+from reasoner.engines.sqlgen import DIALECTS, literal, render
 
 PROGRAMS = {
     "mutual_empty": MUTUAL_EMPTY,

@@ -18,11 +18,11 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reasoner import rulecache
+from reasoner.analysis import rulecache
 from reasoner.cli import main
-from reasoner.errors import ReasonerError
-from reasoner.parse import _fast_atoms, _parse
-from reasoner.syntax import Atom, Const, Var
+from reasoner.language.errors import ReasonerError
+from reasoner.language.parse import _fast_atoms, _parse
+from reasoner.language.syntax import Atom, Const, Var
 
 ROOT = Path(__file__).resolve().parent.parent
 P01 = "facts/p01_grade2_first_dose.facts"
@@ -189,11 +189,15 @@ def test_the_cache_folder_is_where_the_environment_says(monkeypatch, tmp_path) -
 def test_the_code_digest_covers_every_module_loading_imports() -> None:
     """rulecache.CODE lists every module of the package that loading a rule set imports:
     an edit to any of them must invalidate the cache."""
-    code = ("import sys, json; from reasoner.program import load_rules; load_rules(); "
+    code = ("import sys, json; from reasoner.analysis.program import load_rules; load_rules(); "
             "print(json.dumps(sorted(m for m in sys.modules if m == 'reasoner' or m.startswith('reasoner.'))))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     modules = json.loads(out.stdout)
-    files = {"__init__.py" if m == "reasoner" else m.split(".", 1)[1] + ".py" for m in modules}
+    package = ROOT / "reasoner"
+    files = set()
+    for m in modules:
+        path = package.joinpath(*m.split(".")[1:])
+        files.add(str((path / "__init__.py" if path.is_dir() else path.with_suffix(".py")).relative_to(package)))
     assert files <= set(rulecache.CODE), files - set(rulecache.CODE)
 
 
@@ -205,7 +209,7 @@ def imported_by(args: list[str], watch: tuple[str, ...]) -> list[str]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-HEAVY = ("duckdb", "pyarrow", "z3", "reasoner.check", "reasoner.explain", "reasoner.sql", "reasoner.smt",
+HEAVY = ("duckdb", "pyarrow", "z3", "reasoner.authoring.check", "reasoner.proof.explain", "reasoner.engines.sql", "reasoner.authoring.smt",
          "multiprocessing")
 
 
@@ -215,12 +219,12 @@ def test_query_and_recommend_import_no_checker_explainer_or_duckdb(args) -> None
 
 
 def test_why_imports_the_explainer_but_not_duckdb_or_the_checker() -> None:
-    assert imported_by(COMMANDS[4], HEAVY) == ["reasoner.explain"]
+    assert imported_by(COMMANDS[4], HEAVY) == ["reasoner.proof.explain"]
 
 
 def test_help_imports_no_engine_parser_or_rule_set() -> None:
-    assert imported_by(["--help"], HEAVY + ("pyDatalog", "lark", "reasoner.engine", "reasoner.program",
-                                            "reasoner.facts", "reasoner.rulecache")) == []
+    assert imported_by(["--help"], HEAVY + ("pyDatalog", "lark", "reasoner.engines.pydatalog", "reasoner.analysis.program",
+                                            "reasoner.io.facts", "reasoner.analysis.rulecache")) == []
 
 
 def test_a_plain_fact_file_and_goal_need_no_lark(tmp_path) -> None:

@@ -1,5 +1,5 @@
-"""The reference evaluator (reasoner.reference) and the proof checker built on it
-(reasoner.verify, `reasoner verify`): genuine proofs verify; forged ones do not, each
+"""The reference evaluator (reasoner.proof.reference) and the proof checker built on it
+(reasoner.proof.verify, `reasoner verify`): genuine proofs verify; forged ones do not, each
 with the node that fails and why; a cut is unchecked, never valid."""
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from reasoner import evaluate, load_facts, load_rules
-from reasoner import reference
+from reasoner.proof import reference
 from reasoner.cli import main
-from reasoner.explain import Explainer
+from reasoner.proof.explain import Explainer
 from reasoner.render.proof import to_json_obj
-from reasoner.verify import FAILED, UNCHECKED, Verifier, check_proof, find_proofs
+from reasoner.proof.verify import FAILED, UNCHECKED, Verifier, check_proof, find_proofs
 
 ROOT = Path(__file__).resolve().parent.parent
 FACTS_DIR = ROOT / "facts"

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from reasoner.cli import main
-from reasoner.explain import CUT, DERIVED, FALSE, INPUT, MISSING, PRESENT, RULE_FAILS, Explainer
+from reasoner.proof.explain import CUT, DERIVED, FALSE, INPUT, MISSING, PRESENT, RULE_FAILS, Explainer
 from reasoner import evaluate, load_facts, load_rules
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from ..syntax import Atom, Value, Var, format_value
+from reasoner.language.syntax import Atom, Value, Var, format_value
 
 
 def variables(goal: Atom) -> list[str]:

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import json
 
-from ..diff import Change, DiffReport, witness_changes
-from ..diff_solver import PredicateResult
-from ..program import RuleSet
-from ..syntax import Fact, format_value
+from reasoner.authoring.diff import Change, DiffReport, change_atom, change_text, witness_changes
+from reasoner.authoring.diff_solver import PredicateResult
+from reasoner.language.syntax import Fact, format_value
 
 _STATUS = {"equivalent": "equivalent (proved)", "differs": "DIFFERS", "undecided": "not decided (searched)"}
-
-
-def _atom(rs: RuleSet, c: Change, args: tuple) -> str:
-    k = rs.key_index(c.pred)
-    row = args[:k] + (c.patient,) + args[k:] if k is not None and c.patient else args
-    return str(Fact(c.pred, row))
-
-
-def change_text(c: Change, rs: RuleSet) -> str:
-    """`+ recommend(p1, anakinra)`, `- fever(p1)`, `crs_grade(p1): 1 -> 0`."""
-    if c.kind == "changed":
-        return f"{_atom(rs, c, c.args)}: {format_value(c.old)} -> {format_value(c.new)}"  # type: ignore[arg-type]
-    return f"{'+' if c.kind == 'added' else '-'} {_atom(rs, c, c.args)}"
 
 
 def _status(r: PredicateResult) -> str:
@@ -127,7 +113,7 @@ def to_markdown(report: DiffReport) -> str:
         if report.cohort.changes:
             lines += ["| patient | predicate | change | tuple | old | new |", "|---|---|---|---|---|---|"]
             for c in report.cohort.changes:
-                lines.append(f"| {_cell(c.patient)} | `{c.pred}` | {c.kind} | `{_cell(_atom(rs, c, c.args))}` | "
+                lines.append(f"| {_cell(c.patient)} | `{c.pred}` | {c.kind} | `{_cell(change_atom(rs, c, c.args))}` | "
                              f"{_cell(format_value(c.old)) if c.old is not None else ''} | "
                              f"{_cell(format_value(c.new)) if c.new is not None else ''} |")
             lines += ["", "| change | patients |", "|---|---:|"]
@@ -160,7 +146,7 @@ def to_json(report: DiffReport) -> str:
         "cohort_patients": report.cohort.patients if report.cohort else None,
         "changed_patients": len(report.cohort.changed_patients) if report.cohort else None,
         "patients": [{"patient": c.patient, "predicate": c.pred, "change": c.kind,
-                      "tuple": _atom(rs, c, c.args), "args": [_value(a) for a in c.args],
+                      "tuple": change_atom(rs, c, c.args), "args": [_value(a) for a in c.args],
                       "old": _value(c.old), "new": _value(c.new), "what": report.label(c)}
                      for c in (report.cohort.changes if report.cohort else [])],
         "counts": [{"predicate": p, "change": k, "what": w, "patients": n} for p, k, w, n in report.counts()],

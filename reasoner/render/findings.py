@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..check import CODES, CheckReport
-from ..syntax import format_value
+from reasoner.authoring.check import CODES, CheckReport
+from reasoner.language.syntax import format_value
 
 
 def _bounds(b: dict, default_bound: int | None = None, patient_mode: bool = True) -> str:

@@ -24,14 +24,15 @@ import html
 import json
 import re
 import textwrap
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
-from ..explain import (
+from reasoner.proof.explain import (  # to_json_obj re-exported: the JSON format is the proof layer's
+    to_json_obj,
     ABSENT, AGGREGATE, COMPARISON, CUT, DERIVED, FALSE, HOLDS, INPUT, MISSING, NO_RULE, PRESENT, RULE_FAILS,
-    RULESET_FACT, WHY_NOT, Node, number_nodes,
+    RULESET_FACT, WHY_NOT, Node,
 )
-from ..program import RuleSet
-from ..syntax import format_value
+from reasoner.analysis.program import RuleSet
+from reasoner.language.syntax import format_value
 
 _TAGS = {
     INPUT: "fact", RULESET_FACT: "rule-set fact", ABSENT: "checked absent", COMPARISON: "true",
@@ -481,33 +482,6 @@ def to_text(root: Node, rs: RuleSet, printer: ProofPrinter | None = None) -> str
 
 
 # ----------------------------------------------------------------------------- json
-def to_json_obj(root: Node, rs: RuleSet) -> dict[str, Any]:
-    number_nodes(root)
-
-    def obj(node: Node) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": node.id, "kind": node.kind, "text": node.text, "holds": node.holds}
-        if node.pred is not None:
-            out["predicate"] = node.pred
-        if node.args is not None:
-            out["args"] = list(node.args)
-        if node.rule_index is not None:
-            rule = rs.rules[node.rule_index]
-            # source keys only: their full citations are listed once per document ("sources")
-            out["rule"] = {"id": rs.rule_name(rule), "digest": rule.digest, "says": rule.says,
-                           "sources": list(rule.sources), "at": str(rule.span)}
-        if node.bindings:
-            out["bindings"] = node.bindings
-        if node.detail:
-            out["detail"] = node.detail
-        if node.origin is not None:
-            out["origin"] = str(node.origin)
-        if node.children:
-            out["children"] = [obj(c) for c in node.children]
-        return out
-
-    return obj(root)
-
-
 # ----------------------------------------------------------------------------- dot
 def to_dot(roots: list[Node], rs: RuleSet) -> str:
     lines = ["digraph proof {", '  rankdir=BT;', '  node [fontname="Helvetica", fontsize=10];',

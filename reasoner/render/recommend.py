@@ -16,8 +16,8 @@ import re
 import textwrap
 from typing import Any, Callable, Iterator
 
-from ..report import Item, PatientReport
-from ..syntax import Value, format_value
+from reasoner.domains.crs.report import Item, PatientReport
+from reasoner.language.syntax import Value, format_value
 
 CSV_COLUMNS = ["patient", "crs_grade", "hypoxia_grade", "hypotension_grade", "kind", "action", "reason",
                "dose_mg", "frequency", "section", "rules", "sources", "strength", "choice"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..program import RuleSet
-from ..syntax import Rule, format_value
+from reasoner.analysis.program import RuleSet
+from reasoner.language.syntax import Rule, format_value
 
 
 def _groups(rs: RuleSet) -> list[tuple[str, str, list[Rule]]]:

@@ -1,0 +1,213 @@
+"""Recommendation rows for a cohort, worked out in DuckDB.
+
+`recommend --engine duckdb --format csv|parquet` over a large cohort: building
+`report.PatientReport` objects in Python cost about 0.3 ms a patient, several times
+DuckDB's own evaluation. Here the joins, grouping and ordering of a partition's report
+run in SQL over its tables and firing tables; Python only names the rules and formats
+the values, each distinct rule combination and value once. The rows are the bytes
+`render.recommend.csv_rows(report.build_reports(...))` gives for the same partition
+(tests/test_cohort.py compares them on generated cohorts).
+
+Limits: only the CRS report vocabulary with symbols for actions, reasons, warning codes
+and dose frequencies and numbers for grades and doses (`sql_csv` returns None for any
+other typing, and the caller builds the report in Python); ids with non-ASCII digits
+sort as text here, where Python's natural order reads them as numbers.
+"""
+from __future__ import annotations
+
+from reasoner.analysis.program import RuleSet
+from reasoner.domains.crs.report import SUPPORTED, RuleNames
+from reasoner.engines.sql import NUM, SQLResult, quote_ident, to_python
+from reasoner.language.syntax import STRENGTHS, format_value
+
+# what each report predicate's columns must be for the SQL below (else: Python report)
+_SHAPE = {"crs_grade": "sn", "hypoxia_grade": "sn", "hypotension_grade": "sn", "recommend": "ss",
+          "contraindicated": "sss", "conflict": "sss", "warning": "ss", "dose_mg": "ssn", "dose_frequency": "sss"}
+
+# Python's natural order (model.value_key) as a text key that sorts bytewise: each run
+# of letters ends in \x01 (so "a" < "a-" as in Python), each run of digits is written
+# as its length in 3 digits then the digits without leading zeros (7 < 12); a string
+# starting or ending with digits gets the empty text part Python's split gives it. Ties
+# ("a7" and "a07") are broken by the value itself, as value_key does.
+_NATURAL_MACRO = r"""
+CREATE OR REPLACE TEMP MACRO _natural(v) AS
+  (CASE WHEN regexp_matches(v, '^[0-9]') THEN chr(1) ELSE '' END)
+  || array_to_string(list_transform(regexp_extract_all(v, '[0-9]+|[^0-9]+'), lambda t:
+       CASE WHEN regexp_full_match(t, '[0-9]+')
+            THEN lpad(CAST(length(coalesce(nullif(ltrim(t, '0'), ''), '0')) AS VARCHAR), 3, '0')
+                 || coalesce(nullif(ltrim(t, '0'), ''), '0')
+            ELSE t || chr(1) END), '')
+  || (CASE WHEN regexp_matches(v, '[0-9]$') THEN chr(1) ELSE '' END)
+"""
+
+
+def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
+    """The CSV text (without header) of this partition's reports, or None when the rule
+    set's report predicates are typed otherwise than the CRS vocabulary."""
+    eng = result.engine
+    for pred, shape in _SHAPE.items():
+        if pred in eng.arity and "".join("n" if k == NUM else "s" for k in eng.kinds[pred]) != shape:
+            return None
+    con = result.con
+    con.execute(_NATURAL_MACRO)
+    present = result._firing_tables()
+
+    def table(pred: str) -> str | None:
+        return quote_ident(eng.table(pred)) if pred in eng.arity else None
+
+    # the rules behind each indicated, contraindicated and warning fact, in rule order
+    support: dict[str, str] = {}
+    for pred in SUPPORTED:
+        arity = eng.arity.get(pred)
+        if arity is None:
+            continue
+        cols = ", ".join(f"a{i}" for i in range(arity))
+        parts = [f"SELECT DISTINCT {eng._firings[i].conclusion}, {i} AS rule FROM _firing_{i}"
+                 for i, rule in enumerate(rules.rules)
+                 if rule.head is not None and rule.head.pred == pred and f"_firing_{i}" in present]
+        parts = [f"SELECT * FROM ({p}) AS f({cols}, rule)" for p in parts]
+        name = f"_support_{pred}"
+        if parts:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols}, string_agg(CAST(rule AS VARCHAR), ' ' "
+                        f"ORDER BY rule) AS combo FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY {cols}")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols}, CAST(NULL AS VARCHAR) AS combo "
+                        f"FROM {table(pred)} WHERE false")
+        support[pred] = name
+
+    names = RuleNames(rules)
+    # the guideline section (and its rank), strength and choice group of each combination
+    # of rules behind an indicated fact
+    combos = [c for (c,) in con.execute(f"SELECT DISTINCT combo FROM {support['indicated']} "
+                                        "WHERE combo IS NOT NULL").fetchall()]
+    sections = [names.section(_indices(c)) for c in combos]
+    strengths = [names.strength(_indices(c)) for c in combos]
+    _table(con, "_section", "combo VARCHAR, section VARCHAR, rank INTEGER, strength VARCHAR, srank INTEGER, "
+           "choice VARCHAR",
+           [combos, sections, [names.rank(title) for title in sections], strengths,
+            [None if s is None else STRENGTHS.index(s) for s in strengths],
+            [names.choice(_indices(c)) for c in combos]])
+    no_section_rank = names.rank("")
+
+    patients = " UNION ".join(f"SELECT a0 AS p FROM {table(p)}" for p in
+                              ("crs_grade", "recommend", "contraindicated", "conflict", "warning", "patient")
+                              if table(p) is not None and eng.arity[p] >= 1)
+
+    def grade(pred: str) -> str:
+        return f"(SELECT a0, min(a1) AS g FROM {table(pred)} GROUP BY a0)" if table(pred) else \
+            "(SELECT CAST(NULL AS VARCHAR) AS a0, CAST(NULL AS DOUBLE) AS g WHERE false)"
+
+    dose = f"(SELECT a0, a1, max(a2) AS mg FROM {table('dose_mg')} GROUP BY a0, a1)" if table("dose_mg") else \
+        "(SELECT CAST(NULL AS VARCHAR) AS a0, CAST(NULL AS VARCHAR) AS a1, CAST(NULL AS DOUBLE) AS mg WHERE false)"
+    freq = (f"(SELECT a0, a1, string_agg(a2, '; ' ORDER BY _natural(a2), a2) AS f FROM {table('dose_frequency')} "
+            "GROUP BY a0, a1)") if table("dose_frequency") else \
+        "(SELECT CAST(NULL AS VARCHAR) AS a0, CAST(NULL AS VARCHAR) AS a1, CAST(NULL AS VARCHAR) AS f WHERE false)"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _rec AS SELECT r.a0 AS p, r.a1 AS action, s.combo, "
+        f"coalesce(sec.rank, {no_section_rank}) AS rank, coalesce(sec.section, '') AS section, sec.strength, "
+        f"sec.srank, sec.choice, d.mg, fr.f AS freq FROM {table('recommend')} AS r "
+        f"LEFT JOIN {support['indicated']} AS s ON s.a0 = r.a0 AND s.a1 = r.a1 "
+        f"LEFT JOIN _section AS sec ON sec.combo = s.combo "
+        f"LEFT JOIN {dose} AS d ON d.a0 = r.a0 AND d.a1 = r.a1 "
+        f"LEFT JOIN {freq} AS fr ON fr.a0 = r.a0 AND fr.a1 = r.a1")
+    # a choice group is one item ("one of: a, b"), in the section of its options ranked
+    # last, as strong as its strongest option, behind the union of their rules
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _grp AS SELECT p, choice, 'one of: ' || string_agg(action, ', ' ORDER BY action) "
+        "AS label, max(rank) AS rank, arg_max(section, rank) AS section, min(srank) AS srank, "
+        "array_to_string(list_sort(list_distinct(flatten(list(CAST(string_split(combo, ' ') AS INTEGER[]))))), ' ') "
+        "AS combo FROM _rec WHERE choice IS NOT NULL GROUP BY p, choice")
+    strength_of = "CASE " + " ".join(f"WHEN g.srank = {i} THEN '{s}'" for i, s in enumerate(STRENGTHS)) + " END"
+    blank = "CAST(NULL AS VARCHAR)"
+    # kind, kname, rank, k1..k4 (sort keys), action, reason, mg, freq, section, combo, combo2, strength, choice
+    items = [f"SELECT p, 0 AS kind, 'grade' AS kname, 0 AS rank, {blank} AS k1, {blank} AS k2, {blank} AS k3, "
+             f"{blank} AS k4, {blank} AS action, {blank} AS reason, CAST(NULL AS DOUBLE) AS mg, {blank} AS freq, "
+             f"{blank} AS section, {blank} AS combo, {blank} AS combo2, {blank} AS strength, {blank} AS choice "
+             f"FROM ({patients}) AS pts"]
+    if "warning" in support:
+        items.append(
+            f"SELECT w.a0, 1, 'warning', 0, _natural(w.a1), w.a1, NULL, NULL, w.a1, NULL, NULL, NULL, '', s.combo, "
+            f"NULL, NULL, NULL FROM {table('warning')} AS w "
+            f"LEFT JOIN {support['warning']} AS s ON s.a0 = w.a0 AND s.a1 = w.a1")
+    items.append("SELECT p, 2, 'recommend', rank, action, NULL, NULL, NULL, action, NULL, mg, freq, section, combo, "
+                 "NULL, strength, NULL FROM _rec WHERE choice IS NULL")
+    items.append(f"SELECT p, 2, 'recommend', rank, label, '', NULL, NULL, label, NULL, NULL, NULL, section, combo, "
+                 f"NULL, {strength_of}, choice FROM _grp AS g")
+    items.append("SELECT r.p, 2, 'option', g.rank, g.label, r.action, NULL, NULL, r.action, NULL, r.mg, r.freq, "
+                 "r.section, r.combo, NULL, r.strength, r.choice FROM _rec AS r "
+                 "JOIN _grp AS g ON g.p = r.p AND g.choice = r.choice")
+    items.append(
+        f"SELECT c.a0, 3, 'contraindicated', 0, _natural(c.a1), c.a1, _natural(c.a2), c.a2, c.a1, c.a2, NULL, NULL, "
+        f"'', s.combo, NULL, NULL, NULL FROM {table('contraindicated')} AS c "
+        f"LEFT JOIN {support['contraindicated']} AS s ON s.a0 = c.a0 AND s.a1 = c.a1 AND s.a2 = c.a2")
+    items.append(
+        f"SELECT c.a0, 4, 'conflict', 0, _natural(c.a1), c.a1, _natural(c.a2), c.a2, c.a1, c.a2, NULL, NULL, '', "
+        f"i.combo, x.combo, NULL, NULL FROM {table('conflict')} AS c "
+        f"LEFT JOIN {support['indicated']} AS i ON i.a0 = c.a0 AND i.a1 = c.a1 "
+        f"LEFT JOIN {support['contraindicated']} AS x ON x.a0 = c.a0 AND x.a1 = c.a1 AND x.a2 = c.a2")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _items AS SELECT i.*, g.g AS crs, h.g AS hypoxia, t.g AS hypotension "
+                f"FROM ({' UNION ALL '.join(items)}) AS i "
+                f"LEFT JOIN {grade('crs_grade')} AS g ON g.a0 = i.p "
+                f"LEFT JOIN {grade('hypoxia_grade')} AS h ON h.a0 = i.p "
+                f"LEFT JOIN {grade('hypotension_grade')} AS t ON t.a0 = i.p")
+    # numbers as Python writes them, and the rules and sources of each combination of
+    # rules: worked out in Python once per distinct value, joined back in SQL
+    numbers = con.execute("SELECT DISTINCT v FROM (SELECT crs AS v FROM _items UNION SELECT hypoxia FROM _items "
+                          "UNION SELECT hypotension FROM _items UNION SELECT mg FROM _items) AS n "
+                          "WHERE v IS NOT NULL").fetchall()
+    _table(con, "_number", "v DOUBLE, text VARCHAR", [[v for (v,) in numbers],
+                                                       [format_value(to_python(v, True)) for (v,) in numbers]])
+    pairs = con.execute("SELECT DISTINCT coalesce(combo, ''), coalesce(combo2, '') FROM _items WHERE kind > 0"
+                        ).fetchall()
+    named = [names.named(_indices(c) + _indices(c2)) for c, c2 in pairs]  # a conflict: indicated, then contraindicated
+    _table(con, "_named", "combo VARCHAR, combo2 VARCHAR, rules VARCHAR, sources VARCHAR",
+           [[c for c, _ in pairs], [c2 for _, c2 in pairs], [" ".join(n) for n, _ in named],
+            [" ".join(s) for _, s in named]])
+    con.execute("CREATE OR REPLACE TEMP TABLE _patient_order AS SELECT p, _natural(p) AS key FROM _items "
+                "WHERE kind = 0")
+    fields = ["i.p", "c.text", "h.text", "t.text", "i.kname", "i.action", "i.reason", "m.text", "i.freq",
+              "i.section", "n.rules", "n.sources", "i.strength", "i.choice"]
+    lines = con.execute(
+        f"SELECT concat_ws(',', {', '.join(_csv_field(f) for f in fields)}) FROM _items AS i "
+        "LEFT JOIN _number AS c ON c.v = i.crs LEFT JOIN _number AS h ON h.v = i.hypoxia "
+        "LEFT JOIN _number AS t ON t.v = i.hypotension LEFT JOIN _number AS m ON m.v = i.mg "
+        "LEFT JOIN _named AS n ON i.kind > 0 AND n.combo = coalesce(i.combo, '') AND n.combo2 = coalesce(i.combo2, '') "
+        "JOIN _patient_order AS o ON o.p = i.p ORDER BY o.key, i.p, i.kind, i.rank, i.k1, i.k2, i.k3, i.k4").fetchall()
+    for temporary in ("_items", "_number", "_named", "_section", "_rec", "_grp", "_patient_order", *support.values()):
+        con.execute(f"DROP TABLE {temporary}")
+    return "\n".join([line for (line,) in lines]) + "\n" if lines else ""
+
+
+def _indices(combo: str) -> list[int]:
+    """Rule indices of a combination as SQL spells it ("3 17")."""
+    return [int(i) for i in combo.split()]
+
+
+def _table(con, name: str, columns: str, values: list[list]) -> None:
+    """A temporary table filled from Python lists, one per column (one statement)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({columns})")
+    if values[0]:
+        con.execute(f"INSERT INTO {name} SELECT {', '.join(f'unnest(${i + 1})' for i in range(len(values)))}", values)
+
+
+def _quoted_by_csv() -> str:
+    """The characters that make Python's csv writer (as render.recommend uses it) quote a
+    field: ',', '"' and newline, and carriage return in some Python versions."""
+    import csv
+    import io
+    quoted = ""
+    for c in (",", '"', "\n", "\r"):
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerow([f"a{c}b"])
+        quoted += c if out.getvalue().startswith('"') else ""
+    return quoted
+
+
+_QUOTED = _quoted_by_csv()
+
+
+def _csv_field(expr: str) -> str:
+    """SQL writing a field as Python's csv writer does (NULL as an empty field)."""
+    chars = "".join({"\n": "\\n", "\r": "\\r", '"': '"'}.get(c, c) for c in _QUOTED)
+    return (f"(CASE WHEN regexp_matches(coalesce({expr}, ''), '[{chars}]') "
+            f"THEN '\"' || replace({expr}, '\"', '\"\"') || '\"' ELSE coalesce({expr}, '') END)")

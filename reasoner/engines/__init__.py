@@ -1,0 +1,11 @@
+"""The evaluators: pyDatalog (`pydatalog`, the only module that talks to pyDatalog),
+DuckDB SQL (`sql`, with `sqlgen` building the SQL as sqlglot trees), the model they
+return (`model`), cohorts in chunks and worker processes (`parallel`), and the plain
+entry points `evaluate`, `evaluate_chunks`, `query` (`run`).
+
+May import: language, analysis, io, plan.
+"""
+
+DEFAULT_CHUNK = 50
+"""Patients per chunk: pyDatalog's cost per row grows with the facts it holds (measured
+best near 50). Here, not in `pydatalog`, so `reasoner --help` shows it without pyDatalog."""
