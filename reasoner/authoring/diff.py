@@ -29,7 +29,7 @@ from reasoner.io.facts import chunks, load_facts, stream_chunks, validate_stream
 from reasoner.engines.model import Model, row_key, value_key
 from reasoner.io.output import write_text
 from reasoner.analysis.program import RuleSet, load_rules, resolve_settings
-from reasoner.authoring.smt import DEFAULT_BOUND
+from reasoner.authoring.smt_formulas import DEFAULT_BOUND
 from reasoner.language.syntax import NO_SPAN, Fact, Value, Var, format_value
 
 DIFF_CHUNK = 500

@@ -21,11 +21,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from reasoner.engines.pydatalog import Engine
-from reasoner.authoring.explore import Domain, build_domain, explore, witnesses
+from reasoner.authoring.explore import explore
+from reasoner.authoring.explore_domain import Domain, build_domain
+from reasoner.authoring.explore_witness import witnesses
 from reasoner.io.facts import FactSet, check_fact, chunks
 from reasoner.engines.model import Model, row_key
 from reasoner.analysis.program import RuleSet, check_value
-from reasoner.authoring.smt import Encoder, NotCovered, Prover, and_, not_, or_
+from reasoner.authoring.smt import Prover
+from reasoner.authoring.smt_encode import Encoder
+from reasoner.authoring.smt_formulas import NotCovered, and_, not_, or_
 from reasoner.language.syntax import ArgDecl, Decl, Fact, Span, TypeDecl, Value
 
 _WITNESS = Span("<witness>", 0, 0)
