@@ -523,7 +523,7 @@ def plan_runs(rng: random.Random, tmp: Path) -> list[Run]:
         runs.append(Run(["conflicts", str(path), "--format", rng.choice(["text", "json"]), *settings], None, expect,
                         [path]))
         if facts_ok and rng.random() < 0.5:  # the same patient as a CSV cohort, read and checked by DuckDB
-            from reasoner.engines.sql import write_fact_csv
+            from reasoner.io.duckdb_inputs import write_fact_csv
             rules = load_rules()
             cohort = folder / "cohort.csv"
             write_fact_csv(cohort, load_facts(rules, [str(path)]).facts)

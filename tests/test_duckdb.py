@@ -26,7 +26,8 @@ from reasoner.io.facts import FactSet
 from reasoner.engines.model import Model
 from reasoner.analysis.program import RuleSet
 from reasoner.domains.crs.report import rule_patient_counts
-from reasoner.engines.sql import DuckDBEngine, write_fact_csv
+from reasoner.engines.sql import DuckDBEngine
+from reasoner.io.duckdb_inputs import write_fact_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))

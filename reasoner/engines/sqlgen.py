@@ -33,34 +33,31 @@ others are checked by sqlglot's parser for that dialect.
 
 Not here: reading and checking CSV and Parquet files (`read_csv`, `read_parquet`,
 `regexp_full_match`, `TRY_CAST`, `rowid`, `unnest` of bound parameters, `FILTER`,
-`EXCLUDE`, `COPY`), which is DuckDB's own I/O and stays SQL text in `sql.py`, built with
-its `quote_ident` and `sql_string`; and the report rows of `report_sql.py`.
+`EXCLUDE`, `COPY`), which is DuckDB's own I/O and stays SQL text (reasoner.io.duckdb_inputs,
+`sql.py`, `sql_result.py`), built with the helpers of reasoner.io.sqltext (where the column
+kinds `NUM`, `SYM` and `number_text` live too); and the report rows of `report_sql.py`.
 """
 from __future__ import annotations
 
 import itertools
-import math
 from functools import reduce
 from typing import Iterator, Mapping, Sequence
 
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
-from reasoner.language.errors import ReasonerError
+from reasoner.io.sqltext import NUM, SYM, number_text
 from reasoner.plan.lowered import LoweredAggregate, LoweredRule
 from reasoner.analysis.program import Step
 from reasoner.plan.semantics import may_lack_value
-from reasoner.language.syntax import Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Negation, Setting, Span, Value, Var
+from reasoner.language.syntax import Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Negation, Setting, Value, Var
 
 DIALECTS = ("duckdb", "spark", "trino")
 """The dialects `render` writes (sqlglot's names for them)."""
 
-NUM, SYM = "num", "sym"
-"""Column kinds: DOUBLE for number and integer arguments, VARCHAR for the rest."""
 _TYPE = {NUM: exp.DataType.Type.DOUBLE, SYM: exp.DataType.Type.VARCHAR}
 _COMPARE = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
 _ARITHMETIC = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}
-_NOSPAN = Span("<duckdb>", 0, 0)
 
 
 # ----------------------------------------------------------------------------- leaves
@@ -82,19 +79,6 @@ def column(name: str, of: str | None = None) -> exp.Column:
 
 def aliased(e: exp.Expression, name: str) -> exp.Alias:
     return exp.Alias(this=e, alias=ident(name, False))
-
-
-def number_text(value: int | float) -> str:
-    """A DOUBLE literal's text (`38E0`, `37.95E0`): plain `38.5` would be a DECIMAL in
-    DuckDB and `7 / 2` integer arithmetic on some engines; Python computes in floats."""
-    if isinstance(value, bool):
-        value = int(value)
-    if isinstance(value, float):
-        if value != value or value in (math.inf, -math.inf):
-            raise ReasonerError.at(_NOSPAN, f"{value} cannot be written in SQL", "E004")
-        text = repr(value)
-        return text if "e" in text or "E" in text else text + "E0"
-    return f"{value}E0"
 
 
 def number(value: int | float) -> exp.Expression:

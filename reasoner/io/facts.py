@@ -11,7 +11,7 @@ arity, the one number syntax and the text rules of `reasoner.language.values`, t
 enumeration value; then `OneFacts` checks that a `one` predicate holds one fact per
 patient (E017), whole or streamed. *All* problems are reported together, each located,
 and nothing is evaluated from an input that failed. The DuckDB engine checks CSV and
-Parquet cohorts in SQL by the same rules (reasoner/engines/sql.py).
+Parquet cohorts in SQL by the same rules (reasoner/io/duckdb_inputs.py).
 """
 from __future__ import annotations
 

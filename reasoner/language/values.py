@@ -1,7 +1,7 @@
 """The values a fact may hold, the same for every reader and both engines.
 
 docs/language.md ("Facts") states the rules; this module is their one implementation on
-the Python side, and `reasoner.engines.sql` builds its SQL checks from the patterns here:
+the Python side, and `reasoner.io.duckdb_inputs` builds its SQL checks from the patterns here:
 
 - **Numbers** have one syntax in every format: `syntax.parse_number`'s (ASCII digits, an
   optional leading `-`, at most one `.` with digits on both sides: `72`, `-3`, `037`,

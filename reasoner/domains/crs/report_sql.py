@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from reasoner.analysis.program import RuleSet
 from reasoner.domains.crs.report import SUPPORTED, RuleNames
-from reasoner.engines.sql import NUM, SQLResult, quote_ident, to_python
+from reasoner.engines.sql_result import SQLResult
+from reasoner.io.sqltext import NUM, quote_ident, to_python
 from reasoner.language.syntax import STRENGTHS, format_value
 
 # what each report predicate's columns must be for the SQL below (else: Python report)
@@ -50,7 +51,7 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
             return None
     con = result.con
     con.execute(_NATURAL_MACRO)
-    present = result._firing_tables()
+    present = result.firing_tables()
 
     def table(pred: str) -> str | None:
         return quote_ident(eng.table(pred)) if pred in eng.arity else None
@@ -62,7 +63,7 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
         if arity is None:
             continue
         cols = ", ".join(f"a{i}" for i in range(arity))
-        parts = [f"SELECT DISTINCT {eng._firings[i].conclusion}, {i} AS rule FROM _firing_{i}"
+        parts = [f"SELECT DISTINCT {eng.rule_firings[i].conclusion}, {i} AS rule FROM _firing_{i}"
                  for i, rule in enumerate(rules.rules)
                  if rule.head is not None and rule.head.pred == pred and f"_firing_{i}" in present]
         parts = [f"SELECT * FROM ({p}) AS f({cols}, rule)" for p in parts]
