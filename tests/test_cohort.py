@@ -505,17 +505,17 @@ def test_a_run_stopped_midway_leaves_no_half_written_report(cohort, tmp_path, mo
     """A run that stops after some chunks were written (here: the second chunk hits the
     time limit) exits 2 and removes its output file: a partial report never passes for a
     whole one."""
-    import reasoner.cli as cli
     from reasoner.language.errors import EvaluationLimit
+    from reasoner.render import recommend
     base, _ = cohort
-    real, calls = cli._recommend_task, []
+    real, calls = recommend.chunk_output, []
 
     def second_chunk_too_slow(*args):
         calls.append(1)
         if len(calls) == 2:
             raise EvaluationLimit("evaluation stopped after 1 s (time limit)")
         return real(*args)
-    monkeypatch.setattr(cli, "_recommend_task", second_chunk_too_slow)
+    monkeypatch.setattr(recommend, "chunk_output", second_chunk_too_slow)
     for fmt in ("csv", "parquet"):
         calls.clear()
         out = tmp_path / f"report.{fmt}"

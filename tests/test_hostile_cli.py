@@ -155,22 +155,22 @@ def test_hostile_json_fact_files_never_give_a_traceback(tmp_path, name, text) ->
 
 
 def test_an_unexpected_exception_is_an_internal_error_line(monkeypatch) -> None:
-    import reasoner.cli as cli
+    from reasoner.render import recommend
 
     def broken(*args):
         raise ZeroDivisionError("division by zero")
-    monkeypatch.setattr(cli, "_recommend_task", broken)
+    monkeypatch.setattr(recommend, "chunk_output", broken)
     result = run("recommend", P01)
     assert_located_failure(result, "E023")
     assert "internal error: ZeroDivisionError: division by zero (please report)" in result.stderr
 
 
 def test_duckdb_query_interrupted_exits_130(monkeypatch) -> None:
-    import reasoner.cli as cli
+    from reasoner.render import recommend
 
     def interrupted(*args):
         raise RuntimeError("Query interrupted")
-    monkeypatch.setattr(cli, "_recommend_task", interrupted)
+    monkeypatch.setattr(recommend, "chunk_output", interrupted)
     result = run("recommend", P01)
     assert result.exit_code == 130 and "Traceback" not in result.output and "interrupted" in result.stderr
 
@@ -194,12 +194,12 @@ def test_dev_null_and_a_fifo_are_fact_files(tmp_path) -> None:
 
 # ----------------------------------------------------------------------------- output files
 def test_a_missing_output_folder_fails_before_anything_is_read(tmp_path, monkeypatch) -> None:
-    import reasoner.cli as cli
+    from reasoner.engines import cohort
 
     def no_evaluation(*args, **kwargs):
         raise AssertionError("evaluation started")
-    monkeypatch.setattr(cli, "_evaluate", no_evaluation)
-    monkeypatch.setattr(cli, "Cohort", no_evaluation)
+    monkeypatch.setattr(cohort, "evaluate_cohort", no_evaluation)
+    monkeypatch.setattr(cohort, "Cohort", no_evaluation)
     for args in (["-o", str(tmp_path / "missing" / "x.csv")], ["--rule-counts", str(tmp_path / "missing" / "c.csv")],
                  ["--format", "parquet", "-o", str(tmp_path / "missing" / "x.parquet")]):
         result = run("recommend", P01, *args)
@@ -225,16 +225,16 @@ def test_dash_is_standard_output(tmp_path, monkeypatch) -> None:
 def test_a_run_that_fails_midway_keeps_the_existing_file(tmp_path, monkeypatch, fmt) -> None:
     """The second chunk stops at the time limit: exit 2, the file from before is
     untouched, and no temporary file is left beside it."""
-    import reasoner.cli as cli
     from reasoner.language.errors import EvaluationLimit
-    real, calls = cli._recommend_task, []
+    from reasoner.render import recommend
+    real, calls = recommend.chunk_output, []
 
     def second_chunk_too_slow(*args):
         calls.append(1)
         if len(calls) == 2:
             raise EvaluationLimit("evaluation stopped after 1 s (time limit)")
         return real(*args)
-    monkeypatch.setattr(cli, "_recommend_task", second_chunk_too_slow)
+    monkeypatch.setattr(recommend, "chunk_output", second_chunk_too_slow)
     out, counts = tmp_path / f"report.{fmt}", tmp_path / "counts.csv"
     out.write_text("the report of yesterday\n")
     counts.write_text("yesterday's counts\n")

@@ -1,7 +1,9 @@
 """The evaluators: pyDatalog (`pydatalog`, the only module that talks to pyDatalog),
-DuckDB SQL (`sql`, with `sqlgen` building the SQL as sqlglot trees), the model they
-return (`model`), cohorts in chunks and worker processes (`parallel`), and the plain
-entry points `evaluate`, `evaluate_chunks`, `query` (`run`).
+DuckDB SQL (`sql`, with `sqlgen` building the SQL as sqlglot trees, `sql_types` its
+column types and `sql_result` the evaluated database), the model they
+return (`model`), cohorts in chunks and worker processes (`parallel`), a command's
+cohort read and evaluated by either engine (`cohort`), and the plain entry points
+`evaluate`, `evaluate_chunks`, `query` (`run`).
 
 May import: language, analysis, io, plan.
 """

@@ -57,3 +57,14 @@ def check_goal(rules: RuleSet, goal: str | Atom) -> Atom:
     if problems:
         raise ReasonerError(problems)
     return Atom(atom.pred, tuple(args), atom.span)
+
+
+def constraint_index(rules: RuleSet, goal: str) -> int | None:
+    """The index in `rules.rules` of the integrity constraint whose id is `goal`, if it is one."""
+    text = goal.strip()
+    if "(" in text:
+        return None
+    for index, rule in enumerate(rules.rules):
+        if rule.head is None and rules.rule_name(rule) == text:
+            return index
+    return None

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from reasoner.engines.model import Model
+from reasoner.engines.model import Model, row_key
 from reasoner.analysis.program import aggregate_keys
 from reasoner.plan.semantics import Unbound, compare, has_value, values_equal
 from reasoner.plan.semantics import aggregate as aggregate_value
 from reasoner.plan.semantics import evaluate as eval_expr
 from reasoner.language.syntax import Aggregate, Atom, Comparison, Const, Literal, Negation, Setting, Value, Var
 
-__all__ = ["Env", "Unbound", "aggregate", "compare", "eval_expr", "match_atom", "present", "solve", "solve_literal"]
+__all__ = ["Env", "Unbound", "aggregate", "compare", "eval_expr", "goal_rows", "match_atom", "present", "solve",
+           "solve_literal"]
 
 Env = dict[str, Value]
 
@@ -58,6 +59,14 @@ def match_atom(atom: Atom, env: Env, model: Model, settings: dict[str, Value]) -
                 break
         else:
             yield new
+
+
+def goal_rows(goal: Atom, model: Model) -> list[tuple[Value, ...]]:
+    """The facts of the model that match a checked goal (variables and constants), each
+    once, in row order."""
+    rows = {tuple(env[a.name] if isinstance(a, Var) else a.value for a in goal.args)  # type: ignore[attr-defined]
+            for env in match_atom(goal, {}, model, model.settings)}
+    return sorted(rows, key=row_key)
 
 
 def present(atom: Atom, env: Env, model: Model, settings: dict[str, Value]) -> list[tuple[Value, ...]]:
