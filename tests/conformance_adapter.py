@@ -122,8 +122,8 @@ _ERROR_CLASSES: dict[str, type[ConformanceError]] = {
     "E008": CyclicNegationError,
 }
 
-# E007 messages that are not about a named variable (program.py, `_safety` and
-# `_RuleChecker.check_rule`): `_` in a head, a fact with a variable argument.
+# E007 messages that are not about a named variable (analysis/rulecheck.py, `_safety` and
+# `RuleChecker.check_rule`): `_` in a head, a fact with a variable argument.
 _ANONYMOUS_SAFETY = re.compile(r"_ in a head|variables? _ in |a fact's arguments must be constants")
 
 
