@@ -22,15 +22,16 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import duckdb
 
 from reasoner.analysis.program import ANY, NUMERIC, RuleSet, check_value, suggest
+from reasoner.io.duckdb_lines import Problem, is_parquet, locate, parquet_text, python_diagnosis
 from reasoner.io.sqltext import NUM, SQL_TYPE, SYM, count_added, number_text, quote_ident, sql_string, to_python
 from reasoner.language.errors import Diagnostic, ReasonerError
-from reasoner.language.syntax import Fact, Span, Value
-from reasoner.language.values import CELL_BLANKS, NUMBER_PATTERN, SQL_BAD_CHARS, read_number, shown
+from reasoner.language.syntax import Fact, Span
+from reasoner.language.values import CELL_BLANKS, NUMBER_PATTERN, SQL_BAD_CHARS, shown
 
 
 @dataclass
@@ -97,7 +98,7 @@ class FactFiles:
         """Each file's layout from its header (CSV) or column names (Parquet), checked."""
         staged = _Staged()
         for path in paths:
-            if _is_parquet(path):
+            if is_parquet(path):
                 self._read_parquet_layout(con, str(path), check, staged)
                 continue
             header = _csv_header(path)
@@ -149,7 +150,7 @@ class FactFiles:
             if pred is None:
                 cells = cells[1:]
             select = ", ".join([sql_string(path), first] + cells + ["NULL"] * (width - 1 - len(cells)))
-            if _is_parquet(path):
+            if is_parquet(path):
                 _stage_parquet(con, path, select, n, staged.column_types[path])
             else:
                 self._stage_csv(con, path, select, n)
@@ -159,7 +160,7 @@ class FactFiles:
             con.execute(_staging_insert(path, select, n, parallel=True))
         except duckdb.Error as exc:
             # DuckDB names a line but says little: the Python reader says what is wrong
-            found = _python_diagnosis(path, self.ruleset)
+            found = python_diagnosis(path, self.ruleset)
             if found:
                 raise ReasonerError(found) from None
             # valid CSV the parallel reader refuses: a quoted line break (read sequentially),
@@ -198,22 +199,22 @@ class FactFiles:
                 nonempty.add(pred)
         return nonempty
 
-    def _raise_problems(self, con: duckdb.DuckDBPyConnection, staged: _Staged, problems: list["_Problem"]) -> None:
+    def _raise_problems(self, con: duckdb.DuckDBPyConnection, staged: _Staged, problems: list[Problem]) -> None:
         """The problems of the staged cells, those of the loaded rows and of the Parquet
         column types, located by line, as one `ReasonerError` (nothing wrong: returns)."""
         width = staged.width
         problems += self.check_loaded(con, texts=False)  # staging checked the text
         if problems:
             for path, _, _ in staged.files:  # a NUL byte: DuckDB reads it, Python's csv before 3.11 does not
-                if not _is_parquet(path) and con.execute(
+                if not is_parquet(path) and con.execute(
                         f"SELECT 1 FROM _staging WHERE file = {sql_string(path)} AND contains(concat("
                         f"{', '.join(['predicate'] + [f'arg{i}' for i in range(1, width)])}), chr(0)) LIMIT 1"
                         ).fetchone():
-                    found = _python_diagnosis(path, self.ruleset)
+                    found = python_diagnosis(path, self.ruleset)
                     if found and any(d.code == "E015" for d in found):
                         raise ReasonerError(found) from None
         if problems or staged.typed:
-            raise ReasonerError(sorted(self._locate(problems, staged.files) + staged.typed, key=Diagnostic.sort_key))
+            raise ReasonerError(sorted(locate(self.ruleset, problems, staged.files) + staged.typed, key=Diagnostic.sort_key))
 
     # ------------------------------------------------------------------ checking in SQL
     def _parquet_header(self, con: duckdb.DuckDBPyConnection, path: str) -> list[str]:
@@ -274,7 +275,7 @@ class FactFiles:
 
     def _check_staging(self, con: duckdb.DuckDBPyConnection, width: int,
                        numeric_in: Mapping[int, list[str]] | None = None,
-                       dirty: set[tuple[str, int]] | None = None) -> list["_Problem"]:
+                       dirty: set[tuple[str, int]] | None = None) -> list[Problem]:
         """Unknown and derived predicates, arity, cells that are not numbers in the one
         number syntax, ids and symbols with control characters (reasoner.language.values): one scan
         grouped by predicate finds them, a query per kind of problem found shows examples."""
@@ -337,7 +338,7 @@ class FactFiles:
         out = []
         for (code, what, n), row in self._failed(con, "_staging", checks, f"file, predicate, {args}"):
             cells = tuple(c for c in row[2:] if c is not None)
-            out.append(_Problem(code, f"{','.join(shown(c) for c in (row[1],) + cells)}: {what}", n, "row", row[1],
+            out.append(Problem(code, f"{','.join(shown(c) for c in (row[1],) + cells)}: {what}", n, "row", row[1],
                                 cells=cells, file=row[0]))
         return out
 
@@ -356,11 +357,11 @@ class FactFiles:
                     out.append(((code, what, n), row))
         return out
 
-    def check_loaded(self, con: duckdb.DuckDBPyConnection, texts: bool = True) -> list["_Problem"]:
+    def check_loaded(self, con: duckdb.DuckDBPyConnection, texts: bool = True) -> list[Problem]:
         """Whole numbers, ranges, text, enumerations and `one`, over the loaded input tables.
         A fact is reported for its first problem only, in argument order, and a fact with a
         problem does not count towards `one`: as the Python reader reports them."""
-        problems: list[_Problem] = []
+        problems: list[Problem] = []
         rs = self.ruleset
         for pred, decl in rs.decls.items():
             if decl.role != "input":
@@ -390,78 +391,16 @@ class FactFiles:
             for (code, what, n), row in self._failed(con, quote_ident(self.table(pred)), firsts, "*"):
                 fact = Fact(pred, tuple(to_python(v, k == NUM) for v, k in zip(row, kinds)))
                 text = str(fact) if str(fact).isprintable() else shown(str(fact))
-                problems.append(_Problem(code, f"{text}: {what}", n, "fact", pred, values=fact.args))
+                problems.append(Problem(code, f"{text}: {what}", n, "fact", pred, values=fact.args))
             k = decl.key_index
             if decl.single and k is not None:
                 sound = f"WHERE NOT coalesce({' OR '.join(f'({c})' for c, _, _ in checks)}, false)" if checks else ""
                 rows = con.execute(f"SELECT a{k}, count(*) FROM {quote_ident(self.table(pred))} {sound} "
                                    f"GROUP BY a{k} HAVING count(*) > 1 LIMIT 3").fetchall()
                 for key, n in rows:  # the message names the first fact once _locate has found it
-                    problems.append(_Problem("E017", f"{pred} holds one fact per patient; {shown(str(key))} has {n} "
+                    problems.append(Problem("E017", f"{pred} holds one fact per patient; {shown(str(key))} has {n} "
                                              "different ones", 0, "", pred, key=(k, key)))
         return problems
-
-    def _locate(self, problems: list["_Problem"], staged: list[tuple[str, int, str | None]]) -> list[Diagnostic]:
-        """Diagnostics at the line of each example: one pass over the files, in Python (only
-        when something is wrong), stopping when every example is found."""
-        from reasoner.io.facts import typed_fact, validate_fact
-        lines: dict[int, Span] = {}
-        messages: dict[int, str] = {}
-        first_fact: dict[int, Fact] = {}
-        todo = set(range(len(problems)))
-        paths = [path for path, _, _ in staged]
-        for path, width, file_pred in staged:
-            if not todo:
-                break
-            for line, row in _numbered_rows(path, width):
-                if file_pred is not None:
-                    row = [file_pred] + row
-                if not row or not row[0].strip(CELL_BLANKS):
-                    continue
-                pred = row[0].strip(CELL_BLANKS)
-                cells = tuple(c.strip(CELL_BLANKS) for c in row[1:] if c.strip(CELL_BLANKS))
-                taken: set[tuple[str, str]] = set()  # two examples of one check are two rows
-                for j in sorted(todo):
-                    p = problems[j]
-                    if p.pred != pred or (p.file is not None and p.file != path) or (p.code, p.message) in taken:
-                        continue
-                    if p.cells is not None:
-                        hit = cells == p.cells
-                    elif p.values is not None:
-                        hit = _same_values(cells, p.values)
-                    else:  # `one`: the first fact that differs from the patient's first, as Python says
-                        index, key = p.key  # type: ignore[misc]
-                        hit = False
-                        if len(cells) > index and cells[index] == key:
-                            fact = typed_fact(self.ruleset, pred, list(cells), Span(path, line, 1))
-                            if isinstance(fact, Fact):
-                                fact = validate_fact(self.ruleset, fact)
-                            if isinstance(fact, Fact):
-                                seen = first_fact.setdefault(j, fact)
-                                hit = seen.args != fact.args
-                                if hit:
-                                    messages[j] = (f"{pred} holds one fact per patient; {seen} is already stated "
-                                                   f"at {seen.span}")
-                    if hit:
-                        lines[j] = Span(path, line, 1)
-                        todo.discard(j)
-                        taken.add((p.code, p.message))
-                        if j not in messages:  # the Python reader's words for the same row
-                            full = [c.strip(CELL_BLANKS) for c in row[1:]]
-                            while file_pred is None and full and full[-1] == "":
-                                full.pop()
-                            said = typed_fact(self.ruleset, pred, full, lines[j])
-                            if isinstance(said, Fact):
-                                said = validate_fact(self.ruleset, said)
-                            if isinstance(said, Diagnostic) and said.code == p.code:
-                                messages[j] = said.message
-        out = []
-        for j, p in enumerate(problems):
-            span = lines.get(j, Span(p.file or (paths[0] if len(paths) == 1 else "<csv>"), 0, 0))
-            count = f" ({p.n} such {p.unit}s)" if p.n > 1 else ""
-            out.append(Diagnostic(span, messages.get(j, p.message) + count, p.code))
-        return sorted(out, key=Diagnostic.sort_key)
-
 
 
 def _csv_header(path: str | Path) -> list[str]:
@@ -478,7 +417,7 @@ def _csv_header(path: str | Path) -> list[str]:
 def _stage_parquet(con: duckdb.DuckDBPyConnection, path: str, select: str, n: int, types: list[str]) -> None:
     try:
         con.execute(f"INSERT INTO _staging SELECT {select} FROM "
-                    f"({_parquet_text(path, n, types)}) WHERE {_not_blank(n)}")
+                    f"({parquet_text(path, n, types)}) WHERE {_not_blank(n)}")
     except duckdb.Error as exc:  # a corrupt page: the file's problem, not a crash
         if isinstance(exc, (duckdb.InterruptException, duckdb.OutOfMemoryException)):
             raise
@@ -489,22 +428,6 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: str, select: str, n: in
 _TEXT_OR_INTEGER = {"VARCHAR", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                     "UINTEGER", "UBIGINT", "UHUGEINT"}
 """Parquet column types whose cells read as the same id or symbol in both engines."""
-
-
-def _is_parquet(path: str | Path) -> bool:
-    return Path(path).suffix == ".parquet"
-
-
-def _parquet_text(path: str, n: int, types: Sequence[str] | None = None) -> str:
-    """A Parquet fact file's columns as text `c0..c(n-1)`, in file order: the same cells
-    the CSV reader stages, so one set of checks serves both (38.0 reads as '38.0'). A
-    FLOAT (single precision) column goes through DOUBLE, so its text is the double the
-    Python reader gets (72.1 as a float is 72.0999984741211)."""
-    def cell(i: int) -> str:
-        if types is not None and i < len(types) and types[i] in ("FLOAT", "REAL", "FLOAT4"):
-            return f"CAST(CAST(#{i + 1} AS DOUBLE) AS VARCHAR) AS c{i}"
-        return f"CAST(#{i + 1} AS VARCHAR) AS c{i}"
-    return f"SELECT {', '.join(cell(i) for i in range(n))} FROM read_parquet({sql_string(path)})"
 
 
 def _is_numeric_type(sql_type: str) -> bool:
@@ -527,34 +450,6 @@ def _number_ok(cell: str, typed_files: Sequence[str] = ()) -> str:
     return f"({syntax} AND coalesce(isfinite(TRY_CAST({cell} AS DOUBLE)), false))"
 
 
-def _numbered_rows(path: str, width: int) -> Iterator[tuple[int, list[str]]]:
-    """(line, cells) of a staged file after its header: CSV lines as the csv module counts
-    them; Parquet rows counted from 1, as the Python reader places them."""
-    if not _is_parquet(path):
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.reader(fh)
-            next(reader, None)
-            while True:
-                line = reader.line_num + 1  # where the row starts, as the Python reader places it
-                row = next(reader, None)
-                if row is None:
-                    return
-                yield line, row
-    con = duckdb.connect()
-    try:
-        types = [str(t).upper() for _, t, *_ in
-                 con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_string(path)})").fetchall()]
-        result = con.execute(_parquet_text(path, width, types))
-        line = 0
-        for batch in iter(lambda: result.fetchmany(10_000), []):
-            for row in batch:
-                line += 1
-                yield line, ["" if c is None else c for c in row]
-    finally:
-        con.close()
-
-
-
 def _staging_insert(path: str, select: str, n: int, parallel: bool, strict: bool = True) -> str:
     """Read one fact CSV of `n` columns, all as text, into `_staging` (blank rows skipped)."""
     names = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n))
@@ -567,52 +462,6 @@ def _staging_insert(path: str, select: str, n: int, parallel: bool, strict: bool
 def _not_blank(n: int) -> str:
     """A staged row with a cell that is not blank (blank rows are skipped, as in CSV)."""
     return " OR ".join(f"NULLIF({_trim(f'c{i}')}, '') IS NOT NULL" for i in range(n))
-
-
-def _python_diagnosis(path: str, ruleset: RuleSet, limit: int = 20) -> list[Diagnostic]:
-    """The first problems the Python fact reader finds in a CSV file DuckDB could not read."""
-    from reasoner.io.facts import OneFacts, stream_file
-    found: list[Diagnostic] = []
-    one = OneFacts(ruleset)
-    for item in stream_file(path, ruleset):  # checked facts, and the problems of the others
-        if isinstance(item, Diagnostic):
-            found.append(item)
-            if len(found) == limit:
-                return found
-        else:
-            one.add(item)
-    return found + one.problems()[:limit - len(found)]
-
-
-@dataclass
-class _Problem:
-    code: str
-    message: str
-    n: int
-    unit: str
-    pred: str
-    cells: tuple[str, ...] | None = None
-    values: tuple[Value, ...] | None = None
-    key: tuple[int, Value] | None = None
-    file: str | None = None
-
-
-def _same_values(cells: tuple[str, ...], values: tuple[Value, ...]) -> bool:
-    if len(cells) != len(values):
-        return False
-    for cell, value in zip(cells, values):
-        if isinstance(value, str):
-            if cell != value:
-                return False
-        else:
-            try:
-                if read_number(cell) != value:
-                    return False
-            except ValueError:
-                return False
-    return True
-
-
 
 
 def _num(x: float) -> str:

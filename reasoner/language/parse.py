@@ -11,7 +11,7 @@ import bisect
 import re
 import threading
 from itertools import count
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from reasoner.language.errors import Diagnostic, ReasonerError
 from reasoner.language.values import read_number
@@ -111,10 +111,10 @@ _FAST_TOKEN = re.compile(r'(?P<ws>[ \t\f\r\n]+|%[^\n]*)|(?P<ident>[a-z][A-Za-z0-
 _KEYWORDS_IN_EXPRESSIONS = frozenset({"min", "max", "abs"})  # lexed as calls inside a rule's atom, not names
 
 
-def _fast_atoms(text: str, file: str, goal: bool) -> list[Atom] | list[Fact] | None:
-    """Ground facts (`goal=False`, a fact file's grammar) or one atom with variables and
-    constants (`goal=True`, a rule file's grammar), each ended by '.'; None for anything else."""
-    tokens: list[tuple[str, str, int]] = []  # (kind, text, position)
+def _fast_tokens(text: str) -> list[tuple[str, str, int]] | None:
+    """(kind, text, position) of each token of `text` but blanks, a punctuation mark being
+    its own kind; None when something is not a token of the fast path."""
+    tokens: list[tuple[str, str, int]] = []
     pos, end = 0, len(text)
     match = _FAST_TOKEN.match
     while pos < end:
@@ -126,7 +126,13 @@ def _fast_atoms(text: str, file: str, goal: bool) -> list[Atom] | list[Fact] | N
             tok = m.group()
             tokens.append((tok if kind == "punct" else kind, tok, pos))  # type: ignore[arg-type]
         pos = m.end()
-    line_starts = [0] + [m.end() for m in re.finditer("\n", text)] if len(tokens) > 64 else None
+    return tokens
+
+
+def _span_at(text: str, file: str, many: bool) -> Callable[[int], Span]:
+    """position → `Span` in `text`: counted from the start for a few tokens, by bisecting
+    the line starts (found once) for `many`."""
+    line_starts = [0] + [m.end() for m in re.finditer("\n", text)] if many else None
 
     def span(at: int) -> Span:
         if line_starts is None:
@@ -134,6 +140,16 @@ def _fast_atoms(text: str, file: str, goal: bool) -> list[Atom] | list[Fact] | N
             return Span(file, line, at - (text.rfind("\n", 0, at) + 1) + 1)
         line = bisect.bisect_right(line_starts, at)
         return Span(file, line, at - line_starts[line - 1] + 1)
+    return span
+
+
+def _fast_atoms(text: str, file: str, goal: bool) -> list[Atom] | list[Fact] | None:
+    """Ground facts (`goal=False`, a fact file's grammar) or one atom with variables and
+    constants (`goal=True`, a rule file's grammar), each ended by '.'; None for anything else."""
+    tokens = _fast_tokens(text)
+    if tokens is None:
+        return None
+    span = _span_at(text, file, many=len(tokens) > 64)
 
     out: list = []
     fresh = count(1)

@@ -15,6 +15,8 @@ sort as text here, where Python's natural order reads them as numbers.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from reasoner.analysis.program import RuleSet
 from reasoner.domains.crs.report import SUPPORTED, RuleNames
 from reasoner.engines.sql_result import SQLResult
@@ -44,18 +46,38 @@ CREATE OR REPLACE TEMP MACRO _natural(v) AS
 
 def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
     """The CSV text (without header) of this partition's reports, or None when the rule
-    set's report predicates are typed otherwise than the CRS vocabulary."""
+    set's report predicates are typed otherwise than the CRS vocabulary.
+
+    One pipeline of temporary tables, each step a function below: the rules behind each
+    supported fact (`_support_<pred>`), the section, strength and choice group of each
+    combination of them (`_section`), the recommendations and choice groups (`_rec`,
+    `_grp`), one row per report item (`_items`), then the CSV lines."""
     eng = result.engine
     for pred, shape in _SHAPE.items():
         if pred in eng.arity and "".join("n" if k == NUM else "s" for k in eng.kinds[pred]) != shape:
             return None
     con = result.con
     con.execute(_NATURAL_MACRO)
-    present = result.firing_tables()
 
     def table(pred: str) -> str | None:
         return quote_ident(eng.table(pred)) if pred in eng.arity else None
 
+    support = _support_tables(con, rules, result, table)
+    names = RuleNames(rules)
+    no_section_rank = _section_table(con, names, support)
+    _recommendation_tables(con, table, support, no_section_rank)
+    _items_table(con, result, table, support)
+    lines = _csv_lines(con, names)
+    for temporary in ("_items", "_number", "_named", "_section", "_rec", "_grp", "_patient_order", *support.values()):
+        con.execute(f"DROP TABLE {temporary}")
+    return "\n".join([line for (line,) in lines]) + "\n" if lines else ""
+
+
+def _support_tables(con, rules: RuleSet, result: SQLResult, table: Callable[[str], str | None]) -> dict[str, str]:
+    """Predicate → the table of the rules behind each of its facts (`combo`, rule indices
+    in rule order), for the indicated, contraindicated and warning facts."""
+    eng = result.engine
+    present = result.firing_tables()
     # the rules behind each indicated, contraindicated and warning fact, in rule order
     support: dict[str, str] = {}
     for pred in SUPPORTED:
@@ -75,10 +97,12 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols}, CAST(NULL AS VARCHAR) AS combo "
                         f"FROM {table(pred)} WHERE false")
         support[pred] = name
+    return support
 
-    names = RuleNames(rules)
-    # the guideline section (and its rank), strength and choice group of each combination
-    # of rules behind an indicated fact
+
+def _section_table(con, names: RuleNames, support: dict[str, str]) -> int:
+    """`_section`: the guideline section (and its rank), strength and choice group of each
+    combination of rules behind an indicated fact. Returns the rank of no section."""
     combos = [c for (c,) in con.execute(f"SELECT DISTINCT combo FROM {support['indicated']} "
                                         "WHERE combo IS NOT NULL").fetchall()]
     sections = [names.section(_indices(c)) for c in combos]
@@ -88,16 +112,13 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
            [combos, sections, [names.rank(title) for title in sections], strengths,
             [None if s is None else STRENGTHS.index(s) for s in strengths],
             [names.choice(_indices(c)) for c in combos]])
-    no_section_rank = names.rank("")
+    return names.rank("")
 
-    patients = " UNION ".join(f"SELECT a0 AS p FROM {table(p)}" for p in
-                              ("crs_grade", "recommend", "contraindicated", "conflict", "warning", "patient")
-                              if table(p) is not None and eng.arity[p] >= 1)
 
-    def grade(pred: str) -> str:
-        return f"(SELECT a0, min(a1) AS g FROM {table(pred)} GROUP BY a0)" if table(pred) else \
-            "(SELECT CAST(NULL AS VARCHAR) AS a0, CAST(NULL AS DOUBLE) AS g WHERE false)"
-
+def _recommendation_tables(con, table: Callable[[str], str | None], support: dict[str, str],
+                           no_section_rank: int) -> None:
+    """`_rec`: each recommendation with its rules, section, strength, dose and frequency;
+    `_grp`: each choice group of a patient."""
     dose = f"(SELECT a0, a1, max(a2) AS mg FROM {table('dose_mg')} GROUP BY a0, a1)" if table("dose_mg") else \
         "(SELECT CAST(NULL AS VARCHAR) AS a0, CAST(NULL AS VARCHAR) AS a1, CAST(NULL AS DOUBLE) AS mg WHERE false)"
     freq = (f"(SELECT a0, a1, string_agg(a2, '; ' ORDER BY _natural(a2), a2) AS f FROM {table('dose_frequency')} "
@@ -118,6 +139,21 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
         "AS label, max(rank) AS rank, arg_max(section, rank) AS section, min(srank) AS srank, "
         "array_to_string(list_sort(list_distinct(flatten(list(CAST(string_split(combo, ' ') AS INTEGER[]))))), ' ') "
         "AS combo FROM _rec WHERE choice IS NOT NULL GROUP BY p, choice")
+
+
+def _items_table(con, result: SQLResult, table: Callable[[str], str | None], support: dict[str, str]) -> None:
+    """`_items`: one row per line of the report (a patient's grades, warnings,
+    recommendations, choice groups and their options, contraindications, conflicts), with
+    its sort keys and the patient's grades."""
+    eng = result.engine
+    patients = " UNION ".join(f"SELECT a0 AS p FROM {table(p)}" for p in
+                              ("crs_grade", "recommend", "contraindicated", "conflict", "warning", "patient")
+                              if table(p) is not None and eng.arity[p] >= 1)
+
+    def grade(pred: str) -> str:
+        return f"(SELECT a0, min(a1) AS g FROM {table(pred)} GROUP BY a0)" if table(pred) else \
+            "(SELECT CAST(NULL AS VARCHAR) AS a0, CAST(NULL AS DOUBLE) AS g WHERE false)"
+
     strength_of = "CASE " + " ".join(f"WHEN g.srank = {i} THEN '{s}'" for i, s in enumerate(STRENGTHS)) + " END"
     blank = "CAST(NULL AS VARCHAR)"
     # kind, kname, rank, k1..k4 (sort keys), action, reason, mg, freq, section, combo, combo2, strength, choice
@@ -151,8 +187,12 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
                 f"LEFT JOIN {grade('crs_grade')} AS g ON g.a0 = i.p "
                 f"LEFT JOIN {grade('hypoxia_grade')} AS h ON h.a0 = i.p "
                 f"LEFT JOIN {grade('hypotension_grade')} AS t ON t.a0 = i.p")
-    # numbers as Python writes them, and the rules and sources of each combination of
-    # rules: worked out in Python once per distinct value, joined back in SQL
+
+
+def _csv_lines(con, names: RuleNames) -> list[tuple[str]]:
+    """The report's CSV lines, in report order: numbers as Python writes them, and the
+    rules and sources of each combination of rules, worked out in Python once per
+    distinct value and joined back in SQL."""
     numbers = con.execute("SELECT DISTINCT v FROM (SELECT crs AS v FROM _items UNION SELECT hypoxia FROM _items "
                           "UNION SELECT hypotension FROM _items UNION SELECT mg FROM _items) AS n "
                           "WHERE v IS NOT NULL").fetchall()
@@ -174,9 +214,7 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
         "LEFT JOIN _number AS t ON t.v = i.hypotension LEFT JOIN _number AS m ON m.v = i.mg "
         "LEFT JOIN _named AS n ON i.kind > 0 AND n.combo = coalesce(i.combo, '') AND n.combo2 = coalesce(i.combo2, '') "
         "JOIN _patient_order AS o ON o.p = i.p ORDER BY o.key, i.p, i.kind, i.rank, i.k1, i.k2, i.k3, i.k4").fetchall()
-    for temporary in ("_items", "_number", "_named", "_section", "_rec", "_grp", "_patient_order", *support.values()):
-        con.execute(f"DROP TABLE {temporary}")
-    return "\n".join([line for (line,) in lines]) + "\n" if lines else ""
+    return lines
 
 
 def _indices(combo: str) -> list[int]:
