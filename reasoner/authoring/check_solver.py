@@ -83,12 +83,8 @@ class _SolverRun:
             rule = rs.rules[o.index]  # type: ignore[index]
             name = rs.rule_name(rule)
             item = (o.kind, o.index)
-            if item in self.skipped:
+            if not self.settled(item, o, found="witness"):
                 continue
-            if o.status in ("uncovered", "internal"):
-                self.undecide(item, o)
-                continue
-            self.decided[item] = "found" if o.status == "witness" else "absent"
             if o.kind == "rule":
                 by_pred.setdefault(rule.head.pred, []).append(o.index)  # type: ignore[union-attr,arg-type]
                 if o.status == "witness":
@@ -117,17 +113,25 @@ class _SolverRun:
                         f.message += f" (no rule concludes {pred})"
         return live
 
+    def settled(self, item: tuple, o: Outcome, found: str) -> bool:
+        """Record what the solver decided about `item` ("found" when its outcome's status is
+        `found`, else "absent"); False when the item is skipped or the solver could not
+        decide it (then it is left to the search, with the reason)."""
+        if item in self.skipped:
+            return False
+        if o.status in ("uncovered", "internal"):
+            self.undecide(item, o)
+            return False
+        self.decided[item] = "found" if o.status == found else "absent"
+        return True
+
     def requirements(self) -> None:
         """Requirements failing for a witness (S203) or proved to hold."""
         for o in self.prover.requirements():
             item = ("require", o.index)
             req = self.rs.requirements[o.index]  # type: ignore[index]
-            if item in self.skipped:
+            if not self.settled(item, o, found="witness"):
                 continue
-            if o.status in ("uncovered", "internal"):
-                self.undecide(item, o)
-                continue
-            self.decided[item] = "found" if o.status == "witness" else "absent"
             if o.status == "proved":
                 self.stats["requirements_hold"] += 1
             else:
@@ -205,12 +209,8 @@ class _SolverRun:
         rs = self.rs
         for o in self.prover.redundant(live):
             item = ("redundant", o.index)
-            if item in self.skipped:
+            if not self.settled(item, o, found="proved"):
                 continue
-            if o.status in ("uncovered", "internal"):
-                self.undecide(item, o)
-                continue
-            self.decided[item] = "found" if o.status == "proved" else "absent"
             if o.status == "proved":
                 rule = rs.rules[o.index]  # type: ignore[index]
                 name = rs.rule_name(rule)
