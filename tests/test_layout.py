@@ -87,3 +87,24 @@ def test_no_private_names_across_modules() -> None:
             if private and module != name:
                 problems.append(f"{name}:{line} imports {private} from {module}")
     assert problems == [], "\n".join(problems)
+
+
+def test_no_module_runs_text_as_code() -> None:
+    """Rule and fact text is data: no module calls Python's eval, exec or compile, loads
+    pyDatalog program text, or hands z3 SMT-LIB text (z3 terms are built from the tree)."""
+    forbidden = {"eval", "exec", "compile", "__import__"}
+    problems = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in forbidden:
+                problems.append(f"{_module_name(path)}:{node.lineno} calls {func.id}()")
+            elif isinstance(func, ast.Attribute) and (
+                    func.attr in ("load", "parse_smt2_string", "parse_smt2_file")
+                    and isinstance(func.value, ast.Name) and func.value.id in ("pyDatalog", "z3")):
+                problems.append(f"{_module_name(path)}:{node.lineno} calls {func.value.id}.{func.attr}()")
+            elif isinstance(func, ast.Attribute) and func.attr in ("eval", "exec"):
+                problems.append(f"{_module_name(path)}:{node.lineno} calls .{func.attr}() (z3 models: .evaluate())")
+    assert problems == [], "\n".join(problems)

@@ -144,14 +144,14 @@ class Prover:
         presents = self.enc.presents
         if not presents:
             return model
-        high = sum(1 for p in presents if z3.is_true(model.eval(p, model_completion=True)))
+        high = sum(1 for p in presents if z3.is_true(model.evaluate(p, model_completion=True)))
         low = 0
         best = model
         while low < high:
             mid = (low + high) // 2
             if self._check(z3.AtMost(*presents, mid)) == z3.sat:
                 best = self.solver.model()
-                high = sum(1 for p in presents if z3.is_true(best.eval(p, model_completion=True)))
+                high = sum(1 for p in presents if z3.is_true(best.evaluate(p, model_completion=True)))
             else:
                 low = mid + 1
         return best
@@ -305,10 +305,10 @@ class Prover:
                 return out
             model = self.solver.model()
             hit = next((args for (guard, args), g in zip(rel_cands, fresh)
-                        if z3.is_true(model.eval(g, model_completion=True))), None)
+                        if z3.is_true(model.evaluate(g, model_completion=True))), None)
             if hit is None:
                 break
-            t = tuple(model.eval(a, model_completion=True) for a in hit)
+            t = tuple(model.evaluate(a, model_completion=True) for a in hit)
             found.append(t)
             value = tuple(self.enc.value(v, self.pid) for v in t)
             decoded.append(value)

@@ -1,5 +1,9 @@
 """The z3 encoding of a rule set for one patient (smt.py says what a proof covers).
 
+Rule and fact text never becomes code here: every z3 term is built with z3's Python API
+from the syntax tree, no SMT-LIB text is parsed, and `ModelRef.evaluate` computes a z3
+term's value in a solver's model (z3's evaluation, not Python's `eval`).
+
 The encoding, in the order a reader meets it below:
 - symbols are Int codes (every constant of the rule set has one; larger codes are fresh
   names); numbers are Real (with IsInt for `integer`).
@@ -538,11 +542,11 @@ class Encoder:
                 continue
             decl = self.rs.decls[pred]
             for present, args in enc.slots:
-                if not z3.is_true(model.eval(present, model_completion=True)):
+                if not z3.is_true(model.evaluate(present, model_completion=True)):
                     continue
                 values: list[Value] = []
                 for arg, t in zip(decl.args, args):
-                    values.append(self.value(model.eval(t, model_completion=True), pid, arg.type == "integer"))
+                    values.append(self.value(model.evaluate(t, model_completion=True), pid, arg.type == "integer"))
                 facts.append(Fact(pred, tuple(values)))
         return facts
 
