@@ -125,6 +125,18 @@ class _SolverRun:
         self.decided[item] = "found" if o.status == found else "absent"
         return True
 
+    def settled_group(self, item: tuple, outs: list[Outcome], found: bool) -> bool:
+        """As `settled`, for an item decided by several outcomes (its witnesses are read
+        after): undecided when any of them is; False only when the item is skipped."""
+        if item in self.skipped:
+            return False
+        bad = [o for o in outs if o.status in ("uncovered", "internal")]
+        if bad:
+            self.undecide(item, bad[0])
+        else:
+            self.decided[item] = "found" if found else "absent"
+        return True
+
     def requirements(self) -> None:
         """Requirements failing for a witness (S203) or proved to hold."""
         for o in self.prover.requirements():
@@ -147,13 +159,8 @@ class _SolverRun:
         for index, outs in by_range.items():
             item = ("range", index)
             rule = self.rs.rules[index]
-            if item in self.skipped:
+            if not self.settled_group(item, outs, found=False):
                 continue
-            bad = [o for o in outs if o.status in ("uncovered", "internal")]
-            if bad:
-                self.undecide(item, bad[0])
-            else:
-                self.decided[item] = "absent"
             for o in outs:
                 if o.status == "witness":
                     self.decided[item] = "found"
@@ -170,13 +177,8 @@ class _SolverRun:
             item = (kind,)
             if kind == "conflict" and not has_conflicts(rs) or kind == "clash" and clash_predicates(rs) is None:
                 continue
-            if item in self.skipped:
+            if not self.settled_group(item, outs, found=bool(outs)):
                 continue
-            bad = [o for o in outs if o.status in ("uncovered", "internal")]
-            if bad:
-                self.undecide(item, bad[0])
-            else:
-                self.decided[item] = "found" if outs else "absent"
             for o in outs:
                 if o.status != "witness":
                     continue
