@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from reasoner.plan.semantics import aggregate, values_equal  # noqa: F401  (values_equal re-exported: the one definition)
+from reasoner.plan.semantics import values_equal  # noqa: F401  (re-exported: the one definition of equality)
 from reasoner.language.syntax import Atom, Const, Span, Value, Var
 
 
@@ -127,11 +127,6 @@ class Model:
                 self.aggregate_rows[key][1].extend(rows)
             else:
                 self.aggregate_rows[key] = (names, list(rows))
-
-
-def sum_values(values: Iterable[Value]) -> Value:
-    """An aggregate's sum (semantics.aggregate: exact over whole numbers, else math.fsum)."""
-    return aggregate("sum", list(values))  # type: ignore[return-value]
 
 
 @functools.lru_cache(maxsize=1 << 16)  # reports sort every row: the same ids and actions recur

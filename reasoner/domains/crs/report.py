@@ -16,7 +16,7 @@ from reasoner.language.errors import Diagnostic, ReasonerError
 from reasoner.engines.model import Model, value_key
 from reasoner.analysis.program import RuleSet
 from reasoner.language.syntax import NO_SPAN, STRENGTHS, Value
-from reasoner.proof.violations import distinct_violations, shown_values, violation_lines  # noqa: F401  (re-exported)
+from reasoner.proof.violations import distinct_violations, shown_values
 
 REQUIRED = ("crs_grade", "indicated", "contraindicated", "recommend", "conflict")
 
