@@ -11,9 +11,7 @@ a FIFO) is written in place at the end, from a temporary file in the system's fo
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tempfile
 from pathlib import Path
 
 from reasoner.language.errors import OUTPUT, ReasonerError
@@ -54,6 +52,7 @@ class OutputFile:
         if self.special:  # a device or a FIFO: never replaced, written in place at the end
             if not os.access(path, os.W_OK):
                 raise _error(path, option, "permission denied")
+            import tempfile  # only when a file is written: `recommend` to stdout stays lighter
             self.folder = tempfile.gettempdir()
         else:
             folder = target.parent
@@ -65,6 +64,7 @@ class OutputFile:
 
     def new_temp(self, suffix: str = ".part") -> str:
         """A new, empty temporary file beside the target, removed unless committed."""
+        import tempfile  # here, not at the top: tempfile pulls in random, bz2, lzma (~1.5 ms)
         try:
             handle, name = tempfile.mkstemp(dir=self.folder, prefix=f".{Path(self.path).name}.", suffix=suffix)
         except OSError as exc:
@@ -78,6 +78,7 @@ class OutputFile:
         (or, for a new file, those `open` would give it)."""
         try:
             if self.special:
+                import shutil
                 with open(self.temp, "rb") as source, open(self.path, "wb") as sink:
                     shutil.copyfileobj(source, sink)
             else:
