@@ -52,7 +52,7 @@ def cache_dir() -> Path:
 
 
 CODE = ("__init__.py", "language/__init__.py", "language/errors.py", "language/grammar.lark", "language/parse.py",
-        "language/syntax.py", "language/values.py", "analysis/__init__.py", "analysis/program.py",
+        "language/span.py", "language/syntax.py", "language/values.py", "analysis/__init__.py", "analysis/program.py",
         "analysis/order.py", "analysis/rulecheck.py", "analysis/settings.py", "analysis/strata.py",
         "analysis/rulecache.py")
 """The package's files that parse and check a rule set, and define what a RuleSet holds:

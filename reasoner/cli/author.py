@@ -13,7 +13,7 @@ from reasoner.cli.common import (
     EXIT_BAD_INPUT, EXIT_FINDINGS, Seconds, fail, format_option, load_rules, parse_settings, refuse, settings_option,
 )
 from reasoner.language.errors import INTERNAL, OUTPUT, Diagnostic, ReasonerError
-from reasoner.language.syntax import NO_SPAN, Span
+from reasoner.language.span import NO_SPAN, Span
 
 
 def witness_dir_error(folder: str, exc: OSError) -> ReasonerError:

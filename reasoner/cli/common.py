@@ -16,7 +16,7 @@ import click
 from reasoner.engines import DEFAULT_CHUNK
 from reasoner.engines.cohort import DUCKDB_PARTITION, DUCKDB_SQL_PARTITION
 from reasoner.language.errors import Diagnostic, EvaluationLimit, ReasonerError
-from reasoner.language.syntax import NO_SPAN, Span
+from reasoner.language.span import NO_SPAN, Span
 
 if TYPE_CHECKING:
     from reasoner.analysis.program import RuleSet

@@ -13,7 +13,6 @@ from reasoner.cli.common import (
     rules_option, run_models, settings_option,
 )
 from reasoner.language.errors import ReasonerError
-from reasoner.language.syntax import Const
 
 if TYPE_CHECKING:
     from reasoner.analysis.program import RuleSet
@@ -94,6 +93,7 @@ def why_not(goal: str, facts: tuple[str, ...], rules_path: str | None, overrides
     from reasoner.engines.model import Model
     from reasoner.proof.explain import Explainer
     from reasoner.render.proof import render_proofs
+    from reasoner.language.syntax import Const
     rules = load_rules(rules_path)
     atom, factset = goal_inputs(rules, facts, goal)
     if not all(isinstance(a, Const) for a in atom.args):

@@ -16,7 +16,7 @@ from reasoner.cli.common import (
     DISK_FULL, EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, fail, stopped,
 )
 from reasoner.language.errors import INTERNAL, LIMIT, OUTPUT, USAGE, Diagnostic, EvaluationLimit, ReasonerError
-from reasoner.language.syntax import NO_SPAN
+from reasoner.language.span import NO_SPAN
 
 _sigint: list[bool] = []  # set once Ctrl-C arrived: whatever the exception then, the run was interrupted
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator
 
 from reasoner.engines import DEFAULT_CHUNK
 from reasoner.language.errors import ReasonerError
-from reasoner.language.syntax import NO_SPAN, Const
+from reasoner.language.span import NO_SPAN
 
 if TYPE_CHECKING:
     from reasoner.analysis.program import RuleSet
@@ -75,6 +75,7 @@ class Cohort:
         more to pick them out (so `why` after a cohort run needs the memory of one
         patient, not of the cohort); else all of them."""
         from reasoner.io.facts import load_facts, of_patient, stream_facts
+        from reasoner.language.syntax import Const
         rules = self.rules
         k = rules.key_index(goal.pred)
         if not (rules.patient_local and k is not None and isinstance(goal.args[k], Const)):

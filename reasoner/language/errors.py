@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from reasoner.language.syntax import NO_SPAN, Span
+from reasoner.language.span import NO_SPAN, Span
 
 USAGE = "E020"
 """The command line itself: an unknown option, a missing argument, a value outside an

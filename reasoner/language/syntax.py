@@ -15,19 +15,7 @@ Value = Union[int, float, str]
 """A constant: numbers are int or float, identifiers and quoted strings are str."""
 
 
-@dataclass(frozen=True)
-class Span:
-    """Where a node starts in its source file."""
-
-    file: str
-    line: int
-    col: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
-
-
-NO_SPAN = Span("<none>", 0, 0)
+from reasoner.language.span import NO_SPAN, Span  # noqa: E402  (re-exported: every node carries one)
 
 
 # --------------------------------------------------------------------------- terms

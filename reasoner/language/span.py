@@ -1,0 +1,23 @@
+"""Where a node starts in its source file: the position every message points at.
+
+Its own module so that `errors` (and the CLI's `--help`) need not build the syntax
+tree's classes: each frozen dataclass costs about 0.7 ms to create at import.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a node starts in its source file."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+NO_SPAN = Span("<none>", 0, 0)
