@@ -10,7 +10,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "reasoner"
 
-ORDER = ["language", "analysis", "io", "plan", "engines", "proof", "authoring", "domains", "render", "cli"]
+ORDER = ["language", "analysis", "io", "plan", "engines", "proof", "authoring", "domains", "render", "service", "cli"]
 """Stages in the direction data flows: a module may import from its own stage and earlier ones."""
 
 

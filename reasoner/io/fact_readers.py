@@ -1,5 +1,5 @@
 """The readers of the four fact forms: `.facts` (the rule language's own syntax), `.json`
-(an array of {"predicate": ..., "args": [...]}), `.csv` and `.parquet` (header
+(an array of {"predicate": ..., "args": [...]}, or a FHIR Bundle: `fhir_file`), `.csv` and `.parquet` (header
 `predicate,arg1,arg2,...`, or one file per predicate). Each yields the facts it could
 read, their values as written (`validate_fact` checks them after), and the problems of
 those it could not, each located (`read_form` for text read whole, `csv_rows` and
@@ -109,6 +109,9 @@ def _parse_json(text: str, name: str, ruleset: RuleSet) -> Parsed:
     facts: list[Fact] = []
     problems: list[Diagnostic] = []
     pos = _skip_ws(text, 0)
+    if pos < len(text) and text[pos] == "{":  # a JSON object: a FHIR Bundle (docs/fhir.md), read lazily
+        from reasoner.io.fhir_file import bundle_facts
+        return bundle_facts(ruleset, text, name)
     if pos >= len(text) or text[pos] != "[":
         raise ReasonerError.at(_span_at(text, name, pos), 'expected a JSON array of {"predicate": ..., "args": [...]}',
                                "E015")
