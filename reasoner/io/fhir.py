@@ -121,8 +121,10 @@ class _Reader:
         self.timestamps: list[datetime] = []
         self.full_urls: dict[str, dict] = {}
 
-    def span(self, raw: object) -> Span:
-        return self.spans.get(id(raw), Span(self.origin, 0, 0))
+    def span(self, raw: object, label: str | None = None) -> Span:
+        """Where `raw` is: its line:col in the file read, else the origin and the resource
+        (a proof then names `prefetch.observations Observation/obs-7` as a fact's source)."""
+        return self.spans.get(id(raw), Span(f"{self.origin} {label}" if label else self.origin, 0, 0))
 
     def problem(self, item: _Item | str, path: str, message: str, code: str = UNMAPPED) -> None:
         label, span = (item.label, item.span) if isinstance(item, _Item) else (item, Span(self.origin, 0, 0))
@@ -134,7 +136,8 @@ class _Reader:
         if isinstance(value, dict) and value.get("resourceType") == "Bundle":
             self.bundle(value, where)
         elif isinstance(value, dict) and isinstance(value.get("resourceType"), str):
-            self.items.append(_Item(value, _label(value, where), self.span(value)))
+            label = _label(value, where)
+            self.items.append(_Item(value, label, self.span(value, label)))
         elif isinstance(value, dict):
             self.problem(_Item(value, where, self.span(value)), "resourceType",
                          "not a FHIR resource (no resourceType)", MALFORMED)

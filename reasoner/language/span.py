@@ -17,7 +17,8 @@ class Span:
     col: int
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
+        # Line 0: a place with no line, a file as a whole or a FHIR resource sent in a request
+        return f"{self.file}:{self.line}:{self.col}" if self.line else self.file
 
 
 NO_SPAN = Span("<none>", 0, 0)
