@@ -108,22 +108,22 @@ def _parse_json(text: str, name: str, ruleset: RuleSet) -> Parsed:
     decoder = json.JSONDecoder(parse_int=NumberText, parse_float=NumberText)
     facts: list[Fact] = []
     problems: list[Diagnostic] = []
-    pos = _skip_ws(text, 0)
+    pos = skip_ws(text, 0)
     if pos < len(text) and text[pos] == "{":  # a JSON object: a FHIR Bundle (docs/fhir.md), read lazily
         from reasoner.io.fhir_file import bundle_facts
         return bundle_facts(ruleset, text, name)
     if pos >= len(text) or text[pos] != "[":
-        raise ReasonerError.at(_span_at(text, name, pos), 'expected a JSON array of {"predicate": ..., "args": [...]}',
+        raise ReasonerError.at(span_at(text, name, pos), 'expected a JSON array of {"predicate": ..., "args": [...]}',
                                "E015")
-    pos = _skip_ws(text, pos + 1)
+    pos = skip_ws(text, pos + 1)
     if pos < len(text) and text[pos] == "]":
         return facts, problems
     while True:
-        span = _span_at(text, name, pos)
+        span = span_at(text, name, pos)
         try:
             item, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            raise ReasonerError(problems + [Diagnostic(_span_at(text, name, exc.pos), f"invalid JSON: {exc.msg}",
+            raise ReasonerError(problems + [Diagnostic(span_at(text, name, exc.pos), f"invalid JSON: {exc.msg}",
                                                        "E015")]) from None
         except RecursionError:
             raise ReasonerError(problems + [Diagnostic(span, "JSON nested too deeply: a fact is an object "
@@ -133,16 +133,16 @@ def _parse_json(text: str, name: str, ruleset: RuleSet) -> Parsed:
             problems.append(fact)
         else:
             facts.append(fact)
-        pos = _skip_ws(text, pos)
+        pos = skip_ws(text, pos)
         if pos < len(text) and text[pos] == ",":
-            pos = _skip_ws(text, pos + 1)
+            pos = skip_ws(text, pos + 1)
             continue
         if pos < len(text) and text[pos] == "]":
             break
-        raise ReasonerError(problems + [Diagnostic(_span_at(text, name, pos), "expected ',' or ']' in the array",
+        raise ReasonerError(problems + [Diagnostic(span_at(text, name, pos), "expected ',' or ']' in the array",
                                                    "E015")])
-    if _skip_ws(text, pos + 1) < len(text):
-        problems.append(Diagnostic(_span_at(text, name, _skip_ws(text, pos + 1)), "text after the JSON array", "E015"))
+    if skip_ws(text, pos + 1) < len(text):
+        problems.append(Diagnostic(span_at(text, name, skip_ws(text, pos + 1)), "text after the JSON array", "E015"))
     return facts, problems
 
 
@@ -292,13 +292,13 @@ def parquet_rows(name: str, ruleset: RuleSet) -> Iterator[Fact | Diagnostic]:
 _PARSERS = {"facts": _parse_datalog, "json": _parse_json, "csv": _parse_csv}  # Parquet: `parquet_rows`
 
 
-def _skip_ws(text: str, pos: int) -> int:
+def skip_ws(text: str, pos: int) -> int:
     while pos < len(text) and text[pos] in " \t\r\n":
         pos += 1
     return pos
 
 
-def _span_at(text: str, name: str, pos: int) -> Span:
+def span_at(text: str, name: str, pos: int) -> Span:
     line = text.count("\n", 0, pos) + 1
     col = pos - (text.rfind("\n", 0, pos) + 1) + 1
     return Span(name, line, col)

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from reasoner.analysis.program import RuleSet
 from reasoner.io.fhir import MALFORMED, FhirFacts, facts_from_fhir
+from reasoner.io.fact_readers import skip_ws, span_at
 from reasoner.io.fhir_map import load_fhir_mapping
 from reasoner.language.errors import Diagnostic, ReasonerError
 from reasoner.language.syntax import Fact, Span
@@ -28,7 +29,7 @@ def read_bundle(text: str, name: str, assessed_at: datetime | None = None,
     try:
         data = json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as exc:
-        raise ReasonerError.at(_span_at(text, name, exc.pos), f"not JSON: {exc.msg}", MALFORMED) from None
+        raise ReasonerError.at(span_at(text, name, exc.pos), f"not JSON: {exc.msg}", MALFORMED) from None
     except RecursionError:
         raise ReasonerError.at(Span(name, 1, 1), "JSON nested too deeply for a FHIR Bundle", MALFORMED) from None
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
@@ -60,18 +61,18 @@ def print_notes(fhir: FhirFacts) -> None:
 def _entry_spans(text: str, name: str, data: dict) -> dict[int, Span]:
     """Where the Bundle and each `entry[i].resource` object begin: a walk over the top
     two levels of the text, each value skipped by the JSON decoder itself."""
-    spans = {id(data): _span_at(text, name, _ws(text, 0))}
+    spans = {id(data): span_at(text, name, skip_ws(text, 0))}
     entries = data.get("entry")
     if not isinstance(entries, list):
         return spans
     try:
-        for key, pos in _members(text, _ws(text, 0)):
+        for key, pos in _members(text, skip_ws(text, 0)):
             if key == "entry" and text[pos] == "[":
                 for i, start in enumerate(_elements(text, pos)):
                     if i < len(entries) and isinstance(entries[i], dict) and text[start] == "{":
                         for k, p in _members(text, start):
                             if k == "resource" and isinstance(entries[i].get("resource"), dict):
-                                spans[id(entries[i]["resource"])] = _span_at(text, name, p)
+                                spans[id(entries[i]["resource"])] = span_at(text, name, p)
     except (ValueError, IndexError):
         pass  # the text parsed whole above: only a key repeated could lead here; spans are a help
     return spans
@@ -79,34 +80,24 @@ def _entry_spans(text: str, name: str, data: dict) -> dict[int, Span]:
 
 def _members(text: str, pos: int):
     """(key, position of its value) of the object starting at `pos`."""
-    pos = _ws(text, pos + 1)
+    pos = skip_ws(text, pos + 1)
     while text[pos] != "}":
         key, pos = _DECODER.raw_decode(text, pos)
-        pos = _ws(text, _ws(text, pos) + 1)  # past ':'
+        pos = skip_ws(text, skip_ws(text, pos) + 1)  # past ':'
         yield key, pos
         _, pos = _DECODER.raw_decode(text, pos)
-        pos = _ws(text, pos)
+        pos = skip_ws(text, pos)
         if text[pos] == ",":
-            pos = _ws(text, pos + 1)
+            pos = skip_ws(text, pos + 1)
 
 
 def _elements(text: str, pos: int):
     """The start of each element of the array starting at `pos`."""
-    pos = _ws(text, pos + 1)
+    pos = skip_ws(text, pos + 1)
     while text[pos] != "]":
         yield pos
         _, pos = _DECODER.raw_decode(text, pos)
-        pos = _ws(text, pos)
+        pos = skip_ws(text, pos)
         if text[pos] == ",":
-            pos = _ws(text, pos + 1)
+            pos = skip_ws(text, pos + 1)
 
-
-def _ws(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
-
-
-def _span_at(text: str, name: str, pos: int) -> Span:
-    line = text.count("\n", 0, pos) + 1
-    return Span(name, line, pos - (text.rfind("\n", 0, pos) + 1) + 1)
