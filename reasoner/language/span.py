@@ -17,8 +17,9 @@ class Span:
     col: int
 
     def __str__(self) -> str:
-        # Line 0: a place with no line, a file as a whole or a FHIR resource sent in a request
-        return f"{self.file}:{self.line}:{self.col}" if self.line else self.file
+        # Always file:line:col, line 0 for a place with no line (a file as a whole, a FHIR
+        # resource sent in a request): tools that read messages split on the colons
+        return f"{self.file}:{self.line}:{self.col}"
 
 
 NO_SPAN = Span("<none>", 0, 0)
