@@ -28,7 +28,9 @@ diagnostics keep our own codes (`reasoner_code`).
 
 `Evaluator` runs each program in a child process with a time limit, so a hang is a
 failure with a message, never a hung test run (pyDatalog's loops run in compiled code
-that no signal interrupts).
+that no signal interrupts). `DuckDBEvaluator` is the same over the DuckDB engine
+(`reasoner.engines.sql.DuckDBEngine`): the same translation and checks, the rule set
+compiled to SQL instead of pyDatalog clauses.
 """
 from __future__ import annotations
 
@@ -48,8 +50,8 @@ from reasoner.analysis.program import load_rules
 from reasoner.language.syntax import Span
 
 __all__ = [
-    "ArityMismatchError", "ConformanceError", "CyclicNegationError", "ERROR_KINDS", "EvaluationCrash",
-    "EvaluationTimeout", "Evaluator", "UnsupportedValueError",
+    "ArityMismatchError", "ConformanceError", "CyclicNegationError", "DuckDBEvaluator", "ENGINES", "ERROR_KINDS",
+    "EvaluationCrash", "EvaluationTimeout", "Evaluator", "UnsupportedValueError",
     "SafetyViolationError", "TranslationError", "evaluate_program", "suite_kind", "translate",
 ]
 
@@ -60,6 +62,9 @@ PRED_PREFIX = "p_"
 VAR_PREFIX = "V_"
 TEMP_PREFIX = "E"  # E1, E2, ...: never the name of a translated variable (those start with V_)
 ORIGIN = "<conformance>"
+
+ENGINES = ("pydatalog", "duckdb")
+"""The engines a program can run on: the reference pyDatalog engine, and DuckDB."""
 
 DEFAULT_TIME_LIMIT = 60.0
 """Seconds per program (child process wall clock). The slowest case the test run
@@ -377,19 +382,25 @@ def original_name(pred: str) -> str | None:
 
 
 # ============================================================================ evaluation
-def evaluate_program(facts: Facts, rules: Sequence[str], *,
-                     time_limit: float | None = None) -> dict[str, set[tuple]]:
-    """Translate, load (parse + check), compile and evaluate, in this process.
+def evaluate_program(facts: Facts, rules: Sequence[str], *, time_limit: float | None = None,
+                     engine: str = "pydatalog") -> dict[str, set[tuple]]:
+    """Translate, load (parse + check), compile and evaluate, in this process, on `engine`
+    (one of `ENGINES`).
 
     Returns {original predicate: set of tuples}, input facts included. Raises a
     `ConformanceError` when the reasoner rejects the program, `EvaluationLimit` when it
     runs past `time_limit` (checked by the engine between queries).
     """
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r}: one of {', '.join(ENGINES)}")
     text = translate(facts, rules)
     try:
         ruleset = load_rules(ORIGIN, text=text, infer_declarations=True)
-        engine = Engine(ruleset, time_limit=time_limit, record_firings=False)  # no proofs asked here
-        model = engine.evaluate([])
+        if engine == "duckdb":
+            from reasoner.engines.sql import DuckDBEngine  # imported by the runs that use it
+            model = DuckDBEngine(ruleset, time_limit=time_limit).evaluate([])
+        else:
+            model = Engine(ruleset, time_limit=time_limit, record_firings=False).evaluate([])  # no proofs here
     except ConformanceError:
         raise
     except ReasonerError as exc:
@@ -402,13 +413,13 @@ def evaluate_program(facts: Facts, rules: Sequence[str], *,
     return out
 
 
-def _child(conn: Any, facts: Facts, rules: Sequence[str], time_limit: float | None) -> None:
+def _child(conn: Any, facts: Facts, rules: Sequence[str], time_limit: float | None, engine: str) -> None:
     """Runs in the child process: sends (kind, payload, detail), kind one of ok,
     rejected, limit, crash. Exceptions are sent as data: a ReasonerError does not
     survive pickling (its constructor takes diagnostics, its args hold the message)."""
     try:
         started = time.monotonic()
-        model = evaluate_program(facts, rules, time_limit=time_limit)
+        model = evaluate_program(facts, rules, time_limit=time_limit, engine=engine)
         conn.send(("ok", model, time.monotonic() - started))
     except ReasonerError as exc:
         conn.send(("rejected", (exc.diagnostics, type(exc).__name__), None))
@@ -428,11 +439,11 @@ class EvaluationCrash(RuntimeError):
     """The evaluation failed unexpectedly (a bug, not a rejected program)."""
 
 
-def _fingerprint(facts: Facts, rules: Sequence[str]) -> str:
+def _fingerprint(facts: Facts, rules: Sequence[str], engine: str) -> str:
     """The program's content as a digest (pickle keeps 1, 1.0, True and "1" apart).
     Equal programs built differently may pickle differently: a cache miss, never a
     wrong answer."""
-    content = (list(rules), sorted((pred, list(rows)) for pred, rows in facts.items()))
+    content = (engine, list(rules), sorted((pred, list(rows)) for pred, rows in facts.items()))
     return hashlib.sha256(pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
 
 
@@ -448,6 +459,8 @@ class Evaluator:
     """
 
     _cache: dict[str, tuple[str, Any]] = {}  # shared by instances: the runner makes one per test
+    engine = "pydatalog"
+    """The engine programs run on (`ENGINES`)."""
 
     def __init__(self, time_limit: float = DEFAULT_TIME_LIMIT, isolate: bool = True, cache: bool = True):
         self.time_limit = time_limit
@@ -459,7 +472,7 @@ class Evaluator:
     def evaluate(self, program: Any) -> dict[str, set[tuple]]:
         facts: Facts = program.facts
         rules: Sequence[str] = list(program.rules)
-        key = _fingerprint(facts, rules) if self.cache else ""
+        key = _fingerprint(facts, rules, self.engine) if self.cache else ""
         if self.cache and key in Evaluator._cache:
             outcome = Evaluator._cache[key]
         else:
@@ -483,14 +496,14 @@ class Evaluator:
     def _run(self, facts: Facts, rules: Sequence[str]) -> tuple[str, Any]:
         if not self.isolate:
             try:
-                return ("ok", evaluate_program(facts, rules, time_limit=self.time_limit))
+                return ("ok", evaluate_program(facts, rules, time_limit=self.time_limit, engine=self.engine))
             except ReasonerError as exc:
                 return ("rejected", (exc.diagnostics, type(exc).__name__))
         methods = multiprocessing.get_all_start_methods()
         # fork: the child starts at once with pyDatalog, lark and the program in memory
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         receive, send = ctx.Pipe(duplex=False)
-        child = ctx.Process(target=_child, args=(send, facts, rules, self.time_limit), daemon=True)
+        child = ctx.Process(target=_child, args=(send, facts, rules, self.time_limit, self.engine), daemon=True)
         child.start()
         send.close()
         try:
@@ -509,3 +522,16 @@ class Evaluator:
                 child.kill()
             child.join(5)
 
+
+
+class DuckDBEvaluator(Evaluator):
+    """`Evaluator` over the DuckDB engine: the same translation, parser and checks, the
+    rule set compiled to SQL (a recursive component runs as a semi-naive loop of SQL
+    statements), in a child process with the same time limit and cache.
+
+    Where it differs from the pyDatalog engine (docs/duckdb.md, "Limits"): each argument
+    holds one type, so a program whose argument holds both numbers and strings is
+    rejected (E004, `type_error`), and whole numbers come back as ints (3.0 as 3, equal
+    in the suite's sets)."""
+
+    engine = "duckdb"

@@ -12,6 +12,13 @@ evaluator. Known failures are xfail with their reason:
   marked `slow`, which the default `pytest` leaves out (pyproject.toml: `-m "not slow"`);
   `pytest -m slow` runs them by hand; CI runs the default only (docs/conformance.md).
 
+Every core case runs a second time on the DuckDB engine (`test_conformance_duckdb`,
+`DuckDBEvaluator`: the same translation and checks, the rules compiled to SQL). There the
+2 HMMER cases take seconds and are part of the default run; besides the 14 nemo_negation
+cases, 3 cases are xfail (strict) with their reason: their programs compare a number
+argument with a string constant, and the DuckDB engine holds one type per argument
+(docs/duckdb.md), so it rejects them (E004) where pyDatalog answers "nothing".
+
 Collection reads no YAML: the corpus is 21 MB (LUBM alone 17 MB, 8 s with PyYAML's C
 loader), so the case ids come from a small index, tests/data/conformance_index.json
 (each core file's SHA-256 and its cases' names), and a case's file is parsed when the
@@ -47,8 +54,8 @@ from datalog_conformance.schema import Program  # noqa: E402
 from datalog_conformance.schema import TestCase as SuiteCase  # noqa: E402  (a Test* name would be collected)
 
 from conformance_adapter import (  # noqa: E402  (tests/conformance_adapter.py)
-    DEFAULT_TIME_LIMIT, ArityMismatchError, ConformanceError, CyclicNegationError, EvaluationTimeout, Evaluator,
-    SafetyViolationError, TranslationError, UnsupportedValueError, evaluate_program, translate,
+    DEFAULT_TIME_LIMIT, ArityMismatchError, ConformanceError, CyclicNegationError, DuckDBEvaluator, EvaluationTimeout,
+    Evaluator, SafetyViolationError, TranslationError, UnsupportedValueError, evaluate_program, translate,
 )
 
 # Per-program limits are hang guards, not speed tests: at least 3x the normal time of the
@@ -62,6 +69,14 @@ NEMO_NEGATION = (
     "negation (`not s3(X, P, P)`) existentially; our language rejects it as unsafe (E007) and "
     "reads only `_` existentially, as errors/review_v2_unsafe_negation expects "
     "(docs/conformance.md)")
+
+ONE_TYPE_PER_ARGUMENT = (
+    "the DuckDB engine holds one type per argument (docs/duckdb.md): this program compares a number "
+    "argument with a string constant (`equal(\"6\", \"6\", r)` over numbers), which pyDatalog answers "
+    "with nothing and the DuckDB engine rejects (E004, type_error)")
+DUCKDB_ONE_TYPE = {"recursion/souffle_evaluation_minmax::souffle_minmax_minimum",
+                   "recursion/souffle_evaluation_minmax::souffle_minmax_maximum",
+                   "recursion/souffle_example_equal::souffle_equal_isEqual"}
 
 ROOT = get_tests_dir()
 INDEX = Path(__file__).resolve().parent / "data" / "conformance_index.json"
@@ -157,6 +172,20 @@ def _params() -> list:
     return params
 
 
+def _duckdb_params() -> list:
+    """The core cases on DuckDB: HMMER in the default run (seconds there), the suite's
+    contradiction and the one-type-per-argument programs xfail with their reasons."""
+    params = []
+    for ref in CORE:
+        marks = []
+        if ref.group == "negation/nemo_negation":
+            marks.append(pytest.mark.xfail(strict=True, raises=SafetyViolationError, reason=NEMO_NEGATION))
+        elif ref.id in DUCKDB_ONE_TYPE:
+            marks.append(pytest.mark.xfail(strict=True, raises=ConformanceError, reason=ONE_TYPE_PER_ARGUMENT))
+        params.append(pytest.param(ref, id=ref.id, marks=marks))
+    return params
+
+
 def test_every_core_case_is_collected() -> None:
     # datalog-conformance 0.1.0: 114 plain programs (basic 26, negation 33, recursion 49, errors 6)
     groups: dict[str, int] = {}
@@ -190,6 +219,50 @@ def heavy_runner() -> YamlTestRunner:
 def test_conformance(ref: CaseRef, request: pytest.FixtureRequest) -> None:
     heavy = ref.group == "recursion/souffle_example_hmmer"
     request.getfixturevalue("heavy_runner" if heavy else "runner").run_test_case(_case(ref))
+
+
+@pytest.fixture(scope="module")
+def duckdb_runner() -> YamlTestRunner:
+    return YamlTestRunner(DuckDBEvaluator(time_limit=TIME_LIMIT))
+
+
+@pytest.mark.conformance
+@pytest.mark.parametrize("ref", _duckdb_params())
+def test_conformance_duckdb(ref: CaseRef, duckdb_runner: YamlTestRunner) -> None:
+    duckdb_runner.run_test_case(_case(ref))
+
+
+def test_the_duckdb_xfails_are_what_they_say() -> None:
+    # the one-type cases are rejected for that reason alone, and pass on pyDatalog
+    for ref in (r for r in CORE if r.id in DUCKDB_ONE_TYPE):
+        program = _case(ref).program
+        with pytest.raises(ConformanceError) as info:
+            evaluate_program(program.facts, program.rules, engine="duckdb")
+        assert info.value.code == "type_error" and "one type per argument" in str(info.value)
+        evaluate_program(program.facts, program.rules)  # no error on pyDatalog
+    assert len(DUCKDB_ONE_TYPE) == 3 and DUCKDB_ONE_TYPE <= {r.id for r in CORE}
+
+
+def test_both_engines_give_the_same_model_and_names() -> None:
+    facts = {"R": [(1, 2), (2, 3)], "token": [("a",), ("b",)], "edge": [("a", "b"), ("b", "a")]}
+    rules = ["A(a, b, a+b) :- R(a,b).", "path(x, y) :- edge(x, y).", "path(x, z) :- path(x, y), edge(y, z).",
+             "lonely(x) :- token(x), not path(x, x)."]
+    on_duckdb = evaluate_program(facts, rules, engine="duckdb")
+    assert on_duckdb == evaluate_program(facts, rules)
+    assert on_duckdb["A"] == {(1, 2, 3), (2, 3, 5)} and on_duckdb["path"] == {
+        ("a", "b"), ("b", "a"), ("a", "a"), ("b", "b")} and on_duckdb["lonely"] == set()
+    with pytest.raises(ValueError):
+        evaluate_program(facts, rules, engine="spark-someday")
+
+
+def test_the_duckdb_evaluator_runs_in_its_own_cache_slot() -> None:
+    program = Program(facts={"edge": [("a", "b")]}, rules=["path(x, y) :- edge(x, y)."])
+    assert Evaluator(time_limit=60).evaluate(program)["path"] == {("a", "b")}
+    duck = DuckDBEvaluator(time_limit=60)
+    assert duck.evaluate(program)["path"] == {("a", "b")}
+    assert duck.last_seconds is not None  # evaluated on DuckDB, not served from pyDatalog's result
+    with pytest.raises(SafetyViolationError):
+        duck.evaluate(Program(facts={}, rules=["p(X) :- q(Y)."]))
 
 
 # ----------------------------------------------------------------------------- the adapter itself

@@ -19,10 +19,11 @@
 
 The statements of the evaluation are sqlglot trees built by `reasoner.engines.sqlgen` and rendered
 once per engine for DuckDB (`sql_script(dialect=...)` renders them for Spark SQL and Trino
-too); the column types come from `reasoner.engines.sql_types`.
+too); the column types come from `reasoner.engines.sql_types`. Compiling the rule set into
+them (and the plan as SQL text) is `reasoner.engines.sql_plan.SQLPlan`.
 
-This module owns `DuckDBEngine`: compiling, running the strata and fixpoints, loading
-Python values and data frames, and partitioning a cohort. Reading and checking CSV and
+This module owns `DuckDBEngine`: running the plan's strata and fixpoints, loading Python
+values and data frames, and partitioning a cohort. Reading and checking CSV and
 Parquet fact files is `reasoner.io.duckdb_inputs` (DuckDB SQL text, with the helpers of
 `reasoner.io.sqltext`); the evaluated database is `reasoner.engines.sql_result.SQLResult`.
 
@@ -37,71 +38,26 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 import duckdb
-from sqlglot import exp
 
 from reasoner.language.errors import EvaluationLimit, ReasonerError
 from reasoner.engines.model import Model
 from reasoner.engines.sql_result import SQLResult
-from reasoner.engines.sql_types import ColumnTypes, kind_of
+from reasoner.engines.sql_plan import Component, Constraint, Entry, Firings, Make, SQLPlan
+from reasoner.engines.sql_types import kind_of
 from reasoner.analysis.program import RuleSet, resolve_settings
 from reasoner.io.duckdb_inputs import FactFiles
-from reasoner.io.sqltext import NUM, SQL_TYPE, SYM, count_added, quote_ident, sql_string
-from reasoner.plan.lowered import LoweredRule, plan_of, setting_or_const
-from reasoner.engines.sqlgen import SQLGen, render
-from reasoner.language.syntax import Const, Fact, Span, Value, Var
+from reasoner.io.sqltext import NUM, SQL_TYPE, count_added, quote_ident, sql_string
+from reasoner.engines.sqlgen import render
+from reasoner.language.syntax import Fact, Span, Value
 
 _NOSPAN = Span("<duckdb>", 0, 0)
-
-
-# ----------------------------------------------------------------------------- the compiled plan
-Make = Callable[[], exp.Select]
-"""Builds a statement's SELECT tree anew: each rendering takes a fresh tree (no copies),
-and a rule whose predicates stay empty is never built (one patient needs far fewer than
-a cohort). The function's identity keys the rendered text (`DuckDBEngine._once`)."""
-
-Entry = tuple[int, Make, frozenset]
-"""(rule index, its SELECT, the predicates of its positive atoms)."""
-
-
-@dataclass
-class _Component:
-    preds: list[str]
-    recursive: bool
-    rules: dict[str, list[Entry]]
-    """head predicate → an entry for every rule of the component: a rule with an empty
-    positive predicate is not run."""
-    variants: dict[str, list[Entry]] = field(default_factory=dict)
-    """Recursive: head predicate → SELECTs of the later rounds (one per recursive body atom,
-    which reads `_delta_p`, needed as ("delta", p); a rule with an aggregate is run whole)."""
-
-
-class _Firings:
-    """A rule's firings: the SELECT DISTINCT of every variable (v0..vn), and its head."""
-
-    def __init__(self, gen: SQLGen, rule: LoweredRule, head: tuple[tuple[str, Value], ...]):
-        self.variables = rule.variables
-        self.head = head  # ("var", name) or ("const", value) per head argument
-        self.select: Make = lambda: gen.firing_select(rule)
-        self.from_table: Make = lambda: gen.conclusion(rule, f"_firing_{rule.index}")  # its conclusions
-        self._rule, self._gen = rule, gen
-
-    @cached_property
-    def conclusion(self) -> str:
-        """The head's columns computed from a firing row (DuckDB SQL; report_sql reads it)."""
-        return ", ".join(render(c) for c in self._gen.conclusion_columns(self._rule))
-
-
-@dataclass
-class _Constraint:
-    index: int
-    variables: tuple[str, ...]
-    select: Make
+_STATIC_AS_TEXT = 1_000
+"""Up to this many facts in the rule set, they are inserted by the statements
+`sql_script` shows; more go in bulk (`DuckDBEngine._load_static`)."""
 
 
 class DuckDBEngine:
@@ -126,71 +82,18 @@ class DuckDBEngine:
 
     # ------------------------------------------------------------------ compiling
     def _compile(self) -> None:
-        rs = self.ruleset
-        plan = plan_of(rs)
-        types = ColumnTypes(rs, self._evidence)
-        if types.conflicts:
-            raise ReasonerError(types.conflicts)
-        self._types = types
-        self.arity: dict[str, int] = {p: d.arity for p, d in rs.decls.items()}
-        self.kinds: dict[str, list[str]] = {
-            p: [types.kind(p, i) or SYM for i in range(n)] for p, n in self.arity.items()}
-        self._tables: dict[str, str] = {}
-        lower: dict[str, int] = defaultdict(int)
-        for pred in sorted(self.arity):  # DuckDB matches names case-insensitively
-            lower[pred.lower()] += 1
-            n = lower[pred.lower()]
-            self._tables[pred] = pred if n == 1 else f"{pred}__{n}"
-        self._gen = gen = SQLGen(self._tables, self.kinds, self.settings)
+        plan = SQLPlan(self.ruleset, self.settings, self._evidence, self.record_firings)
+        self._plan = plan
+        self._types = plan.types
+        self.arity: dict[str, int] = plan.arity
+        self.kinds: dict[str, list[str]] = plan.kinds
+        self._tables = plan.tables
+        self._gen = plan.gen
+        self._static = plan.static
+        self._constraints = plan.constraints
+        self._firings = plan.firings
+        self._components = plan.components
         self._rendered: dict[tuple, Any] = {}  # statement → its DuckDB text, rendered once
-        self._static: dict[str, list[tuple[Value, ...]]] = defaultdict(list)
-        by_head: dict[str, list[int]] = defaultdict(list)
-        self._constraints: list[_Constraint] = []
-        self._firings: dict[int, _Firings] = {}
-        for index, rule in enumerate(rs.rules):
-            if rule.head is not None and not rule.body:
-                args = tuple(a.value if isinstance(a, Const) else self.settings[a.name]  # type: ignore[union-attr]
-                             for a in rule.head.args)
-                if args not in self._static[rule.head.pred]:
-                    self._static[rule.head.pred].append(args)
-            elif rule.head is None:
-                lowered = plan.rules[index]
-                self._constraints.append(_Constraint(index, lowered.variables,
-                                                 lambda r=lowered: gen.firing_select(r)))
-            else:
-                by_head[rule.head.pred].append(index)
-                if self.record_firings:
-                    self._firings[index] = self._firing_select(plan.rules[index])
-        self._components: list[_Component] = []
-        for comp in plan.components:
-            component = _Component(list(comp.preds), comp.recursive, {})
-            for pred in comp.preds:
-                lowered = [plan.rules[i] for i in by_head[pred]]
-                component.rules[pred] = [(r.index, lambda r=r: gen.rule_select(r), r.needs)
-                                         for r in lowered]
-                if comp.recursive:
-                    component.variants[pred] = self._variants(lowered)
-            self._components.append(component)
-
-    def _firing_select(self, rule: LoweredRule) -> _Firings:
-        """The rule's firings: the DISTINCT values of all its variables, in the plan's
-        row layout (as every engine lists them)."""
-        assert rule.head is not None
-        head = tuple(("var", a.name) if isinstance(a, Var) else ("const", setting_or_const(a, self.settings))
-                     for a in rule.head)
-        return _Firings(self._gen, rule, head)
-
-    def _variants(self, rules: list[LoweredRule]) -> list[Entry]:
-        gen = self._gen
-        out: list[Entry] = []
-        for rule in rules:
-            if rule.aggregates:  # aggregates range over lower strata: such a rule runs whole
-                out.append((rule.index, lambda rule=rule: gen.rule_select(rule), rule.needs))
-            for variant in rule.variants:
-                out.append((rule.index, lambda rule=rule, variant=variant: gen.rule_select(
-                    rule, {id(variant.atom): "_delta_" + gen.table(variant.atom.pred)}, variant.steps),
-                    rule.needs | {("delta", variant.atom.pred)}))
-        return out
 
     def table(self, pred: str) -> str:
         return self._tables[pred]
@@ -200,19 +103,14 @@ class DuckDBEngine:
         return FactFiles(self.ruleset, self.arity, self.kinds, self._tables)
 
     @property
-    def constraints(self) -> list[_Constraint]:
+    def constraints(self) -> list[Constraint]:
         """The integrity constraints: rule index, variables and SELECT of each."""
         return self._constraints
 
     @property
-    def rule_firings(self) -> dict[int, _Firings]:
+    def rule_firings(self) -> dict[int, Firings]:
         """rule index → its firings' SELECT and head (an engine made with `firings=True`)."""
         return self._firings
-
-    def _may_hold_rows(self, pred: str) -> bool:
-        """Before its rules run: input facts or facts of the rule set."""
-        decl = self.ruleset.decls.get(pred)
-        return pred in self._static or decl is None or decl.role == "input"
 
     def _learn(self, grouped: Mapping[str, Iterable[tuple[Value, ...]]]) -> None:
         """Types of `any` arguments that only the facts decide: recompile when facts bring
@@ -241,18 +139,27 @@ class DuckDBEngine:
             out = self._rendered[key] = make()
         return out
 
-    def _ddl_trees(self, temp: bool = False) -> list:
-        recursive = [p for c in self._components if c.recursive for p in c.preds]
-        return self._gen.ddl(sorted(self.arity), recursive, temp)
-
     def _ddl(self, temp: bool = False) -> list[str]:
-        return self._once(("ddl", temp), lambda: [render(t) for t in self._ddl_trees(temp)])
-
-    def _static_trees(self) -> list:
-        return [self._gen.static_insert(pred, rows) for pred, rows in self._static.items()]
+        return self._once(("ddl", temp), lambda: [render(t) for t in self._plan.ddl_trees(temp)])
 
     def _static_sql(self) -> list[str]:
-        return self._once(("static",), lambda: [render(t) for t in self._static_trees()])
+        return self._once(("static",), lambda: [render(t) for t in self._plan.static_trees()])
+
+    def _load_static(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The rule set's own facts into their tables: as rendered INSERTs (`sql_script`'s),
+        unless a predicate has thousands of them (a program that states its data as
+        facts), which go in bulk: a VALUES list of 50,000 rows takes sqlglot and DuckDB's
+        parser a minute."""
+        if sum(len(rows) for rows in self._static.values()) > _STATIC_AS_TEXT:
+            try:
+                for pred, rows in self._static.items():
+                    self._load_rows(con, pred, rows)
+                return
+            except ReasonerError:  # a number where a symbol is declared: as the statements cast it
+                for pred in self._static:
+                    con.execute(f"DELETE FROM {quote_ident(self.table(pred))}")
+        for statement in self._static_sql():
+            con.execute(statement)
 
     def _insert(self, target: str, selects: Sequence[Make], minus: str | None) -> str:
         """INSERT the distinct rows of the rules' SELECTs, less those already in `minus`
@@ -268,76 +175,12 @@ class DuckDBEngine:
         return self._once(("firing", index), lambda: render(
             self._gen.create_as(f"_firing_{index}", self._firings[index].select(), temp=True)))
 
-    def _violation_create(self, c: _Constraint) -> str:
+    def _violation_create(self, c: Constraint) -> str:
         return self._once(("violation", c.index), lambda: render(
             self._gen.create_as(f"_violation_{c.index}", c.select())))
 
-    def _rule_comment(self, index: int) -> str:
-        rule = self.ruleset.rules[index]
-        where = f"{Path(rule.span.file).name}:{rule.span.line}" if rule.span.line else ""
-        name = self.ruleset.rule_name(rule)
-        text = str(rule).replace("\n", " ")
-        return f"-- {name}{' (' + where + ')' if where and rule.id else ''}: {text}"
-
     def _script(self, dialect: str) -> list[tuple[str, str]]:
-        """The evaluation program in order: ("comment", text) and ("sql", statement)
-        items, statements rendered for `dialect` (one of `sqlgen.DIALECTS`)."""
-        rs, gen = self.ruleset, self._gen
-        out: list[tuple[str, str]] = []
-
-        def comment(text: str) -> None:
-            out.append(("comment", text))
-
-        def sql(tree: exp.Expression) -> None:
-            out.append(("sql", render(tree, dialect, pretty=True)))
-
-        comment(f"-- rule set {rs.path}, compiled by reasoner.engines.sqlgen for {dialect}"
-                + (f" (DuckDB {duckdb.__version__})" if dialect == "duckdb" else " (not run: checked by sqlglot)"))
-        comment("-- settings: " + (", ".join(f"${k} = {v}" for k, v in sorted(self.settings.items())) or "none"))
-        comment("")
-        comment("-- one table per predicate")
-        for tree in self._ddl_trees():
-            sql(tree)
-        comment("")
-        comment("-- input facts: one INSERT per input predicate here")
-        comment("")
-        comment("-- facts of the rule set")
-        for tree in self._static_trees():
-            sql(tree)
-        for comp in self._components:
-            comment("")
-            if not comp.recursive:
-                (pred,) = comp.preds
-                for i, _, _ in comp.rules[pred]:
-                    comment(self._rule_comment(i))
-                minus = self.table(pred) if self._may_hold_rows(pred) else None
-                sql(gen.insert(self.table(pred), [make() for _, make, _ in comp.rules[pred]], minus))
-                continue
-            comment(f"-- recursive component {', '.join(comp.preds)}: semi-naive, driven from Python")
-            comment("-- round 0: every rule over the full tables; then each predicate P grows by _new_P")
-            for pred in comp.preds:
-                t = self.table(pred)
-                for i, _, _ in comp.rules[pred]:
-                    comment(self._rule_comment(i))
-                sql(gen.insert("_new_" + t, [make() for _, make, _ in comp.rules[pred]], t))
-                for tree in gen.grow(t):
-                    sql(tree)
-            comment("-- repeat while the last round added rows: all _new_ tables first, then grow")
-            for pred in comp.preds:
-                t = self.table(pred)
-                if comp.variants[pred]:
-                    sql(gen.insert("_new_" + t, [make() for _, make, _ in comp.variants[pred]], t))
-            for pred in comp.preds:
-                for tree in gen.grow(self.table(pred)):
-                    sql(tree)
-            comment("-- end of the loop")
-        if self._constraints:
-            comment("")
-            comment("-- integrity constraints: every row is a violation")
-            for c in self._constraints:
-                comment(self._rule_comment(c.index))
-                sql(gen.create_as(f"_violation_{c.index}", c.select()))
-        return out
+        return self._plan.script(dialect)
 
     def sql_script(self, dialect: str = "duckdb") -> str:
         """The whole evaluation as one SQL script, to read, for `dialect`: "duckdb" (what
@@ -374,8 +217,7 @@ class DuckDBEngine:
         """Everything after the input facts are in their tables (`nonempty`: the predicates
         that hold a row)."""
         started = time.monotonic()
-        for statement in self._static_sql():
-            con.execute(statement)
+        self._load_static(con)
         nonempty |= set(self._static)
         for comp in self._components:
             self._check_time(started)
@@ -399,7 +241,7 @@ class DuckDBEngine:
         for c in self._constraints:
             con.execute(self._violation_create(c))
 
-    def _fixpoint(self, con: duckdb.DuckDBPyConnection, comp: _Component, started: float, nonempty: set) -> None:
+    def _fixpoint(self, con: duckdb.DuckDBPyConnection, comp: Component, started: float, nonempty: set) -> None:
         def round_(entries: Mapping[str, list[Entry]]) -> int:
             for pred in comp.preds:
                 live = [tree for _, tree, needs in entries[pred] if needs <= nonempty]

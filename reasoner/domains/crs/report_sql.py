@@ -63,12 +63,14 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
         return quote_ident(eng.table(pred)) if pred in eng.arity else None
 
     support = _support_tables(con, rules, result, table)
+    _natural_table(con, table)
     names = RuleNames(rules)
     no_section_rank = _section_table(con, names, support)
     _recommendation_tables(con, table, support, no_section_rank)
     _items_table(con, result, table, support)
     lines = _csv_lines(con, names)
-    for temporary in ("_items", "_number", "_named", "_section", "_rec", "_grp", "_patient_order", *support.values()):
+    for temporary in ("_items", "_number", "_named", "_section", "_rec", "_grp", "_patient_order", "_nat",
+                      *support.values()):
         con.execute(f"DROP TABLE {temporary}")
     return "\n".join([line for (line,) in lines]) + "\n" if lines else ""
 
@@ -91,13 +93,26 @@ def _support_tables(con, rules: RuleSet, result: SQLResult, table: Callable[[str
         parts = [f"SELECT * FROM ({p}) AS f({cols}, rule)" for p in parts]
         name = f"_support_{pred}"
         if parts:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols}, string_agg(CAST(rule AS VARCHAR), ' ' "
-                        f"ORDER BY rule) AS combo FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY {cols}")
+            # each rule once per fact (each part is DISTINCT): the sorted list is string_agg(... ORDER
+            # BY rule), without the per-group sort of an ordered aggregate (twice as fast)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols}, array_to_string(list_sort(list(rule)), "
+                        f"' ') AS combo FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY {cols}")
         else:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols}, CAST(NULL AS VARCHAR) AS combo "
                         f"FROM {table(pred)} WHERE false")
         support[pred] = name
     return support
+
+
+def _natural_table(con, table: Callable[[str], str | None]) -> None:
+    """`_nat`: the natural-order key of every symbol the report sorts by (frequencies,
+    warning codes, actions and reasons of contraindications and conflicts). They are few
+    distinct values in many rows: `_natural` (regular expressions) runs once for each."""
+    columns = [("dose_frequency", 2), ("warning", 1), ("contraindicated", 1), ("contraindicated", 2),
+               ("conflict", 1), ("conflict", 2)]
+    values = " UNION ".join(f"SELECT a{i} AS v FROM {table(pred)}" for pred, i in columns if table(pred) is not None)
+    con.execute("CREATE OR REPLACE TEMP TABLE _nat AS SELECT v, _natural(v) AS key FROM ("
+                + (values or "SELECT CAST(NULL AS VARCHAR) AS v WHERE false") + ") AS d")
 
 
 def _section_table(con, names: RuleNames, support: dict[str, str]) -> int:
@@ -121,8 +136,11 @@ def _recommendation_tables(con, table: Callable[[str], str | None], support: dic
     `_grp`: each choice group of a patient."""
     dose = f"(SELECT a0, a1, max(a2) AS mg FROM {table('dose_mg')} GROUP BY a0, a1)" if table("dose_mg") else \
         "(SELECT CAST(NULL AS VARCHAR) AS a0, CAST(NULL AS VARCHAR) AS a1, CAST(NULL AS DOUBLE) AS mg WHERE false)"
-    freq = (f"(SELECT a0, a1, string_agg(a2, '; ' ORDER BY _natural(a2), a2) AS f FROM {table('dose_frequency')} "
-            "GROUP BY a0, a1)") if table("dose_frequency") else \
+    # string_agg(a2, '; ' ORDER BY _natural(a2), a2), as a list sorted per group: [key, a2]
+    # lists compare as the ORDER BY does, without an ordered aggregate's per-group sort
+    freq = (f"(SELECT f.a0, f.a1, array_to_string(list_transform(list_sort(list([n.key, f.a2])), lambda x: x[2]), "
+            f"'; ') AS f FROM {table('dose_frequency')} AS f JOIN _nat AS n ON n.v = f.a2 "
+            "GROUP BY f.a0, f.a1)") if table("dose_frequency") else \
         "(SELECT CAST(NULL AS VARCHAR) AS a0, CAST(NULL AS VARCHAR) AS a1, CAST(NULL AS VARCHAR) AS f WHERE false)"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _rec AS SELECT r.a0 AS p, r.a1 AS action, s.combo, "
@@ -163,8 +181,8 @@ def _items_table(con, result: SQLResult, table: Callable[[str], str | None], sup
              f"FROM ({patients}) AS pts"]
     if "warning" in support:
         items.append(
-            f"SELECT w.a0, 1, 'warning', 0, _natural(w.a1), w.a1, NULL, NULL, w.a1, NULL, NULL, NULL, '', s.combo, "
-            f"NULL, NULL, NULL FROM {table('warning')} AS w "
+            f"SELECT w.a0, 1, 'warning', 0, n.key, w.a1, NULL, NULL, w.a1, NULL, NULL, NULL, '', s.combo, "
+            f"NULL, NULL, NULL FROM {table('warning')} AS w JOIN _nat AS n ON n.v = w.a1 "
             f"LEFT JOIN {support['warning']} AS s ON s.a0 = w.a0 AND s.a1 = w.a1")
     items.append("SELECT p, 2, 'recommend', rank, action, NULL, NULL, NULL, action, NULL, mg, freq, section, combo, "
                  "NULL, strength, NULL FROM _rec WHERE choice IS NULL")
@@ -174,12 +192,14 @@ def _items_table(con, result: SQLResult, table: Callable[[str], str | None], sup
                  "r.section, r.combo, NULL, r.strength, r.choice FROM _rec AS r "
                  "JOIN _grp AS g ON g.p = r.p AND g.choice = r.choice")
     items.append(
-        f"SELECT c.a0, 3, 'contraindicated', 0, _natural(c.a1), c.a1, _natural(c.a2), c.a2, c.a1, c.a2, NULL, NULL, "
+        f"SELECT c.a0, 3, 'contraindicated', 0, n1.key, c.a1, n2.key, c.a2, c.a1, c.a2, NULL, NULL, "
         f"'', s.combo, NULL, NULL, NULL FROM {table('contraindicated')} AS c "
+        f"JOIN _nat AS n1 ON n1.v = c.a1 JOIN _nat AS n2 ON n2.v = c.a2 "
         f"LEFT JOIN {support['contraindicated']} AS s ON s.a0 = c.a0 AND s.a1 = c.a1 AND s.a2 = c.a2")
     items.append(
-        f"SELECT c.a0, 4, 'conflict', 0, _natural(c.a1), c.a1, _natural(c.a2), c.a2, c.a1, c.a2, NULL, NULL, '', "
+        f"SELECT c.a0, 4, 'conflict', 0, n1.key, c.a1, n2.key, c.a2, c.a1, c.a2, NULL, NULL, '', "
         f"i.combo, x.combo, NULL, NULL FROM {table('conflict')} AS c "
+        f"JOIN _nat AS n1 ON n1.v = c.a1 JOIN _nat AS n2 ON n2.v = c.a2 "
         f"LEFT JOIN {support['indicated']} AS i ON i.a0 = c.a0 AND i.a1 = c.a1 "
         f"LEFT JOIN {support['contraindicated']} AS x ON x.a0 = c.a0 AND x.a1 = c.a1 AND x.a2 = c.a2")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _items AS SELECT i.*, g.g AS crs, h.g AS hypoxia, t.g AS hypotension "
@@ -204,17 +224,30 @@ def _csv_lines(con, names: RuleNames) -> list[tuple[str]]:
     _table(con, "_named", "combo VARCHAR, combo2 VARCHAR, rules VARCHAR, sources VARCHAR",
            [[c for c, _ in pairs], [c2 for _, c2 in pairs], [" ".join(n) for n, _ in named],
             [" ".join(s) for _, s in named]])
-    con.execute("CREATE OR REPLACE TEMP TABLE _patient_order AS SELECT p, _natural(p) AS key FROM _items "
-                "WHERE kind = 0")
-    fields = ["i.p", "c.text", "h.text", "t.text", "i.kname", "i.action", "i.reason", "m.text", "i.freq",
-              "i.section", "n.rules", "n.sources", "i.strength", "i.choice"]
+    # each patient's place in natural order (ties by the id itself) and CSV field, once per
+    # patient; the rows then sort on a number
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _patient_order AS SELECT p, {_csv_field('p')} AS field, "
+                "row_number() OVER (ORDER BY _natural(p), p) AS ord FROM _items WHERE kind = 0")
+    # the CSV fields of the few distinct numbers and rule combinations are made once each;
+    # kind and strength are the report's own words, never quoted
+    fields = ["o.field", "c.field", "h.field", "t.field", "i.kname", _csv_field("i.action"), _csv_field("i.reason"),
+              "m.field", _csv_field("i.freq"), _csv_field("i.section"), "n.rules", "n.sources", "i.strength",
+              _csv_field("i.choice")]
     lines = con.execute(
-        f"SELECT concat_ws(',', {', '.join(_csv_field(f) for f in fields)}) FROM _items AS i "
-        "LEFT JOIN _number AS c ON c.v = i.crs LEFT JOIN _number AS h ON h.v = i.hypoxia "
-        "LEFT JOIN _number AS t ON t.v = i.hypotension LEFT JOIN _number AS m ON m.v = i.mg "
-        "LEFT JOIN _named AS n ON i.kind > 0 AND n.combo = coalesce(i.combo, '') AND n.combo2 = coalesce(i.combo2, '') "
-        "JOIN _patient_order AS o ON o.p = i.p ORDER BY o.key, i.p, i.kind, i.rank, i.k1, i.k2, i.k3, i.k4").fetchall()
+        f"SELECT concat_ws(',', {', '.join(f'coalesce({f}, {chr(39) * 2})' for f in fields)}) FROM _items AS i "
+        f"LEFT JOIN {_fields('_number')} AS c ON c.v = i.crs LEFT JOIN {_fields('_number')} AS h ON h.v = i.hypoxia "
+        f"LEFT JOIN {_fields('_number')} AS t ON t.v = i.hypotension "
+        f"LEFT JOIN {_fields('_number')} AS m ON m.v = i.mg "
+        "LEFT JOIN (SELECT combo, combo2, " + _csv_field("rules") + " AS rules, " + _csv_field("sources")
+        + " AS sources FROM _named) AS n ON i.kind > 0 AND n.combo = coalesce(i.combo, '') "
+        "AND n.combo2 = coalesce(i.combo2, '') "
+        "JOIN _patient_order AS o ON o.p = i.p ORDER BY o.ord, i.kind, i.rank, i.k1, i.k2, i.k3, i.k4").fetchall()
     return lines
+
+
+def _fields(numbers: str) -> str:
+    """The `_number` table with each number's CSV field."""
+    return f"(SELECT v, {_csv_field('text')} AS field FROM {numbers})"
 
 
 def _indices(combo: str) -> list[int]:
@@ -246,7 +279,9 @@ _QUOTED = _quoted_by_csv()
 
 
 def _csv_field(expr: str) -> str:
-    """SQL writing a field as Python's csv writer does (NULL as an empty field)."""
-    chars = "".join({"\n": "\\n", "\r": "\\r", '"': '"'}.get(c, c) for c in _QUOTED)
-    return (f"(CASE WHEN regexp_matches(coalesce({expr}, ''), '[{chars}]') "
-            f"THEN '\"' || replace({expr}, '\"', '\"\"') || '\"' ELSE coalesce({expr}, '') END)")
+    """SQL writing a field as Python's csv writer does (NULL as an empty field): `contains`
+    per character, several times faster than a regular expression's character class."""
+    found = " OR ".join(f"contains({expr}, {'chr(' + str(ord(c)) + ')' if c in chr(10) + chr(13) else repr(c)})"
+                        for c in _QUOTED)
+    return (f"(CASE WHEN {found} THEN '\"' || replace({expr}, '\"', '\"\"') || '\"' "
+            f"ELSE coalesce({expr}, '') END)")
