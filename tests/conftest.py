@@ -19,3 +19,18 @@ def _rule_cache_in_a_session_folder(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("REASONER_CACHE_DIR", None)
     else:
         os.environ["REASONER_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One Spark session (`local[2]`) for every test that runs the Spark engine, stopped at
+    the end. Skipped only where Java is absent (CI installs it: .ci/run)."""
+    import shutil
+
+    from reasoner.engines import spark_session
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("no Java on this machine: the Spark engine needs Java 17 (.ci/run installs it)")
+    spark_session.configure("local[2]")
+    session = spark_session.session("reasoner-tests")
+    yield session
+    spark_session.stop()

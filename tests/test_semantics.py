@@ -77,6 +77,16 @@ def test_no_value_fails_every_literal_in_all_three_evaluators() -> None:
     assert set(reference_evaluator.evaluate(rules, facts).facts.get("r", set())) == expected
 
 
+def test_no_value_fails_every_literal_on_spark_too(spark) -> None:
+    """The same table through the Spark engine (Spark SQL, ANSI mode: a division by zero
+    would raise there, so the NULLIF rendering is what gives "no value")."""
+    from reasoner.engines.spark import SparkEngine
+    rules = load_rules(text=RULES)
+    facts = load_facts(rules, text="weight(c, 100). weight(a, 72).")
+    every = {"assigned", "ne", "min_second", "max_cmp", "abs_cmp", "self_eq", "control"}
+    assert _answers(SparkEngine(rules).evaluate(facts.facts)) == {("c", "control")} | {("a", k) for k in every}
+
+
 def test_why_not_says_a_division_by_zero_fails_the_comparison() -> None:
     rules = load_rules(text=RULES)
     facts = load_facts(rules, text="weight(c, 100).")

@@ -210,7 +210,7 @@ def imported_by(args: list[str], watch: tuple[str, ...]) -> list[str]:
 
 
 HEAVY = ("duckdb", "pyarrow", "z3", "reasoner.authoring.check", "reasoner.proof.explain", "reasoner.engines.sql", "reasoner.authoring.smt",
-         "multiprocessing")
+         "multiprocessing", "pyspark", "reasoner.engines.spark", "reasoner.engines.spark_session")
 
 
 @pytest.mark.parametrize("args", [COMMANDS[0], ["recommend", P01]], ids=["query", "recommend"])

@@ -87,11 +87,21 @@ def format_option(*choices: str) -> Callable[[F], F]:
     return wrap
 
 
+def _spark_master(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:  # recorded for the Spark session, which starts only if --engine spark runs
+        from reasoner.engines.spark_session import configure
+        configure(master=value)
+
+
 def cohort_options(f: F) -> F:
-    f = click.option("--engine", type=click.Choice(["pydatalog", "duckdb"]), default="pydatalog",
+    f = click.option("--spark-master", metavar="URL", default=None, expose_value=False, callback=_spark_master,
+                     help="With --engine spark: where Spark runs (local[*] by default; spark://host:7077, "
+                          "yarn, k8s://...). SPARK_REMOTE=sc://host:15002 uses Spark Connect instead.")(f)
+    f = click.option("--engine", type=click.Choice(["pydatalog", "duckdb", "spark"]), default="pydatalog",
                      show_default=True,
-                     help="duckdb: the same rules compiled to SQL, for large cohorts (no proofs: "
-                          "`reasoner why` re-derives one patient's with pyDatalog).")(f)
+                     help="duckdb: the same rules compiled to SQL, for large cohorts; spark: the same SQL run "
+                          "by Apache Spark (docs/spark.md). No proofs with either: "
+                          "`reasoner why` re-derives one patient's with pyDatalog.")(f)
     f = click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
                      help="Worker processes (patients are split among them; patient-local rule sets "
                           "only). With duckdb they build text and JSON reports while DuckDB evaluates; "

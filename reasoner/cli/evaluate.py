@@ -90,8 +90,8 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
     to_stdout = output in (None, "-")
     if fmt == "parquet" and to_stdout:
         refuse("--format parquet writes a file, not standard output: give --output FILE.parquet")
-    if engine == "duckdb" and explain:
-        refuse("--explain needs proofs, which only the pyDatalog engine builds: drop --engine duckdb "
+    if engine in ("duckdb", "spark") and explain:
+        refuse(f"--explain needs proofs, which only the pyDatalog engine builds: drop --engine {engine} "
                "(or ask `reasoner why` per patient)")
     if rule_counts == "-":
         refuse("--rule-counts writes a file: give a file name (./- for a file named -)")

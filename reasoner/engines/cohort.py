@@ -1,7 +1,7 @@
 """A run's cohort: the facts given to a command, loaded whole (small inputs, any form)
 or, for CSV and Parquet cohorts, checked in one streaming pass and evaluated in a
 second, memory flat (`Cohort`); and its evaluation chunk by chunk, in worker processes
-or in DuckDB partitions, a task applied to each chunk's model (`evaluate_cohort`).
+or in DuckDB or Spark partitions, a task applied to each chunk's model (`evaluate_cohort`).
 
 Importing this module loads no engine, reader or parser (the command line imports it
 for its partition sizes before it knows which engine a run needs): each function
@@ -51,6 +51,8 @@ class Cohort:
         self.factset: FactSet | None = None
         if self.stream and engine == "duckdb" and self.duckdb_reads_it():
             pass  # DuckDB checks the files itself, in SQL, before evaluating anything
+        elif self.stream and engine == "spark" and self.spark_reads_it():
+            pass  # checked by the Spark engine before it evaluates (reasoner.engines.spark)
         elif self.stream:
             validate_stream(rules, paths)
         else:
@@ -59,6 +61,15 @@ class Cohort:
     def duckdb_reads_it(self) -> bool:
         return self.factset is None and all(Path(p).suffix in (".csv", ".parquet") and Path(p).is_file()
                                             for p in self.paths)
+
+    def spark_reads_it(self) -> bool:
+        """Every path a CSV or Parquet file (or a Parquet folder), local or a URI Spark reads
+        (hdfs://, s3a://)."""
+        from reasoner.io.spark_inputs import is_remote
+        return self.factset is None and all(
+            Path(p).suffix in (".csv", ".parquet") and (is_remote(p) or Path(p).is_file()
+                                                        or (Path(p).is_dir() and Path(p).suffix == ".parquet"))
+            for p in self.paths)
 
     def chunks(self, size: int):
         from reasoner.io.facts import chunks, stream_chunks
@@ -109,6 +120,11 @@ def evaluate_cohort(cohort: Cohort, task: Callable[[RuleSet, Model], Any], setti
     if engine == "duckdb" and sql_task is not None and cohort.duckdb_reads_it():
         yield from _duckdb_in_sql(cohort, task, sql_task, settings, time_limit, chunk_size or DUCKDB_SQL_PARTITION,
                                   reads, firings_of)
+        return
+    if engine == "spark":
+        from reasoner.engines.spark_cohort import spark_models
+        models = spark_models(cohort, settings, time_limit, chunk_size or DUCKDB_PARTITION, reads, firings_of)
+        yield from map_models(cohort.rules, models, task, jobs=jobs, total=cohort.patients(), progress=True)
         return
     if engine == "duckdb":
         size = chunk_size or DUCKDB_PARTITION

@@ -1,0 +1,178 @@
+"""The Spark session of `--engine spark`: where it runs, started quietly, or a clear error.
+
+`session()` returns the one SparkSession of the process, made on first use:
+
+- `SPARK_REMOTE` set (e.g. `sc://host:15002`): Spark Connect to that server (never
+  tested here: no Connect server was available; the statements are the same);
+- else the master given by `--spark-master` (`configure(master=...)`), else
+  `$REASONER_SPARK_MASTER`, else `local[*]`: a driver JVM started by pyspark, which
+  joins a cluster for `spark://`, `yarn` or `k8s://` masters.
+
+Spark's log noise is kept off the user's terminal: log4j is set to ERROR before the JVM
+starts (a properties file passed as a driver option), and the JVM's own standard error
+(its banner, `WARNING: Using incubator modules`, warnings written before log4j is read)
+goes to a log file in the temp folder, named in any error. pyspark's Python loggers that
+print JSON on a failed query are silenced: a failure is raised as an exception and
+reported once by the command.
+
+Missing pyspark is E030, missing or unusable Java E031, a session that cannot start
+E032: `error[E03x]` lines, exit 2, never a traceback. Importing this module imports no
+pyspark (the command line imports it for `--spark-master`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from reasoner.language.errors import ReasonerError
+from reasoner.language.syntax import NO_SPAN
+
+NO_PYSPARK = "E030"
+NO_JAVA = "E031"
+NO_SESSION = "E032"
+SPARK_FAILED = "E033"
+"""A statement that Spark could not run (the cluster, the files it reads): the first
+line of Spark's message."""
+
+DEFAULT_MASTER = "local[*]"
+_master: str | None = None
+_session: Any = None
+_lock = threading.Lock()
+_LOG4J = """rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n
+"""
+
+
+def configure(master: str | None = None) -> None:
+    """Where the next session runs (`--spark-master URL`); an existing session is kept."""
+    global _master
+    if master:
+        _master = master
+
+
+def master() -> str:
+    """The master URL a new local-driver session gets."""
+    return _master or os.environ.get("REASONER_SPARK_MASTER") or DEFAULT_MASTER
+
+
+def log_path() -> Path:
+    """Where the driver JVM's standard error goes (its banner and warnings)."""
+    return Path(tempfile.gettempdir()) / f"reasoner-spark-{os.getuid() if hasattr(os, 'getuid') else 0}.log"
+
+
+def _fail(code: str, message: str) -> ReasonerError:
+    return ReasonerError.at(NO_SPAN, message, code)
+
+
+def _check_java() -> None:
+    home = os.environ.get("JAVA_HOME")
+    java = Path(home) / "bin" / "java" if home else shutil.which("java")
+    if java is None or not Path(java).exists():
+        raise _fail(NO_JAVA, "--engine spark needs Java 17 or later (`java` on PATH or JAVA_HOME): "
+                             "install it, e.g. `apt-get install openjdk-17-jre-headless`")
+
+
+def _quiet_python_loggers() -> None:
+    for name in ("py4j", "py4j.clientserver", "SQLQueryContextLogger", "pyspark"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def session(app: str = "reasoner") -> Any:
+    """The process's SparkSession, started on first use (see the module docstring).
+    Raises ReasonerError E030-E032 when Spark cannot run here."""
+    global _session
+    with _lock:
+        if _session is not None:
+            return _session
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise _fail(NO_PYSPARK, "--engine spark needs pyspark: pip install 'guideline-reasoner[spark]'") from None
+        _quiet_python_loggers()
+        remote = os.environ.get("SPARK_REMOTE")
+        builder = SparkSession.builder.appName(app)
+        if remote:
+            builder = builder.remote(remote)
+        else:
+            _check_java()
+            builder = _local_builder(builder)
+        try:
+            _session = _start(builder, remote is not None)
+        except ReasonerError:
+            raise
+        except Exception as exc:  # the JVM did not start, or the cluster refused
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise _fail(NO_SESSION, f"Spark did not start ({remote or master()}): {first} "
+                                    f"(the JVM's messages: {log_path()})") from None
+        return _session
+
+
+def _local_builder(builder: Any) -> Any:
+    props = Path(tempfile.gettempdir()) / "reasoner-spark-log4j2.properties"
+    if not props.exists() or props.read_text() != _LOG4J:
+        props.write_text(_LOG4J)
+    options = f"-Dlog4j2.configurationFile=file:{props} -Dlog4j.configurationFile=file:{props}"
+    builder = builder.master(master())
+    for key, value in {
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.extraJavaOptions": options,
+        "spark.executor.extraJavaOptions": options,
+        # small default for one machine; a cluster's own setting (spark-defaults.conf) wins
+        "spark.sql.shuffle.partitions": os.environ.get("REASONER_SPARK_PARTITIONS", "8"),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.session.timeZone": "UTC",
+        # the driver JVM is started here only for local and client-mode masters
+        "spark.driver.memory": os.environ.get("REASONER_SPARK_DRIVER_MEMORY", "2g"),
+    }.items():
+        builder = builder.config(key, value)
+    return builder
+
+
+def _start(builder: Any, remote: bool) -> Any:
+    """getOrCreate with the JVM's standard error sent to `log_path()`: the child process
+    inherits file descriptor 2 as it is at launch, so it is pointed at the log file for
+    that moment only (a Connect session starts no JVM here)."""
+    if remote:
+        return builder.getOrCreate()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log = os.open(log_path(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.dup2(log, 2)
+        spark = builder.getOrCreate()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log)
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def stop() -> None:
+    """Stop the process's session (tests; the command line lets the process end it)."""
+    global _session
+    with _lock:
+        if _session is not None:
+            _session.stop()
+            _session = None
+
+
+def spark_error(exc: BaseException) -> ReasonerError | None:
+    """A Spark failure as an E033 diagnostic (None: not Spark's)."""
+    module = type(exc).__module__ or ""
+    if not (module.startswith("pyspark") or module.startswith("py4j")):
+        return None
+    text = str(exc).strip().splitlines()
+    return _fail(SPARK_FAILED, f"Spark failed: {text[0] if text else type(exc).__name__}")
