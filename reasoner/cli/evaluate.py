@@ -103,10 +103,15 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
         counts_file = files.enter_context(OutputFile(rule_counts, "--rule-counts")) if rule_counts else None
         cohort = cohorts.Cohort(rules, facts, stream, engine)
         in_sql = fmt in ("csv", "parquet") and engine == "duckdb"  # the rows made in SQL where DuckDB can
+        sql_task = render.partition_output if in_sql else None
+        if in_sql and fmt == "parquet":  # each partition's rows kept by DuckDB, written as Parquet at the end
+            import tempfile
+            folder = files.enter_context(tempfile.TemporaryDirectory(prefix="reasoner-report-"))
+            sql_task = functools.partial(render.partition_parquet, str(Path(folder) / "report.duckdb"),
+                                         READS, supporting_rules(rules))
         results = cohorts.evaluate_cohort(cohort, functools.partial(render.chunk_output, fmt, explain),
                                           parse_settings(overrides), jobs, chunk_size, time_limit, engine, reads=READS,
-                                          firings_of=supporting_rules(rules),
-                                          sql_task=render.partition_output if in_sql else None)
+                                          firings_of=supporting_rules(rules), sql_task=sql_task)
         # Every input check is done before the first chunk comes back (DuckDB checks a cohort
         # as it loads it): bad input exits here, before a header is printed.
         first = next(results, None)
@@ -117,8 +122,11 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
                 out: Any = sys.stdout
             else:
                 out = handles.enter_context(open(csv_part or report_file.temp, "w", encoding="utf-8", newline=""))
-            counts, violations = render.write_report(out, results, rules, fmt, explain)
-        if csv_part is not None:
+            parts: list[str] = []
+            counts, violations = render.write_report(out, results, rules, fmt, explain, parts)
+        if csv_part is not None and parts:  # every partition's rows in DuckDB: the CSV holds only the header
+            render.table_to_parquet(parts[0], report_file.temp)  # type: ignore[union-attr]
+        elif csv_part is not None:
             render.csv_to_parquet(csv_part, report_file.temp)  # type: ignore[union-attr]
         if counts_file is not None:
             write_rule_counts(rules, counts, counts_file.temp)

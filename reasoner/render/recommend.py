@@ -1,7 +1,8 @@
 """Recommendation reports as text (people), JSON (programs) and CSV (cohort analysis),
 and a cohort's report put together chunk by chunk (`chunk_output` where a chunk was
 evaluated, `partition_output` for a DuckDB partition whose rows are made in SQL,
-`write_report` joining the chunks).
+`partition_parquet` for one whose rows DuckDB keeps for a Parquet file, `write_report`
+and `table_to_parquet` joining the chunks).
 
 JSON: `{"rule_set": ..., "settings": {...}, "patients": [PatientReport...]}`, schema in
 docs/output.md. CSV: one row per patient and item, with a `grade` row per patient so a
@@ -225,6 +226,42 @@ def _sql_path(path: str) -> str:
     return path.replace("'", "''")
 
 
+class ReportTable(str):
+    """The DuckDB database file whose table `rows` holds the report rows of the
+    partitions so far, in order (`report_sql.sql_parquet`), for `table_to_parquet`."""
+
+
+def table_to_parquet(database: str, parquet_path: str) -> None:
+    """The report rows of `database` as one Parquet file, in their order (a `COPY` of one
+    table keeps its insertion order). One thread: memory stays at about 150 MB."""
+    import duckdb
+    con = duckdb.connect(database, config={"threads": 1})
+    try:
+        con.execute(f"COPY rows TO '{_sql_path(parquet_path)}' (FORMAT parquet)")
+    finally:
+        con.close()
+
+
+def _append_csv(database: str, csv_path: str) -> None:
+    """The report rows of a CSV file appended to `database`'s table, read and typed as
+    `csv_to_parquet` reads them; the CSV file removed."""
+    import os
+
+    import duckdb
+
+    from reasoner.domains.crs.report_sql import REPORT_TABLE
+    types = {c: "VARCHAR" for c in CSV_COLUMNS}
+    types.update({"crs_grade": "INTEGER", "hypoxia_grade": "INTEGER", "hypotension_grade": "INTEGER",
+                  "dose_mg": "DOUBLE"})
+    con = duckdb.connect(database)
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS rows ({REPORT_TABLE})")
+        con.execute(f"INSERT INTO rows SELECT * FROM read_csv(?, header=true, columns={types!r})", [csv_path])
+    finally:
+        con.close()
+        os.unlink(csv_path)
+
+
 # ----------------------------------------------------------------------------- a cohort's report, chunk by chunk
 def chunk_output(fmt: str, explain: bool, rules: RuleSet, model: Model) -> tuple[Any, dict[int, int], dict, list]:
     """Everything `recommend` prints for one chunk, computed where the chunk was evaluated
@@ -272,10 +309,29 @@ def partition_output(rules: RuleSet, result: Any) -> tuple[str, dict[int, int], 
     return text, result.fired_for(), dict(result.engine.settings), distinct_violations(result.violations())
 
 
+def partition_parquet(database: str, reads: Any, firings_of: Any, rules: RuleSet,
+                      result: Any) -> tuple[ReportTable, dict[int, int], dict, list]:
+    """`chunk_output` of a DuckDB partition for a Parquet report: its rows appended by
+    DuckDB, straight from SQL, to the table of the database file `database`, not sent as
+    CSV text through Python; where the rule set is not in the CRS report's typing, its
+    CSV text (over a model of the facts `reads` and the firings of `firings_of`) read in."""
+    from reasoner.domains.crs.report_sql import sql_parquet
+    if sql_parquet(rules, result, database):
+        return (ReportTable(database), result.fired_for(), dict(result.engine.settings),
+                distinct_violations(result.violations()))
+    text, counts, settings, violations = chunk_output("csv", False, rules, result.to_model(reads, firings_of))
+    csv_path = database + ".csv"
+    with open(csv_path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(to_csv([], header=True) + text)
+    _append_csv(database, csv_path)
+    return ReportTable(database), counts, settings, violations
+
+
 def write_report(out: TextIO, results: Iterable[tuple[Any, dict[int, int], dict, list]], rules: RuleSet, fmt: str,
-                 explain: bool) -> tuple[dict[int, int], list]:
+                 explain: bool, parts: list[str] | None = None) -> tuple[dict[int, int], list]:
     """The report of every chunk's `chunk_output` into `out` (for parquet: the CSV to
-    convert); the summed rule counts and the violations."""
+    convert, and the database each `partition_parquet` filled appended to `parts`); the
+    summed rule counts and the violations."""
     settings: dict = {}
     counts: dict[int, int] = {}
     violations: list = []
@@ -294,6 +350,8 @@ def write_report(out: TextIO, results: Iterable[tuple[Any, dict[int, int], dict,
             joint = (lambda patient, pred, args: chunk_proofs[(patient, pred, args)]) if explain else None
             for text in writer.patients(reports, joint):
                 out.write(text)
+        elif isinstance(rendered, ReportTable) and parts is not None:
+            parts.append(rendered)
         elif fmt in ("csv", "parquet"):
             out.write(rendered)
         elif rendered:  # a blank line between patients, across chunk boundaries too

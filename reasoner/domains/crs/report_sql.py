@@ -6,7 +6,9 @@ DuckDB's own evaluation. Here the joins, grouping and ordering of a partition's 
 run in SQL over its tables and firing tables; Python only names the rules and formats
 the values, each distinct rule combination and value once. The rows are the bytes
 `render.recommend.csv_rows(report.build_reports(...))` gives for the same partition
-(tests/test_cohort.py compares them on generated cohorts).
+(tests/test_cohort.py compares them on generated cohorts). For a Parquet report,
+`sql_parquet` has DuckDB write the same rows, typed, straight to a file: the values
+the CSV text reads back as (tests/test_duckdb_parquet.py compares them).
 
 Limits: only the CRS report vocabulary with symbols for actions, reasons, warning codes
 and dose frequencies and numbers for grades and doses (`sql_csv` returns None for any
@@ -52,6 +54,53 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
     supported fact (`_support_<pred>`), the section, strength and choice group of each
     combination of them (`_section`), the recommendations and choice groups (`_rec`,
     `_grp`), one row per report item (`_items`), then the CSV lines."""
+    temporaries = _report_tables(rules, result)
+    if temporaries is None:
+        return None
+    lines = result.con.execute(_rows_query("concat_ws(',', " + ", ".join(
+        f"coalesce({f}, {chr(39) * 2})" for f in _CSV_FIELDS) + ")")).fetchall()
+    _drop(result.con, temporaries)
+    return "\n".join([line for (line,) in lines]) + "\n" if lines else ""
+
+
+def sql_parquet(rules: RuleSet, result: SQLResult, database: str) -> bool:
+    """This partition's report rows appended, in report order, to the table `rows` of the
+    DuckDB database file `database` (made by the first partition), typed as
+    `render.recommend.csv_to_parquet` reads `sql_csv`'s text: each field the value its
+    CSV field reads back as, an empty one NULL, grades and doses cast from their text as
+    the CSV reader casts them. False when the rule set's report predicates are typed
+    otherwise than the CRS vocabulary (nothing written).
+
+    A table, not a Parquet file per partition: DuckDB keeps a table's insertion order and
+    a `COPY` of one table keeps it (documented), where a `UNION ALL` of Parquet files was
+    found out of order at one thread."""
+    temporaries = _report_tables(rules, result)
+    if temporaries is None:
+        return False
+    con = result.con
+    columns = ", ".join(f"{expr} AS {name}" for expr, name in zip(_PARQUET_VALUES, CSV_COLUMNS))
+    con.execute(f"ATTACH '{database.replace(chr(39), chr(39) * 2)}' AS _report")
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS _report.rows ({REPORT_TABLE})")
+        con.execute(f"INSERT INTO _report.rows {_rows_query(columns)}")
+    finally:
+        con.execute("DETACH _report")
+    _drop(con, temporaries)
+    return True
+
+
+CSV_COLUMNS = ["patient", "crs_grade", "hypoxia_grade", "hypotension_grade", "kind", "action", "reason",
+               "dose_mg", "frequency", "section", "rules", "sources", "strength", "choice"]
+"""The report's columns (render.recommend.CSV_COLUMNS, which tests compare with this)."""
+
+REPORT_TABLE = ", ".join(f"{c} {'INTEGER' if c.endswith('grade') else 'DOUBLE' if c == 'dose_mg' else 'VARCHAR'}"
+                         for c in CSV_COLUMNS)
+"""The columns of `sql_parquet`'s table: grades whole numbers, doses numbers, the rest text."""
+
+
+def _report_tables(rules: RuleSet, result: SQLResult) -> list[str] | None:
+    """The temporary tables the report's rows are selected from (their names, to drop),
+    or None when the report predicates are typed otherwise than the CRS vocabulary."""
     eng = result.engine
     for pred, shape in _SHAPE.items():
         if pred in eng.arity and "".join("n" if k == NUM else "s" for k in eng.kinds[pred]) != shape:
@@ -68,11 +117,13 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
     no_section_rank = _section_table(con, names, support)
     _recommendation_tables(con, table, support, no_section_rank)
     _items_table(con, result, table, support)
-    lines = _csv_lines(con, names)
-    for temporary in ("_items", "_number", "_named", "_section", "_rec", "_grp", "_patient_order", "_nat",
-                      *support.values()):
+    _naming_tables(con, names)
+    return ["_items", "_number", "_named", "_section", "_rec", "_grp", "_patient_order", "_nat", *support.values()]
+
+
+def _drop(con, temporaries: list[str]) -> None:
+    for temporary in temporaries:
         con.execute(f"DROP TABLE {temporary}")
-    return "\n".join([line for (line,) in lines]) + "\n" if lines else ""
 
 
 def _support_tables(con, rules: RuleSet, result: SQLResult, table: Callable[[str], str | None]) -> dict[str, str]:
@@ -209,10 +260,11 @@ def _items_table(con, result: SQLResult, table: Callable[[str], str | None], sup
                 f"LEFT JOIN {grade('hypotension_grade')} AS t ON t.a0 = i.p")
 
 
-def _csv_lines(con, names: RuleNames) -> list[tuple[str]]:
-    """The report's CSV lines, in report order: numbers as Python writes them, and the
+def _naming_tables(con, names: RuleNames) -> None:
+    """`_number` (each distinct number and its text as Python writes it), `_named` (the
     rules and sources of each combination of rules, worked out in Python once per
-    distinct value and joined back in SQL."""
+    distinct value) and `_patient_order` (each patient's place and CSV field): joined
+    back in SQL by `_rows_query`."""
     numbers = con.execute("SELECT DISTINCT v FROM (SELECT crs AS v FROM _items UNION SELECT hypoxia FROM _items "
                           "UNION SELECT hypotension FROM _items UNION SELECT mg FROM _items) AS n "
                           "WHERE v IS NOT NULL").fetchall()
@@ -228,26 +280,11 @@ def _csv_lines(con, names: RuleNames) -> list[tuple[str]]:
     # patient; the rows then sort on a number
     con.execute(f"CREATE OR REPLACE TEMP TABLE _patient_order AS SELECT p, {_csv_field('p')} AS field, "
                 "row_number() OVER (ORDER BY _natural(p), p) AS ord FROM _items WHERE kind = 0")
-    # the CSV fields of the few distinct numbers and rule combinations are made once each;
-    # kind and strength are the report's own words, never quoted
-    fields = ["o.field", "c.field", "h.field", "t.field", "i.kname", _csv_field("i.action"), _csv_field("i.reason"),
-              "m.field", _csv_field("i.freq"), _csv_field("i.section"), "n.rules", "n.sources", "i.strength",
-              _csv_field("i.choice")]
-    lines = con.execute(
-        f"SELECT concat_ws(',', {', '.join(f'coalesce({f}, {chr(39) * 2})' for f in fields)}) FROM _items AS i "
-        f"LEFT JOIN {_fields('_number')} AS c ON c.v = i.crs LEFT JOIN {_fields('_number')} AS h ON h.v = i.hypoxia "
-        f"LEFT JOIN {_fields('_number')} AS t ON t.v = i.hypotension "
-        f"LEFT JOIN {_fields('_number')} AS m ON m.v = i.mg "
-        "LEFT JOIN (SELECT combo, combo2, " + _csv_field("rules") + " AS rules, " + _csv_field("sources")
-        + " AS sources FROM _named) AS n ON i.kind > 0 AND n.combo = coalesce(i.combo, '') "
-        "AND n.combo2 = coalesce(i.combo2, '') "
-        "JOIN _patient_order AS o ON o.p = i.p ORDER BY o.ord, i.kind, i.rank, i.k1, i.k2, i.k3, i.k4").fetchall()
-    return lines
 
 
 def _fields(numbers: str) -> str:
     """The `_number` table with each number's CSV field."""
-    return f"(SELECT v, {_csv_field('text')} AS field FROM {numbers})"
+    return f"(SELECT v, text, {_csv_field('text')} AS field FROM {numbers})"
 
 
 def _indices(combo: str) -> list[int]:
@@ -285,3 +322,32 @@ def _csv_field(expr: str) -> str:
                         for c in _QUOTED)
     return (f"(CASE WHEN {found} THEN '\"' || replace({expr}, '\"', '\"\"') || '\"' "
             f"ELSE coalesce({expr}, '') END)")
+
+
+def _rows_query(select: str) -> str:
+    """The report's rows, in report order, each as `select` over the items (`i`), the
+    patient (`o`), the numbers' texts and fields (`c`, `h`, `t`: grades, `m`: dose) and
+    the rules and sources of the item's rule combination (`n`)."""
+    return (
+        f"SELECT {select} FROM _items AS i "
+        f"LEFT JOIN {_fields('_number')} AS c ON c.v = i.crs LEFT JOIN {_fields('_number')} AS h ON h.v = i.hypoxia "
+        f"LEFT JOIN {_fields('_number')} AS t ON t.v = i.hypotension "
+        f"LEFT JOIN {_fields('_number')} AS m ON m.v = i.mg "
+        "LEFT JOIN (SELECT combo, combo2, rules AS raw_rules, sources AS raw_sources, " + _csv_field("rules")
+        + " AS rules, " + _csv_field("sources") + " AS sources FROM _named) AS n ON i.kind > 0 "
+        "AND n.combo = coalesce(i.combo, '') AND n.combo2 = coalesce(i.combo2, '') "
+        "JOIN _patient_order AS o ON o.p = i.p ORDER BY o.ord, i.kind, i.rank, i.k1, i.k2, i.k3, i.k4")
+
+
+# Each column's CSV field (NULL: an empty field), in CSV_COLUMNS order.
+_CSV_FIELDS = ["o.field", "c.field", "h.field", "t.field", "i.kname", _csv_field("i.action"), _csv_field("i.reason"),
+               "m.field", _csv_field("i.freq"), _csv_field("i.section"), "n.rules", "n.sources", "i.strength",
+               _csv_field("i.choice")]
+
+# Each column's value as DuckDB's CSV reader gives back that field, typed as
+# render.recommend.csv_to_parquet reads it: an empty field NULL, grades and doses cast
+# from the text Python wrote (the reader's cast: a grade written 2.5 reads as 3).
+_PARQUET_VALUES = ["nullif(o.p, '')", "CAST(c.text AS INTEGER)", "CAST(h.text AS INTEGER)",
+                   "CAST(t.text AS INTEGER)", "i.kname", "nullif(i.action, '')", "nullif(i.reason, '')",
+                   "CAST(m.text AS DOUBLE)", "nullif(i.freq, '')", "nullif(i.section, '')", "nullif(n.raw_rules, '')",
+                   "nullif(n.raw_sources, '')", "nullif(i.strength, '')", "nullif(i.choice, '')"]
