@@ -35,6 +35,7 @@ from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 from reasoner.analysis.program import RuleSet, resolve_settings
 from reasoner.engines.model import Model
 from reasoner.engines.spark_result import SparkResult, union_all
+from reasoner.engines.sql_plan import variant_entries
 from reasoner.engines.sql_types import ColumnTypes, kind_of
 from reasoner.engines.sqlgen import SQLGen, render
 from reasoner.io.spark_inputs import SparkFactFiles, is_remote
@@ -144,21 +145,9 @@ class SparkEngine:
                 rules = [plan.rules[i] for i in by_head[pred]]
                 component.rules[pred] = [(r.index, lambda r=r: gen.rule_select(r), r.needs) for r in rules]
                 if comp.recursive:
-                    component.variants[pred] = self._variants(rules)
+                    component.variants[pred] = variant_entries(self._gen, rules)
             self._components.append(component)
         self.compiled = Compiled(rs, self.settings, arity, kinds, tables, constraints, firings, self.record_firings)
-
-    def _variants(self, rules: list[LoweredRule]) -> list[Entry]:
-        gen = self._gen
-        out: list[Entry] = []
-        for rule in rules:
-            if rule.aggregates:  # aggregates range over lower strata: such a rule runs whole
-                out.append((rule.index, lambda rule=rule: gen.rule_select(rule), rule.needs))
-            for variant in rule.variants:
-                out.append((rule.index, lambda rule=rule, variant=variant: gen.rule_select(
-                    rule, {id(variant.atom): "_delta_" + gen.table(variant.atom.pred)}, variant.steps),
-                    rule.needs | {("delta", variant.atom.pred)}))
-        return out
 
     def table(self, pred: str) -> str:
         return self.compiled.tables[pred]

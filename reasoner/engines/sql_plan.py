@@ -37,6 +37,21 @@ Entry = tuple[int, Make, frozenset]
 """(rule index, its SELECT, the predicates of its positive atoms)."""
 
 
+
+def variant_entries(gen: "SQLGen", rules: list[LoweredRule]) -> list[Entry]:
+    """A recursive component's semi-naive round: each rule once per recursive atom, that
+    atom read from its `_delta_` table (the last round's new rows); a rule with an
+    aggregate runs whole (aggregates range over lower strata). Every SQL engine's loop."""
+    out: list[Entry] = []
+    for rule in rules:
+        if rule.aggregates:
+            out.append((rule.index, lambda rule=rule: gen.rule_select(rule), rule.needs))
+        for variant in rule.variants:
+            out.append((rule.index, lambda rule=rule, variant=variant: gen.rule_select(
+                rule, {id(variant.atom): "_delta_" + gen.table(variant.atom.pred)}, variant.steps),
+                rule.needs | {("delta", variant.atom.pred)}))
+    return out
+
 @dataclass
 class Component:
     """A component of the plan: its predicates, and the SELECTs that fill them."""
@@ -128,7 +143,7 @@ class SQLPlan:
                 component.rules[pred] = [(r.index, lambda r=r: gen.rule_select(r), r.needs)
                                          for r in lowered]
                 if comp.recursive:
-                    component.variants[pred] = self._variants(lowered)
+                    component.variants[pred] = variant_entries(self.gen, lowered)
             self.components.append(component)
 
     def _firing_select(self, rule: LoweredRule) -> Firings:
@@ -138,18 +153,6 @@ class SQLPlan:
         head = tuple(("var", a.name) if isinstance(a, Var) else ("const", setting_or_const(a, self.settings))
                      for a in rule.head)
         return Firings(self.gen, rule, head)
-
-    def _variants(self, rules: list[LoweredRule]) -> list[Entry]:
-        gen = self.gen
-        out: list[Entry] = []
-        for rule in rules:
-            if rule.aggregates:  # aggregates range over lower strata: such a rule runs whole
-                out.append((rule.index, lambda rule=rule: gen.rule_select(rule), rule.needs))
-            for variant in rule.variants:
-                out.append((rule.index, lambda rule=rule, variant=variant: gen.rule_select(
-                    rule, {id(variant.atom): "_delta_" + gen.table(variant.atom.pred)}, variant.steps),
-                    rule.needs | {("delta", variant.atom.pred)}))
-        return out
 
     def table(self, pred: str) -> str:
         return self.tables[pred]
