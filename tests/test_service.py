@@ -495,3 +495,14 @@ def test_other_commands_import_no_web_stack() -> None:
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
+
+
+def test_serve_without_the_web_stack_says_how_to_install_it(monkeypatch) -> None:
+    """`pip install .` leaves Starlette, uvicorn and httpx out: a clear refusal, exit 2."""
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "starlette" else real(name, *a))
+    result = CliRunner().invoke(main, ["serve", "--port", str(free_port())])
+    assert result.exit_code == 2, result.output
+    assert "error[E016]: reasoner serve needs starlette" in result.output
+    assert "[service]" in result.output

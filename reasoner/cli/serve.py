@@ -32,6 +32,11 @@ def serve(rules_path: str | None, overrides: tuple[str, ...], host: str, port: i
 
     Three services: patient-view, order-select and order-sign. GET /cds-services lists them with their prefetch templates. Research use only: not a
     medical device; no authentication of the calling EHR (docs/service.md)."""
+    import importlib.util
+    missing = [name for name in ("starlette", "uvicorn", "httpx") if importlib.util.find_spec(name) is None]
+    if missing:  # `pip install .` leaves the web stack out: say how to get it, not a traceback
+        refuse(f"reasoner serve needs {', '.join(missing)}: pip install 'guideline-reasoner[service]' "
+               "(from a checkout: pip install '.[service]')")
     from reasoner.io.fhir_map import load_fhir_mapping
     from reasoner.service.app import CdsService, run
     from reasoner.service.outcome import ServiceError
