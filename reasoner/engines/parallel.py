@@ -19,7 +19,7 @@ import itertools
 import os
 import signal
 import sys
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import click
 
@@ -103,6 +103,24 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _fork_pool(jobs: int, initializer: Callable[..., None], initargs: tuple) -> Any:
+    """A pool of forked workers born ignoring Ctrl-C. The parent ignores SIGINT while it
+    forks them: a Ctrl-C that lands between a fork and the worker's initializer would
+    otherwise interrupt the worker half-started (seen: inside random's at-fork reseed), and
+    such a worker, holding its sibling's pipe, never sees the end of its input and outlives
+    the parent. The parent's own handler is back before any work is sent."""
+    import multiprocessing
+    import threading
+    context = multiprocessing.get_context("fork")
+    if threading.current_thread() is not threading.main_thread():  # signals belong to the main thread
+        return context.Pool(jobs, initializer=initializer, initargs=initargs)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return context.Pool(jobs, initializer=initializer, initargs=initargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _init(ruleset: RuleSet, settings: dict | None, time_limit: float | None,
           task: Callable[[RuleSet, Model], object]) -> None:
     _ignore_interrupts()
@@ -163,9 +181,7 @@ def map_chunks(ruleset: RuleSet, chunks: Iterable[list[Fact]], task: Callable[[R
                 if advance:
                     advance(_patients(ruleset, ((f.pred, f.args) for f in chunk)))
             return
-        import multiprocessing
-        context = multiprocessing.get_context("fork")
-        with context.Pool(jobs, initializer=_init, initargs=(ruleset, settings, time_limit, task)) as pool:
+        with _fork_pool(jobs, _init, (ruleset, settings, time_limit, task)) as pool:
             sent = ((_run, pack(chunk), _patients(ruleset, ((f.pred, f.args) for f in chunk)) if advance else 0)
                     for chunk in chunks)
             for result, size in _ordered(pool, sent, jobs):
@@ -203,9 +219,7 @@ def map_models(ruleset: RuleSet, models: Iterable[Model], task: Callable[[RuleSe
                 if advance:
                     advance(size)
             return
-        import multiprocessing
-        context = multiprocessing.get_context("fork")
-        with context.Pool(jobs, initializer=_init_task, initargs=(ruleset, task)) as pool:
+        with _fork_pool(jobs, _init_task, (ruleset, task)) as pool:
             sent = ((_run_task, model, _patients(ruleset, _rows(model)) if advance else 0) for model in models)
             for result, size in _ordered(pool, sent, jobs):
                 yield result
