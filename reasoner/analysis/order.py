@@ -5,7 +5,7 @@ with it, and the engines, the planner and the explainer run and follow bodies in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from reasoner.language.record import Record, record
 
 from reasoner.language.errors import ReasonerError
 from reasoner.language.syntax import (
@@ -34,8 +34,8 @@ def body_bound_vars(body: tuple[Literal, ...]) -> set[str]:
     return {name for step in order_body(body) for name in step.binds}
 
 
-@dataclass(frozen=True)
-class Step:
+@record
+class Step(Record):
     """One literal of a body in evaluation order, with the variables it newly binds."""
 
     literal: Literal

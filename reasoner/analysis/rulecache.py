@@ -52,8 +52,8 @@ def cache_dir() -> Path:
 
 
 CODE = ("__init__.py", "language/__init__.py", "language/errors.py", "language/grammar.lark", "language/parse.py",
-        "language/span.py", "language/syntax.py", "language/values.py", "analysis/__init__.py", "analysis/program.py",
-        "analysis/order.py", "analysis/rulecheck.py", "analysis/settings.py", "analysis/strata.py",
+        "language/record.py", "language/span.py", "language/syntax.py", "language/values.py", "analysis/__init__.py",
+        "analysis/program.py", "analysis/order.py", "analysis/rulecheck.py", "analysis/settings.py", "analysis/strata.py",
         "analysis/rulecache.py")
 """The package's files that parse and check a rule set, and define what a RuleSet holds:
 every module `load_rules` imports (tests/test_startup.py keeps this list complete)."""

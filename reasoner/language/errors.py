@@ -10,9 +10,9 @@ constants below (the catalogue of every code: `reasoner.authoring.check.CODES`, 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable
 
+from reasoner.language.record import Record, record
 from reasoner.language.span import NO_SPAN, Span
 
 USAGE = "E020"
@@ -27,8 +27,8 @@ INTERNAL = "E023"
 """An unexpected failure inside the reasoner (a bug): reported, never as a traceback."""
 
 
-@dataclass(frozen=True)
-class Diagnostic:
+@record
+class Diagnostic(Record):
     """One problem in one place. `code` names its kind (see docs/checks.md)."""
 
     span: Span

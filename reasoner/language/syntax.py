@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Union
 
 Value = Union[int, float, str]
 """A constant: numbers are int or float, identifiers and quoted strings are str."""
 
 
+from reasoner.language.record import Record, record  # noqa: E402
 from reasoner.language.span import NO_SPAN, Span  # noqa: E402  (re-exported: every node carries one)
 
 
 # --------------------------------------------------------------------------- terms
-@dataclass(frozen=True)
-class Var:
+@record
+class Var(Record):
     """A variable. Each anonymous `_` is renamed `_#1`, `_#2`, ... by the parser; `_Y`
     is an ordinary named variable (its leading underscore only says "used once")."""
 
@@ -35,8 +36,8 @@ class Var:
         return "_" if self.anonymous else self.name
 
 
-@dataclass(frozen=True)
-class Const:
+@record
+class Const(Record):
     value: Value
     span: Span = field(default=NO_SPAN, compare=False)
 
@@ -44,8 +45,8 @@ class Const:
         return format_value(self.value)
 
 
-@dataclass(frozen=True)
-class Setting:
+@record
+class Setting(Record):
     """`$name`: a named number of the rule set, replaced by its value before evaluation."""
 
     name: str
@@ -55,8 +56,8 @@ class Setting:
         return "$" + self.name
 
 
-@dataclass(frozen=True)
-class BinOp:
+@record
+class BinOp(Record):
     op: str  # + - * /
     left: "Expr"
     right: "Expr"
@@ -76,8 +77,8 @@ class BinOp:
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 
 
-@dataclass(frozen=True)
-class Call:
+@record
+class Call(Record):
     func: str  # min, max, abs
     args: tuple["Expr", ...]
     span: Span = field(default=NO_SPAN, compare=False)
@@ -91,8 +92,8 @@ Expr = Union[Var, Const, Setting, BinOp, Call]
 
 
 # --------------------------------------------------------------------------- literals
-@dataclass(frozen=True)
-class Atom:
+@record
+class Atom(Record):
     pred: str
     args: tuple[Expr, ...]
     span: Span = field(default=NO_SPAN, compare=False)
@@ -105,8 +106,8 @@ class Atom:
         return f"{self.pred}({', '.join(map(str, self.args))})"
 
 
-@dataclass(frozen=True)
-class Negation:
+@record
+class Negation(Record):
     atom: Atom
     span: Span = field(default=NO_SPAN, compare=False)
 
@@ -114,8 +115,8 @@ class Negation:
         return f"!{self.atom}"
 
 
-@dataclass(frozen=True)
-class Comparison:
+@record
+class Comparison(Record):
     op: str  # = != < <= > >=
     left: Expr
     right: Expr
@@ -125,8 +126,8 @@ class Comparison:
         return f"{self.left} {self.op} {self.right}"
 
 
-@dataclass(frozen=True)
-class Aggregate:
+@record
+class Aggregate(Record):
     """`result = func [target] : { body }`."""
 
     result: Var
@@ -149,8 +150,8 @@ STRENGTHS = ("strong", "standard", "consider", "option")
 instruction), "consider", "other options include"."""
 
 
-@dataclass(frozen=True)
-class Rule:
+@record
+class Rule(Record):
     """A rule, a fact of the rule set (empty body) or an integrity constraint (no head)."""
 
     head: Atom | None
@@ -184,8 +185,8 @@ class Rule:
         return f"{self.head} :- {body}." if body else f"{self.head}."
 
 
-@dataclass(frozen=True)
-class ArgDecl:
+@record
+class ArgDecl(Record):
     name: str
     type: str  # id, symbol, number, or an enumeration name
     low: float | None = None
@@ -193,8 +194,8 @@ class ArgDecl:
     unit: str | None = None
 
 
-@dataclass(frozen=True)
-class Decl:
+@record
+class Decl(Record):
     pred: str
     args: tuple[ArgDecl, ...]
     role: str  # input, output, internal
@@ -218,22 +219,22 @@ class Decl:
         return None
 
 
-@dataclass(frozen=True)
-class TypeDecl:
+@record
+class TypeDecl(Record):
     name: str
     values: tuple[str, ...]
     span: Span = field(default=NO_SPAN, compare=False)
 
 
-@dataclass(frozen=True)
-class SourceDecl:
+@record
+class SourceDecl(Record):
     key: str
     text: str
     span: Span = field(default=NO_SPAN, compare=False)
 
 
-@dataclass(frozen=True)
-class SettingDecl:
+@record
+class SettingDecl(Record):
     """`.setting NAME = VALUE [LO, HI] "UNIT" "REASON"`: range, unit and reason optional
     (a unit only after a range). `--set` values and the rule set's own value must lie in
     the range (inclusive)."""
@@ -253,8 +254,8 @@ class SettingDecl:
         return f"[{format_value(self.low)}, {format_value(self.high)}]" + (f" {self.unit}" if self.unit else "")
 
 
-@dataclass(frozen=True)
-class Requirement:
+@record
+class Requirement(Record):
     """A coverage requirement: `one`/`some` HEAD for BODY, or `none` BODY."""
 
     kind: str  # one, some, none
@@ -264,16 +265,16 @@ class Requirement:
     span: Span = field(default=NO_SPAN, compare=False)
 
 
-@dataclass(frozen=True)
-class SectionDecl:
+@record
+class SectionDecl(Record):
     """`.section "title"`: the guideline section the rules of this file encode."""
 
     title: str
     span: Span = field(default=NO_SPAN, compare=False)
 
 
-@dataclass(frozen=True)
-class AllowDecl:
+@record
+class AllowDecl(Record):
     """`.allow CODE "target" "why"`: a checker finding the author intends (a rule id,
     a predicate, or * for any)."""
 
@@ -283,8 +284,8 @@ class AllowDecl:
     span: Span = field(default=NO_SPAN, compare=False)
 
 
-@dataclass(frozen=True)
-class Include:
+@record
+class Include(Record):
     path: str
     span: Span = field(default=NO_SPAN, compare=False)
 
@@ -292,8 +293,8 @@ class Include:
 Statement = Union[Rule, Decl, TypeDecl, SourceDecl, SettingDecl, Requirement, Include, SectionDecl, AllowDecl]
 
 
-@dataclass(frozen=True)
-class Fact:
+@record
+class Fact(Record):
     """One input fact: a ground atom with where it was read."""
 
     pred: str

@@ -21,9 +21,9 @@ itself, not this plan, on purpose: a checker must not share the lowering it chec
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from reasoner.language.record import Record, record
 from reasoner.language.errors import ReasonerError
 from reasoner.analysis.program import RuleSet, Step, aggregate_keys, order_body, step_vars
 from reasoner.plan.semantics import may_lack_value
@@ -33,8 +33,8 @@ Cost = Callable[[Atom, set], float]
 """(atom, names bound so far) → estimated rows: an engine's join-order hint."""
 
 
-@dataclass(frozen=True)
-class LoweredAggregate:
+@record
+class LoweredAggregate(Record):
     """`V = func X : { body }` with what evaluating it needs."""
 
     literal: Aggregate
@@ -48,8 +48,8 @@ class LoweredAggregate:
     """The variables of a row of that body (`count` counts distinct such rows)."""
 
 
-@dataclass(frozen=True)
-class Variant:
+@record
+class Variant(Record):
     """A semi-naive variant of a recursive rule: `atom` (at `position` in the lowered
     body) is read from the facts the last round added."""
 
@@ -59,8 +59,8 @@ class Variant:
     """The body in evaluation order, `atom` first."""
 
 
-@dataclass(frozen=True)
-class LoweredRule:
+@record
+class LoweredRule(Record):
     """One rule with a body (a constraint when `head` is None)."""
 
     index: int
@@ -96,8 +96,8 @@ class LoweredRule:
         return next(a for a in self.aggregates if a.literal is literal)
 
 
-@dataclass(frozen=True)
-class Component:
+@record
+class Component(Record):
     """Predicates that depend on each other, evaluated together, in plan order."""
 
     preds: tuple[str, ...]
@@ -107,8 +107,8 @@ class Component:
     """Indexes of the rules that derive its predicates, in rule-set order."""
 
 
-@dataclass(frozen=True)
-class Plan:
+@record
+class Plan(Record):
     """A rule set lowered for evaluation: see the module's docstring."""
 
     ruleset: RuleSet
