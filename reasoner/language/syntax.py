@@ -38,6 +38,8 @@ class Var(Record):
 
 @record
 class Const(Record):
+    """A constant: a number, an identifier or a quoted string."""
+
     value: Value
     span: Span = field(default=NO_SPAN, compare=False)
 
@@ -58,6 +60,8 @@ class Setting(Record):
 
 @record
 class BinOp(Record):
+    """`left op right` with op one of + - * /."""
+
     op: str  # + - * /
     left: "Expr"
     right: "Expr"
@@ -79,6 +83,8 @@ _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 
 @record
 class Call(Record):
+    """A built-in function applied to expressions: `min(A, B)`, `max(A, B)`, `abs(A)`."""
+
     func: str  # min, max, abs
     args: tuple["Expr", ...]
     span: Span = field(default=NO_SPAN, compare=False)
@@ -94,6 +100,8 @@ Expr = Union[Var, Const, Setting, BinOp, Call]
 # --------------------------------------------------------------------------- literals
 @record
 class Atom(Record):
+    """`pred(arg, ...)`: a fact pattern in a body or a head."""
+
     pred: str
     args: tuple[Expr, ...]
     span: Span = field(default=NO_SPAN, compare=False)
@@ -108,6 +116,8 @@ class Atom(Record):
 
 @record
 class Negation(Record):
+    """`!atom`: no fact matches (stratified negation)."""
+
     atom: Atom
     span: Span = field(default=NO_SPAN, compare=False)
 
@@ -117,6 +127,8 @@ class Negation(Record):
 
 @record
 class Comparison(Record):
+    """`left op right` with op one of = != < <= > >=; `X = expr` with X unbound assigns."""
+
     op: str  # = != < <= > >=
     left: Expr
     right: Expr
@@ -187,6 +199,8 @@ class Rule(Record):
 
 @record
 class ArgDecl(Record):
+    """One argument of a `.decl`: its name, type, and for numbers an optional range and unit."""
+
     name: str
     type: str  # id, symbol, number, or an enumeration name
     low: float | None = None
@@ -196,6 +210,8 @@ class ArgDecl(Record):
 
 @record
 class Decl(Record):
+    """`.decl pred(arg: type, ...) role "description"`: a predicate's arguments and role."""
+
     pred: str
     args: tuple[ArgDecl, ...]
     role: str  # input, output, internal
@@ -221,6 +237,8 @@ class Decl(Record):
 
 @record
 class TypeDecl(Record):
+    """`.type name = a | b | ...`: an enumeration of symbols."""
+
     name: str
     values: tuple[str, ...]
     span: Span = field(default=NO_SPAN, compare=False)
@@ -228,6 +246,8 @@ class TypeDecl(Record):
 
 @record
 class SourceDecl(Record):
+    """`.source key "text"`: a reference rules cite with `@source`."""
+
     key: str
     text: str
     span: Span = field(default=NO_SPAN, compare=False)
@@ -286,6 +306,8 @@ class AllowDecl(Record):
 
 @record
 class Include(Record):
+    """`.include "file"`: another rule file read in place."""
+
     path: str
     span: Span = field(default=NO_SPAN, compare=False)
 

@@ -20,12 +20,10 @@ this printer has already printed in full, with its id shown.
 """
 from __future__ import annotations
 
-import html
 import json
 import re
 
 from reasoner.proof.explain import INPUT, RULE_FAILS, DERIVED, Node, to_json_obj
-from reasoner.render.proof_dot import to_dot
 from reasoner.render.proof_html import HtmlPrinter, to_html
 from reasoner.render.proof_state import TAGS, VALUE_KINDS, above, bindings_line, head_line, rule_line
 from reasoner.analysis.program import RuleSet
@@ -35,6 +33,13 @@ __all__ = ["ProofPrinter", "render_proofs", "sources_cited", "to_dot", "to_html"
            "to_text"]
 """`to_json_obj` is the proof layer's (the JSON format is what `reasoner verify` reads);
 `to_dot` is render/proof_dot.py's; HTML is render/proof_html.py's."""
+
+
+def to_dot(roots: list[Node], rs: RuleSet) -> str:
+    """The proofs as one Graphviz DOT graph (render/proof_dot.py, imported here when first
+    used: a text proof, `reasoner why`, need not load it)."""
+    from reasoner.render.proof_dot import to_dot as dot
+    return dot(roots, rs)
 
 
 class ProofPrinter(HtmlPrinter):
@@ -186,6 +191,7 @@ def _md_detail(node: Node) -> str:
 
 
 def _attr(text: str) -> str:
+    import html  # here: html.entities, which `import html` loads, is a large table text proofs never need
     return html.escape(text, quote=True)
 
 

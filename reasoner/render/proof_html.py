@@ -5,8 +5,6 @@ resource from anywhere.
 """
 from __future__ import annotations
 
-import html
-
 from reasoner.proof.explain import DERIVED, FALSE, INPUT, RULE_FAILS, RULESET_FACT, Node
 from reasoner.render.proof_state import TAGS, VALUE_KINDS, PrinterState, above
 from reasoner.analysis.program import RuleSet
@@ -207,6 +205,7 @@ _HTML_BOTTOM = """<script>
 
 
 def _e(text: str) -> str:
+    import html  # here: see render/proof.py's _attr
     return html.escape(text, quote=True)
 
 
