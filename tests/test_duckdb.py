@@ -162,6 +162,19 @@ def test_generated_cohort(crs: RuleSet, tmp_path: Path, patients: int) -> None:
     assert counted.fired_for == rule_patient_counts(crs, reference)
     assert set(counted.facts) == {"recommend"} and counted.facts["recommend"] == reference.facts["recommend"]
     assert sum(len(rows) for rows in reference.facts.values()) > 40 * patients  # about 50 rows a patient
+    # side by side, as the command line makes CSV and Parquet reports: the same partitions, in order
+    side = list(engine.map_partitions(csv_path, lambda result, turn: (result.to_model(), result.fired_for()),
+                                      patients=partition, workers=3))
+    assert [len(part.facts["patient"]) for part, _ in side] == sizes
+    merged = Model()
+    for part, _ in side:
+        merged.merge(part)
+    assert_same(reference, merged)
+    summed: dict[int, int] = {}
+    for _, counts in side:
+        for rule, n in counts.items():
+            summed[rule] = summed.get(rule, 0) + n
+    assert summed == rule_patient_counts(crs, reference)
 
 
 # ----------------------------------------------------------------------------- (b) language features
@@ -509,6 +522,63 @@ def test_partitions_share_facts_that_hold_no_patient(tmp_path: Path) -> None:
     engine = DuckDBEngine(rules)
     got = [result.tuples("heavy") for result in engine.evaluate_csv_partitioned(path, patients=1)]
     assert got == [{("z9",)}, set(), {("m5",)}]  # in the order the file first names them
+
+
+def _weights(tmp_path: Path, n: int) -> Path:
+    path = tmp_path / "weights.csv"
+    path.write_text("predicate,arg1,arg2\nlimit,100\n" + "".join(f"weight,p{i},{90 + i}\n" for i in range(n)))
+    return path
+
+
+SHARED = load_rules(text=".decl limit(kg: number) input \"a shared threshold\"\n"
+                        ".decl weight(p: id, kg: number) input \"weight\"\n"
+                        ".decl heavy(p: id) output \"heavy\"\n"
+                        "heavy(P) :- weight(P, W), limit(L), W > L.\n")
+
+
+def test_partitions_side_by_side_come_back_in_order_and_take_turns(tmp_path: Path) -> None:
+    """Workers finish out of order (the first partitions are the slowest), yet outputs
+    are yielded in partition order, each `with turn:` runs after the earlier ones', and
+    every partition sees the shared fact and only its own patients."""
+    import time
+    path = _weights(tmp_path, 30)
+    turns: list[int] = []
+
+    def task(result, turn):
+        heavy = sorted(p for (p,) in result.tuples("heavy"))
+        first = int(result.con.execute("SELECT min(CAST(a0[2:] AS INTEGER)) FROM weight").fetchone()[0])
+        time.sleep(0.05 * (6 - first // 5))  # partition 0 sleeps longest
+        with turn:
+            turns.append(first // 5)
+        return first // 5, heavy
+
+    out = list(DuckDBEngine(SHARED).map_partitions(path, task, patients=5, workers=3))
+    assert [part for part, _ in out] == turns == list(range(6))
+    assert [heavy for _, heavy in out] == [sorted(f"p{i}" for i in range(5 * k, 5 * k + 5) if 90 + i > 100)
+                                           for k in range(6)]
+
+
+def test_a_failing_partition_side_by_side_raises_in_order_and_stops_the_others(tmp_path: Path) -> None:
+    import threading
+    path = _weights(tmp_path, 40)
+    seen: list[int] = []
+
+    def task(result, turn):
+        part = int(result.con.execute("SELECT min(CAST(a0[2:] AS INTEGER)) FROM weight").fetchone()[0]) // 5
+        if part == 2:
+            raise EvaluationLimit("partition 2 is too slow")
+        seen.append(part)
+        return part
+
+    before = threading.active_count()
+    results = DuckDBEngine(SHARED).map_partitions(path, task, patients=5, workers=2)
+    got = []
+    with pytest.raises(EvaluationLimit, match="partition 2"):
+        for part in results:
+            got.append(part)
+    assert got == [0, 1]  # what came before the failing partition, in order
+    assert len(seen) < 8  # the others stopped: not every partition ran
+    assert threading.active_count() == before
 
 
 def test_partitioned_checks_everything_before_the_first_partition(crs: RuleSet, tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ def test_a_partition_sql_declines_is_converted_from_its_csv(cohort: Path, tmp_pa
     partition's CSV text is converted instead: the same file."""
     calls = []
 
-    def declines(rules, result, database) -> bool:
+    def declines(rules, result, database, turn) -> bool:
         calls.append(database)
         return False
     monkeypatch.setattr(report_sql, "sql_parquet", declines)
@@ -103,11 +103,11 @@ def test_a_failing_partition_leaves_no_file(cohort: Path, tmp_path: Path, monkey
     from reasoner.language.errors import EvaluationLimit
     real, calls = report_sql.sql_parquet, []
 
-    def second_too_slow(rules, result, path) -> bool:
+    def second_too_slow(rules, result, path, turn) -> bool:
         calls.append(path)
         if len(calls) == 2:
             raise EvaluationLimit("evaluation stopped after 1 s (time limit)")
-        return real(rules, result, path)
+        return real(rules, result, path, turn)
     monkeypatch.setattr(report_sql, "sql_parquet", second_too_slow)
     out = tmp_path / "out" / "r.parquet"
     out.parent.mkdir()

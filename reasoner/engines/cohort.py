@@ -104,11 +104,11 @@ def read_once(path: str) -> bool:
 def evaluate_cohort(cohort: Cohort, task: Callable[[RuleSet, Model], Any], settings: dict, jobs: int,
                     chunk_size: int | None, time_limit: float | None, engine: str = "pydatalog",
                     reads: Collection[str] | None = None, firings_of: Collection[int] | None = None,
-                    sql_task: Callable[[RuleSet, Any], Any] | None = None) -> Iterator:
+                    sql_task: Callable[[RuleSet, Any, Any], Any] | None = None) -> Iterator:
     """`task(rules, model)` of each chunk's model, with a progress bar. With duckdb, the
     model holds only the facts of `reads` and the firings of the rules `firings_of` (none
     if None), plus every rule's patient count: copying all of DuckDB's answers into Python
-    costs more than computing them. `sql_task(rules, result)`, when given, is asked first
+    costs more than computing them. `sql_task(rules, result, turn)`, when given, is asked first
     for each partition a DuckDB cohort run keeps in SQL (`SQLResult`), and may answer None
     to get `task` instead. Unknown settings, values out of range and rules no engine can
     run raise ReasonerError before any chunk is read or any worker starts."""
@@ -156,14 +156,23 @@ def _duckdb_models(cohort: Cohort, settings: dict, time_limit: float | None, siz
 def _duckdb_in_sql(cohort: Cohort, task, sql_task, settings: dict, time_limit: float | None, size: int,
                    reads: Collection[str] | None, firings_of: Collection[int] | None) -> Iterator:
     """Each partition of a CSV or Parquet cohort answered in SQL by `sql_task(rules,
-    result)`, in this process (DuckDB runs its own threads); a partition it declines
-    (None) goes through `task` over a model instead."""
+    result, turn)`, in this process, as many partitions at a time as the machine has
+    cores (`DuckDBEngine.map_partitions`: threads, as DuckDB runs a small partition's
+    statements on one core); a partition it declines (None) goes through `task` over a
+    model instead."""
+    import os
+
     from reasoner.engines.parallel import progress_bar
     from reasoner.engines.sql import DuckDBEngine
     engine = DuckDBEngine(cohort.rules, settings, time_limit=time_limit, firings=firings_of is not None)
+
+    def answer(result, turn):
+        out = sql_task(cohort.rules, result, turn)
+        return (out if out is not None else task(cohort.rules, result.to_model(reads, firings_of))), result.patients
+
     with progress_bar(cohort.patients(), True) as advance:
-        for result in engine.evaluate_csv_partitioned(list(cohort.paths), patients=size):
-            out = sql_task(cohort.rules, result)
-            yield out if out is not None else task(cohort.rules, result.to_model(reads, firings_of))
-            if advance and result.patients is not None:
-                advance(result.patients)
+        for out, patients in engine.map_partitions(list(cohort.paths), answer, patients=size,
+                                                   workers=os.cpu_count() or 1):
+            yield out
+            if advance and patients is not None:
+                advance(patients)

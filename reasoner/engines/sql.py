@@ -176,8 +176,9 @@ class DuckDBEngine:
             self._gen.create_as(f"_firing_{index}", self._firings[index].select(), temp=True)))
 
     def _violation_create(self, c: Constraint) -> str:
+        # TEMP: each connection to a cohort's database keeps its own (sql_partitions)
         return self._once(("violation", c.index), lambda: render(
-            self._gen.create_as(f"_violation_{c.index}", c.select())))
+            self._gen.create_as(f"_violation_{c.index}", c.select(), temp=True)))
 
     def _script(self, dialect: str) -> list[tuple[str, str]]:
         return self._plan.script(dialect)
@@ -376,35 +377,20 @@ class DuckDBEngine:
         `memory_limit`. A result is valid until the next one is asked for. A rule set that
         is not patient-local (or whose patient keys differ in type) runs as one partition.
         """
-        import shutil
-        import tempfile
-        folder = tempfile.mkdtemp(prefix="reasoner-duckdb-")
-        con = None
-        try:
-            con = self.connect(str(Path(folder) / "cohort.duckdb"), memory_limit)
-            nonempty = self.inputs().load(con, paths, check)
-            sizes = self._partition(con, patients)
-            parts = len(sizes)
-            con.execute("DROP TABLE _staging")
-            keyed = set(self._keyed_inputs()) if parts else set()
-            shared = {p for p, d in self.ruleset.decls.items() if d.role == "input" and p not in keyed}
-            for part in range(max(parts, 1)):
-                here = set(nonempty - keyed)
-                for pred in sorted(keyed):
-                    t = self.table(pred)
-                    if count_added(con.execute(f"INSERT INTO {quote_ident(t)} SELECT * EXCLUDE (_part) "
-                                          f"FROM {quote_ident('_all_' + t)} WHERE _part = {part}")):
-                        here.add(pred)
-                self._run(con, here)
-                result = SQLResult(self, con, owner=False)
-                result.patients = sizes[part] if sizes else None
-                yield result
-                result.closed = True
-                self._clear(con, keep=shared)
-        finally:
-            if con is not None:
-                con.close()
-            shutil.rmtree(folder, ignore_errors=True)
+        from reasoner.engines.sql_partitions import partitions
+        return partitions(self, [paths] if isinstance(paths, (str, Path)) else paths, patients, check, memory_limit)
+
+    def map_partitions(self, paths: Sequence[str | Path] | str | Path, task: Callable[[SQLResult, Any], Any], *,
+                       patients: int = 50_000, workers: int = 2, check: bool = True,
+                       memory_limit: str = "512MB") -> Iterator[Any]:
+        """`task(result, turn)` applied to each partition of `evaluate_csv_partitioned`,
+        `workers` partitions at a time (threads, each with its own connection to the
+        cohort's database), the outputs yielded in partition order. Inside the task,
+        `with turn:` runs after every earlier partition's task has passed its own turn
+        (reasoner.engines.sql_partitions). The result is valid only during the task."""
+        from reasoner.engines.sql_partitions import map_partitions
+        return map_partitions(self, [paths] if isinstance(paths, (str, Path)) else paths, task, patients, workers,
+                              check, memory_limit)
 
     def _keyed_inputs(self) -> dict[str, int]:
         """Input predicates that hold a patient: predicate → position of the patient."""

@@ -299,9 +299,10 @@ def chunk_output(fmt: str, explain: bool, rules: RuleSet, model: Model) -> tuple
     return out, rule_patient_counts(rules, model), model.settings, distinct_violations(model.violations)
 
 
-def partition_output(rules: RuleSet, result: Any) -> tuple[str, dict[int, int], dict, list] | None:
+def partition_output(rules: RuleSet, result: Any, turn: Any = None) -> tuple[str, dict[int, int], dict, list] | None:
     """`chunk_output` of a DuckDB partition whose CSV rows are made in SQL (`result` an
-    `SQLResult`), or None where the rule set is not in the CRS report's typing."""
+    `SQLResult`), or None where the rule set is not in the CRS report's typing. (`turn`:
+    unused, the text is returned in partition order anyway.)"""
     from reasoner.domains.crs.report_sql import sql_csv
     text = sql_csv(rules, result)
     if text is None:
@@ -310,20 +311,22 @@ def partition_output(rules: RuleSet, result: Any) -> tuple[str, dict[int, int], 
 
 
 def partition_parquet(database: str, reads: Any, firings_of: Any, rules: RuleSet,
-                      result: Any) -> tuple[ReportTable, dict[int, int], dict, list]:
+                      result: Any, turn: Any) -> tuple[ReportTable, dict[int, int], dict, list]:
     """`chunk_output` of a DuckDB partition for a Parquet report: its rows appended by
     DuckDB, straight from SQL, to the table of the database file `database`, not sent as
     CSV text through Python; where the rule set is not in the CRS report's typing, its
-    CSV text (over a model of the facts `reads` and the firings of `firings_of`) read in."""
+    CSV text (over a model of the facts `reads` and the firings of `firings_of`) read in.
+    Appended inside `with turn:`, so partitions evaluated side by side append in order."""
     from reasoner.domains.crs.report_sql import sql_parquet
-    if sql_parquet(rules, result, database):
+    if sql_parquet(rules, result, database, turn):
         return (ReportTable(database), result.fired_for(), dict(result.engine.settings),
                 distinct_violations(result.violations()))
     text, counts, settings, violations = chunk_output("csv", False, rules, result.to_model(reads, firings_of))
-    csv_path = database + ".csv"
-    with open(csv_path, "w", encoding="utf-8", newline="") as handle:
-        handle.write(to_csv([], header=True) + text)
-    _append_csv(database, csv_path)
+    with turn:
+        csv_path = database + ".csv"
+        with open(csv_path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(to_csv([], header=True) + text)
+        _append_csv(database, csv_path)
     return ReportTable(database), counts, settings, violations
 
 

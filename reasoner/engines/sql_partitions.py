@@ -1,0 +1,254 @@
+"""A cohort larger than memory on the DuckDB engine: read and checked whole into a
+database file, then evaluated partition by partition (`partitions`), or several
+partitions side by side with a task applied to each (`map_partitions`).
+
+Why side by side: a partition of 50,000 CRS patients fills tables of tens of thousands of
+rows, and DuckDB runs a statement over so few rows on one thread; on a 2-core machine
+the second core idled through most of a cohort's evaluation and report. Each worker is a
+thread with its own connection (`cursor()`) to the one database: the cohort's
+partitioned input tables are shared, and every table a partition fills is a TEMP table,
+which DuckDB keeps per connection, so two partitions never see each other's rows.
+DuckDB runs a statement without holding Python's lock, so the threads run in parallel.
+
+Outputs come back in partition order whatever order the workers finish in; a task's
+`with turn:` block runs after every earlier partition's (for output that must be
+appended in order, such as the rows of one Parquet report).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar
+
+import duckdb
+
+from reasoner.engines.sql_result import SQLResult
+from reasoner.io.sqltext import count_added, quote_ident
+
+if TYPE_CHECKING:
+    from reasoner.engines.sql import DuckDBEngine
+
+T = TypeVar("T")
+
+
+class _Cohort:
+    """The cohort's database: read, checked and partitioned, ready for workers."""
+
+    def __init__(self, engine: DuckDBEngine, paths: Sequence[str | Path], patients: int, check: bool,
+                 memory_limit: str):
+        self.engine = engine
+        self.folder = tempfile.mkdtemp(prefix="reasoner-duckdb-")
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.con = engine.connect(str(Path(self.folder) / "cohort.duckdb"), memory_limit)
+        nonempty = engine.inputs().load(self.con, paths, check)
+        self.sizes = engine._partition(self.con, patients)
+        self.con.execute("DROP TABLE _staging")
+        self.keyed = set(engine._keyed_inputs()) if self.sizes else set()
+        self.shared = {p for p, d in engine.ruleset.decls.items() if d.role == "input" and p not in self.keyed}
+        self.shared_rows = nonempty - self.keyed  # inputs every partition holds whole
+        self.parts = max(len(self.sizes), 1)
+
+    def fill(self, con: duckdb.DuckDBPyConnection, part: int) -> set:
+        """Partition `part`'s rows of the keyed input tables into `con`'s tables; the
+        predicates that hold rows."""
+        here = set(self.shared_rows)
+        for pred in sorted(self.keyed):
+            t = self.engine.table(pred)
+            if count_added(con.execute(f"INSERT INTO {quote_ident(t)} SELECT * EXCLUDE (_part) "
+                                       f"FROM {quote_ident('_all_' + t)} WHERE _part = {part}")):
+                here.add(pred)
+        return here
+
+    def run(self, con: duckdb.DuckDBPyConnection, part: int) -> SQLResult:
+        self.engine._run(con, self.fill(con, part))
+        result = SQLResult(self.engine, con, owner=False)
+        result.patients = self.sizes[part] if self.sizes else None
+        return result
+
+    def worker_connection(self) -> duckdb.DuckDBPyConnection:
+        """Another connection to the database, with its own (TEMP) rule tables, the
+        inputs every partition shares copied in."""
+        assert self.con is not None
+        con = self.con.cursor()
+        for statement in self.engine._ddl(temp=True):
+            con.execute(statement)
+        for pred in sorted(self.shared_rows):
+            t = quote_ident(self.engine.table(pred))
+            con.execute(f"INSERT INTO {t} SELECT * FROM {quote_ident('_shared_' + self.engine.table(pred))}")
+        return con
+
+    def share_inputs(self) -> None:
+        """The shared inputs as tables of the database, which other connections see."""
+        assert self.con is not None
+        for pred in sorted(self.shared_rows):
+            t = self.engine.table(pred)
+            self.con.execute(f"CREATE TABLE {quote_ident('_shared_' + t)} AS SELECT * FROM {quote_ident(t)}")
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def partitions(engine: DuckDBEngine, paths: Sequence[str | Path], patients: int, check: bool,
+               memory_limit: str) -> Iterator[SQLResult]:
+    """One `SQLResult` per partition, in order, each valid until the next is asked for
+    (`DuckDBEngine.evaluate_csv_partitioned`)."""
+    cohort = None
+    try:
+        cohort = _Cohort(engine, paths, patients, check, memory_limit)
+        assert cohort.con is not None
+        for part in range(cohort.parts):
+            result = cohort.run(cohort.con, part)
+            yield result
+            result.closed = True
+            engine._clear(cohort.con, keep=cohort.shared)
+    finally:
+        if cohort is not None:
+            cohort.close()
+
+
+class Turn:
+    """A partition's place in the order of the outputs: `with turn:` waits until every
+    earlier partition's task has passed its own turn."""
+
+    def __init__(self, order: "_Order", part: int):
+        self._order, self.part = order, part
+        self.taken = False
+
+    def __enter__(self) -> "Turn":
+        self._order.wait_for(self.part)
+        self.taken = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._order.passed(self.part)
+
+
+class _Order:
+    """Which partition's turn it is, and from which partition on the run has stopped."""
+
+    def __init__(self) -> None:
+        self.next = 0
+        self.stopped_after: int | None = None  # partitions after this one stop
+        self.cond = threading.Condition()
+
+    @property
+    def stopped(self) -> bool:
+        return self.stopped_after is not None
+
+    def wait_for(self, part: int) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.next == part or self._stops(part))
+            if self.next != part:
+                raise _Stopped
+
+    def _stops(self, part: int) -> bool:
+        return self.stopped_after is not None and part > self.stopped_after
+
+    def passed(self, part: int) -> None:
+        with self.cond:
+            self.next = max(self.next, part + 1)
+            self.cond.notify_all()
+
+    def stop(self, after: int = -1) -> None:
+        """Stop the partitions after `after` (a failed partition; -1: all of them, on an
+        interruption); earlier ones run to the end, so their outputs still come back."""
+        with self.cond:
+            self.stopped_after = after if self.stopped_after is None else min(after, self.stopped_after)
+            self.cond.notify_all()
+
+
+class _Stopped(Exception):
+    """Another partition failed or the run was interrupted: this worker stops."""
+
+
+def map_partitions(engine: DuckDBEngine, paths: Sequence[str | Path], task: Callable[[SQLResult, Turn], T],
+                   patients: int, workers: int, check: bool, memory_limit: str) -> Iterator[T]:
+    """`task(result, turn)` of every partition, `workers` partitions at a time, the
+    outputs yielded in partition order (`DuckDBEngine.map_partitions`). An error in
+    any partition is raised when its output's turn to be yielded comes, after the
+    other workers have stopped."""
+    cohort = None
+    order = _Order()
+    threads: list[threading.Thread] = []
+    connections: list[duckdb.DuckDBPyConnection] = []
+    try:
+        cohort = _Cohort(engine, paths, patients, check, memory_limit)
+        workers = max(1, min(workers, cohort.parts))
+        if workers == 1:
+            assert cohort.con is not None
+            for part in range(cohort.parts):
+                result = cohort.run(cohort.con, part)
+                try:
+                    turn = Turn(order, part)
+                    out = task(result, turn)
+                    order.passed(part)
+                finally:
+                    result.closed = True
+                    engine._clear(cohort.con, keep=cohort.shared)
+                yield out
+            return
+        cohort.share_inputs()
+        connections = [cohort.worker_connection() for _ in range(workers)]
+        outputs: dict[int, tuple[bool, Any]] = {}  # part → (ok, output or exception)
+        claimed = iter(range(cohort.parts))
+        lock = threading.Lock()
+
+        def work(con: duckdb.DuckDBPyConnection) -> None:
+            assert cohort is not None
+            while not order.stopped:
+                with lock:
+                    part = next(claimed, None)
+                if part is None:
+                    return
+                try:
+                    result = cohort.run(con, part)
+                    try:
+                        turn = Turn(order, part)
+                        out: tuple[bool, Any] = (True, task(result, turn))
+                        if not turn.taken:
+                            with turn:
+                                pass
+                    finally:
+                        result.closed = True
+                        engine._clear(con, keep=cohort.shared)
+                except _Stopped:
+                    return
+                except BaseException as exc:  # raised in the main thread, in order
+                    out = (False, exc)
+                    order.stop(after=part)
+                with order.cond:
+                    outputs[part] = out
+                    order.cond.notify_all()
+                if not out[0]:
+                    return
+
+        threads = [threading.Thread(target=work, args=(con,), name=f"duckdb-partition-{i}", daemon=True)
+                   for i, con in enumerate(connections)]
+        for thread in threads:
+            thread.start()
+        for part in range(cohort.parts):
+            with order.cond:
+                # a timeout, so that Ctrl-C reaches the main thread while it waits
+                while part not in outputs and any(t.is_alive() for t in threads):
+                    order.cond.wait(0.2)
+                ok, out = outputs.pop(part, (False, None))
+            if not ok:
+                raise out if out is not None else RuntimeError(f"partition {part} was not evaluated")
+            yield out
+    finally:
+        order.stop()
+        for con in connections:
+            try:
+                con.interrupt()
+            except duckdb.Error:
+                pass
+        for thread in threads:
+            thread.join()
+        for con in connections:
+            con.close()
+        if cohort is not None:
+            cohort.close()
