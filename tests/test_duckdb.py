@@ -581,6 +581,64 @@ def test_a_failing_partition_side_by_side_raises_in_order_and_stops_the_others(t
     assert threading.active_count() == before
 
 
+def test_a_turn_is_taken_once(tmp_path: Path) -> None:
+    def task(result, turn):
+        with turn:
+            pass
+        with turn:  # would wait for ever: refused
+            pass
+
+    for workers in (1, 2):
+        with pytest.raises(RuntimeError, match="already taken"):
+            list(DuckDBEngine(SHARED).map_partitions(_weights(tmp_path, 10), task, patients=5, workers=workers))
+
+
+def test_side_by_side_workers_stay_close_to_the_consumer_and_stop_when_it_does(tmp_path: Path) -> None:
+    """Outputs do not pile up ahead of a slow consumer (at most two per worker), and
+    closing the iterator early stops the workers and removes the cohort's database."""
+    import tempfile
+    import threading
+    import time
+    started: list[int] = []
+
+    def task(result, turn):
+        started.append(1)
+        return len(result.tuples("weight"))
+
+    before = threading.active_count()
+    monkey_folder = tmp_path / "tmp"
+    monkey_folder.mkdir()
+    saved, tempfile.tempdir = tempfile.tempdir, str(monkey_folder)
+    try:
+        outputs = DuckDBEngine(SHARED).map_partitions(_weights(tmp_path, 60), task, patients=2, workers=2)
+        assert next(outputs) == 2
+        time.sleep(0.5)  # a consumer busy with the first output
+        assert len(started) <= 1 + 2 * 2
+        outputs.close()
+    finally:
+        tempfile.tempdir = saved
+    assert threading.active_count() == before
+    assert list(monkey_folder.iterdir()) == []
+    assert len(started) < 30
+
+
+def test_bad_facts_leave_no_database_behind(tmp_path: Path) -> None:
+    import tempfile
+    path = tmp_path / "bad.csv"
+    path.write_text("predicate,arg1,arg2\nlimit,100\nweight,p1,heavy\n")
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    saved, tempfile.tempdir = tempfile.tempdir, str(folder)
+    try:
+        for run in (lambda: next(DuckDBEngine(SHARED).evaluate_csv_partitioned(path, patients=1)),
+                    lambda: next(DuckDBEngine(SHARED).map_partitions(path, lambda r, t: None, patients=1, workers=2))):
+            with pytest.raises(ReasonerError):
+                run()
+    finally:
+        tempfile.tempdir = saved
+    assert list(folder.iterdir()) == []
+
+
 def test_partitioned_checks_everything_before_the_first_partition(crs: RuleSet, tmp_path: Path) -> None:
     path = tmp_path / "late.csv"
     path.write_text("predicate,arg1,arg2\n" + "".join(f"weight_kg,p{i},70\n" for i in range(50))

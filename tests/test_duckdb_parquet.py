@@ -84,6 +84,20 @@ def test_parquet_from_sql_is_the_converted_csv(cohort: Path, tmp_path: Path, siz
                                                                  "ref.parquet"])  # no part left behind
 
 
+def test_more_workers_than_cores_give_the_same_file(cohort: Path, tmp_path: Path, monkeypatch) -> None:
+    """Four partitions side by side, each appending its rows in its turn (ATTACH is the
+    database's, not the connection's: with three or more workers a catalog scan once held
+    the report file open and the next ATTACH failed)."""
+    from reasoner.engines import cohort as cohorts
+    out1, out4 = tmp_path / "one.parquet", tmp_path / "four.parquet"
+    monkeypatch.setattr(cohorts, "cores", lambda: 1)
+    _run(["--format", "parquet", "--chunk-size", "7", "-o", str(out1), str(cohort)])
+    monkeypatch.setattr(cohorts, "cores", lambda: 4)
+    for _ in range(3):
+        _run(["--format", "parquet", "--chunk-size", "7", "-o", str(out4), str(cohort)])
+        assert _rows(out4) == _rows(out1)
+
+
 def test_a_partition_sql_declines_is_converted_from_its_csv(cohort: Path, tmp_path: Path, monkeypatch) -> None:
     """Where the report predicates are typed otherwise (sql_parquet answers False), the
     partition's CSV text is converted instead: the same file."""

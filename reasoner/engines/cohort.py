@@ -160,8 +160,6 @@ def _duckdb_in_sql(cohort: Cohort, task, sql_task, settings: dict, time_limit: f
     cores (`DuckDBEngine.map_partitions`: threads, as DuckDB runs a small partition's
     statements on one core); a partition it declines (None) goes through `task` over a
     model instead."""
-    import os
-
     from reasoner.engines.parallel import progress_bar
     from reasoner.engines.sql import DuckDBEngine
     engine = DuckDBEngine(cohort.rules, settings, time_limit=time_limit, firings=firings_of is not None)
@@ -171,8 +169,17 @@ def _duckdb_in_sql(cohort: Cohort, task, sql_task, settings: dict, time_limit: f
         return (out if out is not None else task(cohort.rules, result.to_model(reads, firings_of))), result.patients
 
     with progress_bar(cohort.patients(), True) as advance:
-        for out, patients in engine.map_partitions(list(cohort.paths), answer, patients=size,
-                                                   workers=os.cpu_count() or 1):
+        for out, patients in engine.map_partitions(list(cohort.paths), answer, patients=size, workers=cores()):
             yield out
             if advance and patients is not None:
                 advance(patients)
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system says, which a
+    container's limit or `taskset` narrows; else every core)."""
+    import os
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on every system
+        return os.cpu_count() or 1

@@ -214,10 +214,11 @@ class DuckDBEngine:
             con.execute(statement)
         return con
 
-    def _run(self, con: duckdb.DuckDBPyConnection, nonempty: set) -> None:
+    def _run(self, con: duckdb.DuckDBPyConnection, nonempty: set) -> set[str]:
         """Everything after the input facts are in their tables (`nonempty`: the predicates
-        that hold a row)."""
+        that hold a row). Returns the names of the firing tables it made."""
         started = time.monotonic()
+        made: set[str] = set()
         self._load_static(con)
         nonempty |= set(self._static)
         for comp in self._components:
@@ -229,6 +230,7 @@ class DuckDBEngine:
                     for index, _, needs in comp.rules[pred]:
                         if needs <= nonempty:
                             con.execute(self._firing_create(index))
+                            made.add(f"_firing_{index}")
                 continue
             (pred,) = comp.preds
             live = [(index, tree) for index, tree, needs in comp.rules[pred] if needs <= nonempty]
@@ -236,11 +238,13 @@ class DuckDBEngine:
             if self.record_firings:  # the firings first; the conclusions from them
                 for index, _ in live:
                     con.execute(self._firing_create(index))
+                    made.add(f"_firing_{index}")
                 live = [(index, self._firings[index].from_table) for index, _ in live]
             if live and count_added(con.execute(self._insert(self.table(pred), [tree for _, tree in live], minus))):
                 nonempty.add(pred)
         for c in self._constraints:
             con.execute(self._violation_create(c))
+        return made
 
     def _fixpoint(self, con: duckdb.DuckDBPyConnection, comp: Component, started: float, nonempty: set) -> None:
         def round_(entries: Mapping[str, list[Entry]]) -> int:
@@ -341,11 +345,11 @@ class DuckDBEngine:
                     con.unregister(view)
             if check:
                 self.inputs().check_tables(con)
-            self._run(con, nonempty)
+            made = self._run(con, nonempty)
         except BaseException:
             con.close()
             raise
-        return SQLResult(self, con)
+        return SQLResult(self, con, firings=made)
 
     def evaluate_csv(self, paths: Sequence[str | Path] | str | Path, *, check: bool = True) -> "SQLResult":
         """Evaluate over fact files, CSV or Parquet, read by DuckDB's readers: the bulk path
@@ -360,11 +364,11 @@ class DuckDBEngine:
         try:
             nonempty = self.inputs().load(con, paths, check)
             con.execute("DROP TABLE _staging")
-            self._run(con, nonempty)
+            made = self._run(con, nonempty)
         except BaseException:
             con.close()
             raise
-        return SQLResult(self, con)
+        return SQLResult(self, con, firings=made)
 
     def evaluate_csv_partitioned(self, paths: Sequence[str | Path] | str | Path, *, patients: int = 50_000,
                                  check: bool = True, memory_limit: str = "512MB") -> Iterator["SQLResult"]:

@@ -41,10 +41,14 @@ class _Cohort:
         self.engine = engine
         self.folder = tempfile.mkdtemp(prefix="reasoner-duckdb-")
         self.con: duckdb.DuckDBPyConnection | None = None
-        self.con = engine.connect(str(Path(self.folder) / "cohort.duckdb"), memory_limit)
-        nonempty = engine.inputs().load(self.con, paths, check)
-        self.sizes = engine._partition(self.con, patients)
-        self.con.execute("DROP TABLE _staging")
+        try:
+            self.con = engine.connect(str(Path(self.folder) / "cohort.duckdb"), memory_limit)
+            nonempty = engine.inputs().load(self.con, paths, check)
+            self.sizes = engine._partition(self.con, patients)
+            self.con.execute("DROP TABLE _staging")
+        except BaseException:  # bad facts raise here: nothing of the run may stay behind
+            self.close()
+            raise
         self.keyed = set(engine._keyed_inputs()) if self.sizes else set()
         self.shared = {p for p, d in engine.ruleset.decls.items() if d.role == "input" and p not in self.keyed}
         self.shared_rows = nonempty - self.keyed  # inputs every partition holds whole
@@ -62,8 +66,8 @@ class _Cohort:
         return here
 
     def run(self, con: duckdb.DuckDBPyConnection, part: int) -> SQLResult:
-        self.engine._run(con, self.fill(con, part))
-        result = SQLResult(self.engine, con, owner=False)
+        made = self.engine._run(con, self.fill(con, part))
+        result = SQLResult(self.engine, con, owner=False, firings=made)
         result.patients = self.sizes[part] if self.sizes else None
         return result
 
@@ -119,6 +123,8 @@ class Turn:
         self.taken = False
 
     def __enter__(self) -> "Turn":
+        if self.taken:  # the second time would wait for ever: the turn has passed
+            raise RuntimeError(f"partition {self.part}'s turn was already taken")
         self._order.wait_for(self.part)
         self.taken = True
         return self
@@ -130,9 +136,11 @@ class Turn:
 class _Order:
     """Which partition's turn it is, and from which partition on the run has stopped."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: int = 1 << 30) -> None:
         self.next = 0
         self.stopped_after: int | None = None  # partitions after this one stop
+        self.yielded = 0  # outputs handed to the consumer so far
+        self.window = window  # partitions a worker may start beyond those handed over
         self.cond = threading.Condition()
 
     @property
@@ -142,8 +150,20 @@ class _Order:
     def wait_for(self, part: int) -> None:
         with self.cond:
             self.cond.wait_for(lambda: self.next == part or self._stops(part))
-            if self.next != part:
+            if self._stops(part):
                 raise _Stopped
+
+    def may_start(self, part: int) -> bool:
+        """Wait until `part` is within the window of what the consumer has taken (so that
+        outputs do not pile up in memory ahead of it); False if the run has stopped."""
+        with self.cond:
+            self.cond.wait_for(lambda: part < self.yielded + self.window or self._stops(part))
+            return not self._stops(part)
+
+    def handed_over(self) -> None:
+        with self.cond:
+            self.yielded += 1
+            self.cond.notify_all()
 
     def _stops(self, part: int) -> bool:
         return self.stopped_after is not None and part > self.stopped_after
@@ -172,7 +192,7 @@ def map_partitions(engine: DuckDBEngine, paths: Sequence[str | Path], task: Call
     any partition is raised when its output's turn to be yielded comes, after the
     other workers have stopped."""
     cohort = None
-    order = _Order()
+    order = _Order(window=2 * max(workers, 1))
     threads: list[threading.Thread] = []
     connections: list[duckdb.DuckDBPyConnection] = []
     try:
@@ -202,7 +222,7 @@ def map_partitions(engine: DuckDBEngine, paths: Sequence[str | Path], task: Call
             while not order.stopped:
                 with lock:
                     part = next(claimed, None)
-                if part is None:
+                if part is None or not order.may_start(part):
                     return
                 try:
                     result = cohort.run(con, part)
@@ -239,16 +259,33 @@ def map_partitions(engine: DuckDBEngine, paths: Sequence[str | Path], task: Call
             if not ok:
                 raise out if out is not None else RuntimeError(f"partition {part} was not evaluated")
             yield out
+            order.handed_over()
     finally:
         order.stop()
-        for con in connections:
-            try:
-                con.interrupt()
-            except duckdb.Error:
-                pass
-        for thread in threads:
-            thread.join()
-        for con in connections:
-            con.close()
+        _stop_workers(threads, connections)
         if cohort is not None:
             cohort.close()
+
+
+def _stop_workers(threads: list[threading.Thread], connections: list[duckdb.DuckDBPyConnection]) -> None:
+    """Interrupt the workers' statements until every worker has ended (an interrupt stops
+    only the statement running at that moment: a worker between two statements starts
+    the next), then close their connections. A second Ctrl-C meanwhile does not cut
+    this short (a connection closed under a running worker aborts the process); it is
+    raised once the workers are gone."""
+    interrupted: BaseException | None = None
+    while any(thread.is_alive() for thread in threads):
+        try:
+            for con in connections:
+                try:
+                    con.interrupt()
+                except duckdb.Error:
+                    pass
+            for thread in threads:
+                thread.join(0.05)
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+    for con in connections:
+        con.close()
+    if interrupted is not None:
+        raise interrupted

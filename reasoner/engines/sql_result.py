@@ -25,9 +25,11 @@ def _firing_table(index: int) -> str:
 class SQLResult:
     """The evaluated database: answers stay in DuckDB until asked for."""
 
-    def __init__(self, engine: DuckDBEngine, con: duckdb.DuckDBPyConnection, owner: bool = True):
+    def __init__(self, engine: DuckDBEngine, con: duckdb.DuckDBPyConnection, owner: bool = True,
+                 firings: set[str] | None = None):
         self.engine = engine
         self._con = con
+        self._firings = firings  # the firing tables the evaluation made, when known
         self.owner = owner  # False: a partition's, closed by the generator that made it
         self.closed = False
         self.patients: int | None = None  # a partition's number of patients, when known
@@ -89,7 +91,12 @@ class SQLResult:
         return model
 
     def firing_tables(self) -> set[str]:
-        """The names of the firing tables this evaluation made (`_firing_N`)."""
+        """The names of the firing tables this evaluation made (`_firing_N`). Known from
+        the evaluation, not read from DuckDB's catalog: `duckdb_tables()` scans every
+        attached database and, run while another connection detaches one, kept that
+        file open (partitions side by side, reasoner/engines/sql_partitions.py)."""
+        if self._firings is not None:
+            return set(self._firings)
         return {name for (name,) in self.con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, '_firing_')").fetchall()}
 
