@@ -104,21 +104,31 @@ def _ignore_interrupts() -> None:
 
 
 def _fork_pool(jobs: int, initializer: Callable[..., None], initargs: tuple) -> Any:
-    """A pool of forked workers born ignoring Ctrl-C. The parent ignores SIGINT while it
+    """A pool of forked workers born ignoring Ctrl-C. The parent blocks SIGINT while it
     forks them: a Ctrl-C that lands between a fork and the worker's initializer would
     otherwise interrupt the worker half-started (seen: inside random's at-fork reseed), and
     such a worker, holding its sibling's pipe, never sees the end of its input and outlives
-    the parent. The parent's own handler is back before any work is sent."""
+    the parent. Blocked, not ignored: a Ctrl-C meanwhile stays pending in the parent and
+    arrives when it is unblocked (ignoring it lost it: the run went on to exit 0; a
+    child starts with no pending signal, and its initializer ignores SIGINT)."""
     import multiprocessing
     import threading
     context = multiprocessing.get_context("fork")
     if threading.current_thread() is not threading.main_thread():  # signals belong to the main thread
         return context.Pool(jobs, initializer=initializer, initargs=initargs)
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pool = None
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        return context.Pool(jobs, initializer=initializer, initargs=initargs)
+        pool = context.Pool(jobs, initializer=initializer, initargs=initargs)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        try:
+            # a pending Ctrl-C is handled by this call itself (it checks for signals)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        except KeyboardInterrupt:
+            if pool is not None:
+                pool.terminate()
+            raise
+    return pool
 
 
 def _init(ruleset: RuleSet, settings: dict | None, time_limit: float | None,
