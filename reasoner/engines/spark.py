@@ -35,12 +35,12 @@ from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 from reasoner.analysis.program import RuleSet, resolve_settings
 from reasoner.engines.model import Model
 from reasoner.engines.spark_result import SparkResult, union_all
-from reasoner.engines.sql_plan import variant_entries
+from reasoner.engines.sql_plan import check_time_limit, semi_naive, variant_entries
 from reasoner.engines.sql_types import ColumnTypes, kind_of
 from reasoner.engines.sqlgen import SQLGen, render
 from reasoner.io.spark_inputs import SparkFactFiles, is_remote
 from reasoner.io.sqltext import NUM, SYM
-from reasoner.language.errors import EvaluationLimit, ReasonerError
+from reasoner.language.errors import ReasonerError
 from reasoner.language.syntax import Fact, Span, Value, Var
 from reasoner.plan.lowered import LoweredRule, plan_of, setting_or_const
 
@@ -273,17 +273,10 @@ class SparkEngine:
                 added += n
             return added
 
-        new = round_(comp.rules)
-        for _ in range(self.max_iterations):
-            if not new:
-                return
-            self._check_time(started)
-            new = round_(comp.variants)
-        raise EvaluationLimit(f"recursion did not reach a fixpoint in {self.max_iterations} rounds")
+        semi_naive(round_, comp.rules, comp.variants, self.max_iterations, lambda: self._check_time(started))
 
     def _check_time(self, started: float) -> None:
-        if self.time_limit is not None and time.monotonic() - started > self.time_limit:
-            raise EvaluationLimit(f"evaluation stopped after {self.time_limit:g} s (time limit)")
+        check_time_limit(started, self.time_limit)
 
     # ------------------------------------------------------------------ loading
     def learn(self, grouped: Mapping[str, Iterable[tuple[Value, ...]]]) -> None:

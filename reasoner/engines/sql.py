@@ -43,10 +43,11 @@ from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Seque
 
 import duckdb
 
-from reasoner.language.errors import EvaluationLimit, ReasonerError
+from reasoner.language.errors import ReasonerError
 from reasoner.engines.model import Model
 from reasoner.engines.sql_result import SQLResult
-from reasoner.engines.sql_plan import Component, Constraint, Entry, Firings, Make, SQLPlan
+from reasoner.engines.sql_plan import (Component, Constraint, Entry, Firings, Make, SQLPlan, check_time_limit,
+                                       semi_naive)
 from reasoner.engines.sql_types import kind_of
 from reasoner.analysis.program import RuleSet, resolve_settings
 from reasoner.io.duckdb_inputs import FactFiles
@@ -265,17 +266,10 @@ class DuckDBEngine:
                 added += n
             return added
 
-        new = round_(comp.rules)
-        for _ in range(self.max_iterations):
-            if not new:
-                return
-            self._check_time(started)
-            new = round_(comp.variants)
-        raise EvaluationLimit(f"recursion did not reach a fixpoint in {self.max_iterations} rounds")
+        semi_naive(round_, comp.rules, comp.variants, self.max_iterations, lambda: self._check_time(started))
 
     def _check_time(self, started: float) -> None:
-        if self.time_limit is not None and time.monotonic() - started > self.time_limit:
-            raise EvaluationLimit(f"evaluation stopped after {self.time_limit:g} s (time limit)")
+        check_time_limit(started, self.time_limit)
 
     # ------------------------------------------------------------------ loading
     def _load_rows(self, con: duckdb.DuckDBPyConnection, pred: str, rows: Sequence[Sequence[Value]]) -> int:

@@ -16,6 +16,7 @@ appended in order, such as the rows of one Parquet report).
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -65,11 +66,18 @@ class _Cohort:
                 here.add(pred)
         return here
 
-    def run(self, con: duckdb.DuckDBPyConnection, part: int) -> SQLResult:
+    @contextlib.contextmanager
+    def evaluated(self, con: duckdb.DuckDBPyConnection, part: int) -> Iterator[SQLResult]:
+        """Partition `part` evaluated on `con`; its result valid inside the block, its
+        tables emptied after it (for the connection's next partition)."""
         made = self.engine._run(con, self.fill(con, part))
         result = SQLResult(self.engine, con, owner=False, firings=made)
         result.patients = self.sizes[part] if self.sizes else None
-        return result
+        try:
+            yield result
+        finally:
+            result.closed = True
+            self.engine._clear(con, keep=self.shared)
 
     def worker_connection(self) -> duckdb.DuckDBPyConnection:
         """Another connection to the database, with its own (TEMP) rule tables, the
@@ -105,10 +113,8 @@ def partitions(engine: DuckDBEngine, paths: Sequence[str | Path], patients: int,
         cohort = _Cohort(engine, paths, patients, check, memory_limit)
         assert cohort.con is not None
         for part in range(cohort.parts):
-            result = cohort.run(cohort.con, part)
-            yield result
-            result.closed = True
-            engine._clear(cohort.con, keep=cohort.shared)
+            with cohort.evaluated(cohort.con, part) as result:
+                yield result
     finally:
         if cohort is not None:
             cohort.close()
@@ -201,14 +207,9 @@ def map_partitions(engine: DuckDBEngine, paths: Sequence[str | Path], task: Call
         if workers == 1:
             assert cohort.con is not None
             for part in range(cohort.parts):
-                result = cohort.run(cohort.con, part)
-                try:
-                    turn = Turn(order, part)
-                    out = task(result, turn)
+                with cohort.evaluated(cohort.con, part) as result:
+                    out = task(result, Turn(order, part))
                     order.passed(part)
-                finally:
-                    result.closed = True
-                    engine._clear(cohort.con, keep=cohort.shared)
                 yield out
             return
         cohort.share_inputs()
@@ -225,16 +226,12 @@ def map_partitions(engine: DuckDBEngine, paths: Sequence[str | Path], task: Call
                 if part is None or not order.may_start(part):
                     return
                 try:
-                    result = cohort.run(con, part)
-                    try:
+                    with cohort.evaluated(con, part) as result:
                         turn = Turn(order, part)
                         out: tuple[bool, Any] = (True, task(result, turn))
                         if not turn.taken:
                             with turn:
                                 pass
-                    finally:
-                        result.closed = True
-                        engine._clear(con, keep=cohort.shared)
                 except _Stopped:
                     return
                 except BaseException as exc:  # raised in the main thread, in order

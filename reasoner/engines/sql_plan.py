@@ -11,6 +11,7 @@ partitioning a cohort are `reasoner.engines.sql.DuckDBEngine`'s.
 """
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,7 +25,7 @@ from reasoner.analysis.program import RuleSet
 from reasoner.engines.sql_types import ColumnTypes
 from reasoner.engines.sqlgen import SQLGen, render
 from reasoner.io.sqltext import SYM
-from reasoner.language.errors import ReasonerError
+from reasoner.language.errors import EvaluationLimit, ReasonerError
 from reasoner.language.syntax import Const, Value, Var
 from reasoner.plan.lowered import LoweredRule, plan_of, setting_or_const
 
@@ -51,6 +52,27 @@ def variant_entries(gen: "SQLGen", rules: list[LoweredRule]) -> list[Entry]:
                 rule, {id(variant.atom): "_delta_" + gen.table(variant.atom.pred)}, variant.steps),
                 rule.needs | {("delta", variant.atom.pred)}))
     return out
+
+def semi_naive(round_: Callable[[Mapping[str, list[Entry]]], int], rules: Mapping[str, list[Entry]],
+               variants: Mapping[str, list[Entry]], max_iterations: int, check_time: Callable[[], None]) -> None:
+    """Every SQL engine's recursive loop: `round_(rules)` over the full tables, then
+    `round_(variants)` (the semi-naive round) until a round adds nothing (`round_`
+    returns the rows it added), at most `max_iterations` rounds."""
+    new = round_(rules)
+    for _ in range(max_iterations):
+        if not new:
+            return
+        check_time()
+        new = round_(variants)
+    raise EvaluationLimit(f"recursion did not reach a fixpoint in {max_iterations} rounds")
+
+
+def check_time_limit(started: float, time_limit: float | None) -> None:
+    """Raise EvaluationLimit once `time_limit` seconds have passed since `started`
+    (time.monotonic()); checked between statements."""
+    if time_limit is not None and time.monotonic() - started > time_limit:
+        raise EvaluationLimit(f"evaluation stopped after {time_limit:g} s (time limit)")
+
 
 @dataclass
 class Component:

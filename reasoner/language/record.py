@@ -45,10 +45,12 @@ class Record:
         return f"{self.__class__.__qualname__}({shown})"
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # __init__ assigns each field once; anything after that is a mutation
-        if name in self.__dict__ or name not in self.__dataclass_fields__:  # type: ignore[attr-defined]
+        # __init__ assigns each field once; anything after that is a mutation. Straight
+        # into __dict__: every node built (a fact read, a rule parsed) passes here
+        fields_set = self.__dict__
+        if name in fields_set or name not in self.__dataclass_fields__:  # type: ignore[attr-defined]
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
-        object.__setattr__(self, name, value)
+        fields_set[name] = value
 
     def __delattr__(self, name: str) -> None:
         raise FrozenInstanceError(f"cannot delete field {name!r}")
