@@ -157,3 +157,36 @@ def test_hostile_table_names(name: str) -> None:
     assert {i: set(rows) for i, rows in hostile.firings.items()} == {i: set(rows) for i, rows in plain.firings.items()}
     assert any(plain.facts.values())
     _check_parses(engine)
+
+
+def test_firing_tables_are_sets_where_no_distinct_is_asked() -> None:
+    """A firing table is the set of its rule's variable rows. DISTINCT is left out where a
+    join of sets cannot repeat a row (`may_repeat`): a firing row keeps every variable,
+    `_`'s too, so only a rule without variables needs it. Checked in DuckDB over facts
+    that would repeat a row if a column were left out."""
+    from reasoner.engines.sqlgen import may_repeat
+    from reasoner.plan.lowered import plan_of
+    rules = load_rules(text=DECLS + '.decl fed(p: id) output "fed"\n.decl fed_with(p: id, d: drug) output "fd"\n'
+                       '.decl any_weight() output "w"\n'
+                       "fed(P) :- given(P, _, _, _).\n"
+                       "fed_with(P, D) :- given(P, D, M, H), weight(P, W).\n"
+                       "any_weight() :- weight(_, 70).\n")
+    plan = plan_of(rules)
+    repeats = {rules.rules[i].head.pred: may_repeat(r) for i, r in plan.rules.items()}
+    assert repeats == {"fed": False, "fed_with": False, "any_weight": False}
+    facts = load_facts(rules, text="given(p1, tocilizumab, 8, 1).\ngiven(p1, tocilizumab, 8, 9).\n"
+                                   "given(p1, dexamethasone, 10, 2).\nweight(p1, 70).\nweight(p2, 70).\n")
+    engine = DuckDBEngine(rules, firings=True)
+    result = engine.evaluate_tables({"given": [f.args for f in facts.facts if f.pred == "given"],
+                                     "weight": [f.args for f in facts.facts if f.pred == "weight"]}, check=False)
+    try:
+        assert len(result.firing_tables()) == 3
+        for table in sorted(result.firing_tables()):
+            rows, distinct = result.con.execute(
+                f'SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT * FROM "{table}")) FROM "{table}"').fetchone()
+            assert rows == distinct, table
+        fed = next(i for i, r in enumerate(rules.rules) if r.head is not None and r.head.pred == "fed")
+        assert result.con.execute(f"SELECT count(*) FROM _firing_{fed}").fetchone()[0] == 3  # one per dose
+        assert result.fired_for()[fed] == 1  # one patient
+    finally:
+        result.close()
