@@ -558,6 +558,25 @@ def test_partitions_side_by_side_come_back_in_order_and_take_turns(tmp_path: Pat
                                            for k in range(6)]
 
 
+def test_partitions_side_by_side_run_each_statement_on_its_worker_thread(tmp_path: Path) -> None:
+    """With several workers DuckDB's own pool is one thread (each worker's statements run
+    on the worker: more would put more threads than cores to work), under a memory limit
+    set from the machine's memory; one partition at a time keeps every core."""
+    from reasoner.engines.sql_partitions import default_memory_limit
+    path = _weights(tmp_path, 10)
+
+    def task(result, turn):
+        return result.con.execute("SELECT current_setting('threads'), current_setting('memory_limit')").fetchone()
+
+    side = list(DuckDBEngine(SHARED).map_partitions(path, task, patients=5, workers=2))
+    assert [threads for threads, _ in side] == [1, 1]
+    limit = int(default_memory_limit().removesuffix("MB"))
+    assert 512 <= limit <= 2048
+    default = duckdb.connect().execute("SELECT current_setting('threads')").fetchone()[0]
+    alone = list(DuckDBEngine(SHARED).map_partitions(path, task, patients=5, workers=1))
+    assert [threads for threads, _ in alone] == [default, default]
+
+
 def test_a_failing_partition_side_by_side_raises_in_order_and_stops_the_others(tmp_path: Path) -> None:
     import threading
     path = _weights(tmp_path, 40)

@@ -169,7 +169,7 @@ def _duckdb_in_sql(cohort: Cohort, task, sql_task, settings: dict, time_limit: f
         return (out if out is not None else task(cohort.rules, result.to_model(reads, firings_of))), result.patients
 
     with progress_bar(cohort.patients(), True) as advance:
-        # at most 4 side by side: they share DuckDB's one memory limit (512 MB), and each
+        # at most 4 side by side: they share DuckDB's one memory limit (at most 2 GB), and each
         # holds a whole partition; more would spill rather than speed up
         for out, patients in engine.map_partitions(list(cohort.paths), answer, patients=size,
                                                    workers=min(cores(), 4)):

@@ -365,14 +365,15 @@ class DuckDBEngine:
         return SQLResult(self, con, firings=made)
 
     def evaluate_csv_partitioned(self, paths: Sequence[str | Path] | str | Path, *, patients: int = 50_000,
-                                 check: bool = True, memory_limit: str = "512MB") -> Iterator["SQLResult"]:
+                                 check: bool = True, memory_limit: str | None = None) -> Iterator["SQLResult"]:
         """`evaluate_csv` for cohorts larger than memory: one `SQLResult` per partition of
         `patients` patients, numbered in the order the files first mention them.
 
         The files are read and checked whole first (so a problem anywhere raises before
         any partition is yielded), into a database file in a temporary folder; each
         partition then runs the rule set over its own patients' rows, with DuckDB held to
-        `memory_limit`. A result is valid until the next one is asked for. A rule set that
+        `memory_limit` (None: `sql_partitions.default_memory_limit()`, from the machine's memory).
+        A result is valid until the next one is asked for. A rule set that
         is not patient-local (or whose patient keys differ in type) runs as one partition.
         """
         from reasoner.engines.sql_partitions import partitions
@@ -380,7 +381,7 @@ class DuckDBEngine:
 
     def map_partitions(self, paths: Sequence[str | Path] | str | Path, task: Callable[[SQLResult, Any], Any], *,
                        patients: int = 50_000, workers: int = 2, check: bool = True,
-                       memory_limit: str = "512MB") -> Iterator[Any]:
+                       memory_limit: str | None = None) -> Iterator[Any]:
         """`task(result, turn)` applied to each partition of `evaluate_csv_partitioned`,
         `workers` partitions at a time (threads, each with its own connection to the
         cohort's database), the outputs yielded in partition order. Inside the task,
