@@ -510,6 +510,28 @@ def test_csv_problems_are_reported_with_lines(crs: RuleSet, tmp_path: Path) -> N
     assert {(d.code, d.span.line) for d in python_err.value.diagnostics} == got
 
 
+def test_blank_rows_are_skipped_and_a_blank_predicate_is_not(crs: RuleSet, tmp_path: Path) -> None:
+    """Blank rows of a long-layout CSV (empty lines, rows of empty or space cells) are no
+    facts, wherever they are; a row with arguments but no predicate is an unknown
+    predicate, located by line (it was line 0) and counted alone. The same lines as the
+    Python loader's."""
+    path = tmp_path / "blank.csv"
+    path.write_text("predicate,arg1,arg2\n\nweight_kg,p1,70\n,,\n  , ,\nweight_kg,p2,71\n\n")
+    with DuckDBEngine(crs).evaluate_csv(path) as result:
+        assert result.tuples("weight_kg") == {("p1", 70), ("p2", 71)}
+    partitions = [r.tuples("weight_kg") for r in DuckDBEngine(crs).evaluate_csv_partitioned(path, patients=1)]
+    assert partitions == [{("p1", 70)}, {("p2", 71)}]
+    path.write_text("predicate,arg1,arg2\n,,\nweight_kg,p1,70\n,p2,71\n , ,\n,p3,\n")
+    with pytest.raises(ReasonerError) as err:
+        DuckDBEngine(crs).evaluate_csv(path)
+    got = [(d.code, d.span.line, d.message) for d in err.value.diagnostics]
+    assert [(code, line) for code, line, _ in got] == [("E002", 4), ("E002", 6)]
+    assert all("(2 such rows)" in message for _, _, message in got), got
+    with pytest.raises(ReasonerError) as python_err:
+        load_facts(crs, [path])
+    assert [(d.code, d.span.line) for d in python_err.value.diagnostics] == [("E002", 4), ("E002", 6)]
+
+
 def test_partitions_share_facts_that_hold_no_patient(tmp_path: Path) -> None:
     # `limit` holds no patient: every partition must see it; `one` partition per patient
     program = (".decl limit(kg: number) input \"a shared threshold\"\n"

@@ -36,7 +36,7 @@ def locate(ruleset: RuleSet, problems: list[Problem],
         for line, row in numbered_rows(path, width):
             if file_pred is not None:
                 row = [file_pred] + row
-            if not row or not row[0].strip(CELL_BLANKS):
+            if not any(c.strip(CELL_BLANKS) for c in row):  # a blank row; a blank predicate is a problem
                 continue
             pred = row[0].strip(CELL_BLANKS)
             cells = tuple(c.strip(CELL_BLANKS) for c in row[1:] if c.strip(CELL_BLANKS))
