@@ -372,9 +372,9 @@ class DuckDBEngine:
         The files are read and checked whole first (so a problem anywhere raises before
         any partition is yielded), into a database file in a temporary folder; each
         partition then runs the rule set over its own patients' rows, with DuckDB held to
-        `memory_limit` (None: `sql_partitions.default_memory_limit()`, from the machine's memory).
-        A result is valid until the next one is asked for. A rule set that
-        is not patient-local (or whose patient keys differ in type) runs as one partition.
+        `memory_limit` (None: `sql_partitions.default_memory_limit()`, from the machine's
+        memory). A result is valid until the next one is asked for. A rule set that is not
+        patient-local (or whose patient keys differ in type) runs as one partition.
         """
         from reasoner.engines.sql_partitions import partitions
         return partitions(self, [paths] if isinstance(paths, (str, Path)) else paths, patients, check, memory_limit)

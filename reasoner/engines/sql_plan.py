@@ -53,6 +53,7 @@ def variant_entries(gen: "SQLGen", rules: list[LoweredRule]) -> list[Entry]:
                 rule.needs | {("delta", variant.atom.pred)}))
     return out
 
+
 def semi_naive(round_: Callable[[Mapping[str, list[Entry]]], int], rules: Mapping[str, list[Entry]],
                variants: Mapping[str, list[Entry]], max_iterations: int, check_time: Callable[[], None]) -> None:
     """Every SQL engine's recursive loop: `round_(rules)` over the full tables, then
