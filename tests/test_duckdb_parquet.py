@@ -1,8 +1,8 @@
-"""`recommend --engine duckdb --format parquet`: each partition's rows appended by DuckDB
-straight from SQL to one table (`report_sql.sql_parquet`), written as Parquet at the end
-(`render.recommend.table_to_parquet`). The file must hold exactly what converting the CSV
-report gives (`csv_to_parquet`): the same rows in the same order, the same columns and
-types, an empty field as NULL."""
+"""`recommend --engine duckdb --format parquet`: each partition's rows made in SQL
+(`report_sql.sql_parquet`) and appended, in partition order, to the Parquet file as row
+groups (`render.recommend.ParquetReport`, pyarrow). The file must hold exactly what
+converting the CSV report gives (`csv_to_parquet`): the same rows in the same order, the
+same columns and types, an empty field as NULL."""
 from __future__ import annotations
 
 import csv
@@ -85,9 +85,8 @@ def test_parquet_from_sql_is_the_converted_csv(cohort: Path, tmp_path: Path, siz
 
 
 def test_more_workers_than_cores_give_the_same_file(cohort: Path, tmp_path: Path, monkeypatch) -> None:
-    """Four partitions side by side, each appending its rows in its turn (ATTACH is the
-    database's, not the connection's: with three or more workers a catalog scan once held
-    the report file open and the next ATTACH failed)."""
+    """Four partitions side by side, each appending its rows in its turn: the same file as
+    one partition at a time."""
     from reasoner.engines import cohort as cohorts
     out1, out4 = tmp_path / "one.parquet", tmp_path / "four.parquet"
     monkeypatch.setattr(cohorts, "cores", lambda: 1)
@@ -103,13 +102,13 @@ def test_a_partition_sql_declines_is_converted_from_its_csv(cohort: Path, tmp_pa
     partition's CSV text is converted instead: the same file."""
     calls = []
 
-    def declines(rules, result, database, turn) -> bool:
-        calls.append(database)
+    def declines(rules, result, sink, turn) -> bool:
+        calls.append(sink)
         return False
     monkeypatch.setattr(report_sql, "sql_parquet", declines)
     out = tmp_path / "r.parquet"
     _run(["--format", "parquet", "--chunk-size", "40", "-o", str(out), str(cohort)])
-    assert len(calls) == 3 and len(set(calls)) == 1  # one table, filled partition by partition
+    assert len(calls) == 3 and len(set(calls)) == 1  # one file, appended to partition by partition
     assert _rows(out) == _via_csv(cohort, tmp_path, "40")
 
 
@@ -133,3 +132,18 @@ def test_a_failing_partition_leaves_no_file(cohort: Path, tmp_path: Path, monkey
 
 def test_the_sql_columns_are_the_reports() -> None:
     assert report_sql.CSV_COLUMNS == recommend.CSV_COLUMNS
+
+
+def test_a_cohort_without_patients_gives_the_columns_and_no_leftover(tmp_path: Path) -> None:
+    """No partition appends a row: the file is the CSV header converted (the columns,
+    typed, no rows), and nothing else is left in the folder."""
+    empty = tmp_path / "in" / "empty.csv"
+    empty.parent.mkdir()
+    empty.write_text("predicate,arg1,arg2\n")
+    out = tmp_path / "out" / "r.parquet"
+    out.parent.mkdir()
+    _run(["--format", "parquet", "-o", str(out), str(empty)])
+    schema, rows = _rows(out)
+    assert rows == [] and [c[0] for c in schema] == recommend.CSV_COLUMNS
+    assert dict((c[0], c[1]) for c in schema)["dose_mg"] == "DOUBLE"
+    assert list(out.parent.iterdir()) == [out]

@@ -104,11 +104,10 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
         cohort = cohorts.Cohort(rules, facts, stream, engine)
         in_sql = fmt in ("csv", "parquet") and engine == "duckdb"  # the rows made in SQL where DuckDB can
         sql_task = render.partition_output if in_sql else None
-        if in_sql and fmt == "parquet":  # each partition's rows kept by DuckDB, written as Parquet at the end
-            import tempfile
-            folder = files.enter_context(tempfile.TemporaryDirectory(prefix="reasoner-report-"))
-            sql_task = functools.partial(render.partition_parquet, str(Path(folder) / "report.duckdb"),
-                                         READS, supporting_rules(rules))
+        if in_sql and fmt == "parquet":  # each partition's rows written to the Parquet file as they come
+            assert report_file is not None
+            sink = files.enter_context(render.ParquetReport(report_file.temp))
+            sql_task = functools.partial(render.partition_parquet, sink, READS, supporting_rules(rules))
         results = cohorts.evaluate_cohort(cohort, functools.partial(render.chunk_output, fmt, explain),
                                           parse_settings(overrides), jobs, chunk_size, time_limit, engine, reads=READS,
                                           firings_of=supporting_rules(rules), sql_task=sql_task)
@@ -122,10 +121,10 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
                 out: Any = sys.stdout
             else:
                 out = handles.enter_context(open(csv_part or report_file.temp, "w", encoding="utf-8", newline=""))
-            parts: list[str] = []
+            parts: list[render.ParquetReport] = []
             counts, violations = render.write_report(out, results, rules, fmt, explain, parts)
-        if csv_part is not None and parts:  # every partition's rows in DuckDB: the CSV holds only the header
-            render.table_to_parquet(parts[0], report_file.temp)  # type: ignore[union-attr]
+        if csv_part is not None and parts:  # every partition's rows in the Parquet file: the CSV holds only the header
+            parts[0].close()
         elif csv_part is not None:
             render.csv_to_parquet(csv_part, report_file.temp)  # type: ignore[union-attr]
         if counts_file is not None:

@@ -1,8 +1,8 @@
 """Recommendation reports as text (people), JSON (programs) and CSV (cohort analysis),
 and a cohort's report put together chunk by chunk (`chunk_output` where a chunk was
 evaluated, `partition_output` for a DuckDB partition whose rows are made in SQL,
-`partition_parquet` for one whose rows DuckDB keeps for a Parquet file, `write_report`
-and `table_to_parquet` joining the chunks).
+`partition_parquet` for one whose rows go straight to a Parquet file, `write_report`
+joining the chunks).
 
 JSON: `{"rule_set": ..., "settings": {...}, "patients": [PatientReport...]}`, schema in
 docs/output.md. CSV: one row per patient and item, with a `grade` row per patient so a
@@ -205,66 +205,87 @@ def _c(value: Value | None) -> str:
 
 
 def csv_to_parquet(csv_path: str, parquet_path: str) -> None:
-    """Convert the CSV just written to Parquet with DuckDB (no other dependency), typed:
-    grades and doses as numbers, the rest as text."""
+    """Convert the CSV just written to Parquet with DuckDB, typed: grades and doses as
+    numbers, the rest as text."""
     import os
 
     import duckdb
-    types = {c: "VARCHAR" for c in CSV_COLUMNS}
-    types.update({"crs_grade": "INTEGER", "hypoxia_grade": "INTEGER", "hypotension_grade": "INTEGER",
-                  "dose_mg": "DOUBLE"})
     con = duckdb.connect()
     try:
-        con.execute(f"COPY (SELECT * FROM read_csv(?, header=true, columns={types!r})) TO '{_sql_path(parquet_path)}' "
-                    "(FORMAT parquet)", [csv_path])
+        con.execute(f"COPY ({_typed_csv(csv_path)}) TO '{_sql_path(parquet_path)}' (FORMAT parquet)")
     finally:
         con.close()
         os.unlink(csv_path)
+
+
+def _typed_csv(csv_path: str) -> str:
+    """A SELECT of a CSV report's rows, typed as the Parquet report is."""
+    from reasoner.domains.crs.report_sql import REPORT_TYPES
+    return f"SELECT * FROM read_csv('{_sql_path(csv_path)}', header=true, columns={REPORT_TYPES!r})"
 
 
 def _sql_path(path: str) -> str:
     return path.replace("'", "''")
 
 
-class ReportTable(str):
-    """The DuckDB database file whose table `rows` holds the report rows of the
-    partitions so far, in order (`report_sql.sql_parquet`), for `table_to_parquet`."""
+class ParquetReport:
+    """The Parquet report being written, partition by partition: each `append`ed Arrow
+    table (a partition's rows, in order) becomes the file's next row groups, written by
+    pyarrow's `ParquetWriter` as it comes, so nothing is copied at the end. `close`
+    finishes the file (the footer); until then it is not readable. As a context manager,
+    it lets go of a file it has opened."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._writer: Any = None
+        self._closed = False
+
+    def append(self, rows: Any) -> None:
+        """Rows (a pyarrow Table with the report's columns) after those appended so far."""
+        schema = _parquet_schema()
+        if rows.schema != schema:  # a column DuckDB typed otherwise (all NULL, say): the report's types
+            rows = rows.select(schema.names).cast(schema)
+        self._open().write_table(rows)
+
+    def _open(self) -> Any:
+        if self._writer is None:
+            import pyarrow.parquet as pq
+            self._writer = pq.ParquetWriter(self.path, _parquet_schema())
+        return self._writer
+
+    def close(self) -> None:
+        """The file finished: every row appended, or none (the columns only)."""
+        if not self._closed:
+            self._closed = True
+            self._open().close()
+
+    def __enter__(self) -> "ParquetReport":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # a file left unfinished (the run failed; its caller removes it) is let go of, not
+        # made: after a run without partitions the file at `path` is another writer's
+        if self._writer is not None:
+            self.close()
 
 
-def table_to_parquet(database: str, parquet_path: str) -> None:
-    """The report rows of `database` as one Parquet file, in their order (a `COPY` of one
-    table keeps its insertion order, with DuckDB's `preserve_insertion_order`, on by
-    default, also when several threads write). One thread per core: 7.4 million rows
-    (1,000,000 CRS patients) in 3.5 s instead of 4.8 s at one thread. The cores are the
-    process's own (`cohort.cores`: a container's or `taskset`'s limit, as the partitions use)."""
+def _parquet_schema() -> Any:
+    import pyarrow as pa
+
+    from reasoner.domains.crs.report_sql import REPORT_TYPES
+    arrow = {"INTEGER": pa.int32(), "DOUBLE": pa.float64(), "VARCHAR": pa.string()}
+    return pa.schema([(c, arrow[t]) for c, t in REPORT_TYPES.items()])
+
+
+def _csv_rows(csv_path: str) -> Any:
+    """The report rows of a CSV file as an Arrow table, read and typed as `csv_to_parquet`
+    reads them."""
     import duckdb
-
-    from reasoner.engines.cohort import cores
-    con = duckdb.connect(database, config={"threads": cores()})
+    con = duckdb.connect()
     try:
-        con.execute(f"COPY rows TO '{_sql_path(parquet_path)}' (FORMAT parquet)")
+        return con.sql(_typed_csv(csv_path)).to_arrow_table()
     finally:
         con.close()
-
-
-def _append_csv(database: str, csv_path: str) -> None:
-    """The report rows of a CSV file appended to `database`'s table, read and typed as
-    `csv_to_parquet` reads them; the CSV file removed."""
-    import os
-
-    import duckdb
-
-    from reasoner.domains.crs.report_sql import REPORT_TABLE
-    types = {c: "VARCHAR" for c in CSV_COLUMNS}
-    types.update({"crs_grade": "INTEGER", "hypoxia_grade": "INTEGER", "hypotension_grade": "INTEGER",
-                  "dose_mg": "DOUBLE"})
-    con = duckdb.connect(database)
-    try:
-        con.execute(f"CREATE TABLE IF NOT EXISTS rows ({REPORT_TABLE})")
-        con.execute(f"INSERT INTO rows SELECT * FROM read_csv(?, header=true, columns={types!r})", [csv_path])
-    finally:
-        con.close()
-        os.unlink(csv_path)
 
 
 # ----------------------------------------------------------------------------- a cohort's report, chunk by chunk
@@ -315,31 +336,37 @@ def partition_output(rules: RuleSet, result: Any, turn: Any = None) -> tuple[str
     return text, result.fired_for(), dict(result.engine.settings), distinct_violations(result.violations())
 
 
-def partition_parquet(database: str, reads: Any, firings_of: Any, rules: RuleSet,
-                      result: Any, turn: Any) -> tuple[ReportTable, dict[int, int], dict, list]:
-    """`chunk_output` of a DuckDB partition for a Parquet report: its rows appended by
-    DuckDB, straight from SQL, to the table of the database file `database`, not sent as
-    CSV text through Python; where the rule set is not in the CRS report's typing, its
-    CSV text (over a model of the facts `reads` and the firings of `firings_of`) read in.
-    Appended inside `with turn:`, so partitions evaluated side by side append in order."""
+def partition_parquet(sink: ParquetReport, reads: Any, firings_of: Any, rules: RuleSet,
+                      result: Any, turn: Any) -> tuple[ParquetReport, dict[int, int], dict, list]:
+    """`chunk_output` of a DuckDB partition for a Parquet report: its rows made in SQL and
+    appended to `sink`, not sent as CSV text through Python; where the rule set is not in
+    the CRS report's typing, its CSV text (over a model of the facts `reads` and the
+    firings of `firings_of`) read back typed. Appended inside `with turn:`, so partitions
+    evaluated side by side append in order."""
+    import os
+    import tempfile
+
     from reasoner.domains.crs.report_sql import sql_parquet
-    if sql_parquet(rules, result, database, turn):
-        return (ReportTable(database), result.fired_for(), dict(result.engine.settings),
-                distinct_violations(result.violations()))
+    if sql_parquet(rules, result, sink, turn):
+        return sink, result.fired_for(), dict(result.engine.settings), distinct_violations(result.violations())
     text, counts, settings, violations = chunk_output("csv", False, rules, result.to_model(reads, firings_of))
+    handle, csv_path = tempfile.mkstemp(prefix="reasoner-report-", suffix=".csv")
+    try:
+        with open(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(to_csv([], header=True) + text)
+        rows = _csv_rows(csv_path)
+    finally:
+        os.unlink(csv_path)
     with turn:
-        csv_path = database + ".csv"
-        with open(csv_path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(to_csv([], header=True) + text)
-        _append_csv(database, csv_path)
-    return ReportTable(database), counts, settings, violations
+        sink.append(rows)
+    return sink, counts, settings, violations
 
 
 def write_report(out: TextIO, results: Iterable[tuple[Any, dict[int, int], dict, list]], rules: RuleSet, fmt: str,
-                 explain: bool, parts: list[str] | None = None) -> tuple[dict[int, int], list]:
+                 explain: bool, parts: list[ParquetReport] | None = None) -> tuple[dict[int, int], list]:
     """The report of every chunk's `chunk_output` into `out` (for parquet: the CSV to
-    convert, and the database each `partition_parquet` filled appended to `parts`); the
-    summed rule counts and the violations."""
+    convert, and the `ParquetReport` each `partition_parquet` appended to added to
+    `parts`); the summed rule counts and the violations."""
     settings: dict = {}
     counts: dict[int, int] = {}
     violations: list = []
@@ -358,7 +385,7 @@ def write_report(out: TextIO, results: Iterable[tuple[Any, dict[int, int], dict,
             joint = (lambda patient, pred, args: chunk_proofs[(patient, pred, args)]) if explain else None
             for text in writer.patients(reports, joint):
                 out.write(text)
-        elif isinstance(rendered, ReportTable) and parts is not None:
+        elif isinstance(rendered, ParquetReport) and parts is not None:
             parts.append(rendered)
         elif fmt in ("csv", "parquet"):
             out.write(rendered)
