@@ -400,14 +400,16 @@ class DuckDBEngine:
                 out[pred] = k
         return out
 
-    def _partition(self, con: duckdb.DuckDBPyConnection, size: int) -> list[int]:
-        """Number the patients by first mention in the staged files (`size` to a
-        partition) and move each keyed input table's rows to `_all_<table>` with their
-        partition. Returns the patients in each partition, [] when the cohort cannot be split."""
+    def _number_patients(self, con: duckdb.DuckDBPyConnection, size: int) -> dict[str, int]:
+        """Number the patients by first mention in the staged files, `size` to a partition,
+        into `_patients (key, part)`; returns the input predicates that hold a patient
+        (predicate → its position), whose rows the loading then puts in `_all_<table>`
+        with their partition. {} (and no table) when the cohort cannot be split: the rule
+        set is not patient-local, or its patient keys differ in type."""
         keyed = self._keyed_inputs()
         kinds = {self.kinds[p][k] for p, k in keyed.items()}
         if not self.ruleset.patient_local or not keyed or len(kinds) != 1:
-            return []
+            return {}
         (kind,) = kinds
         width = len(con.execute("SELECT * FROM _staging LIMIT 0").description) - 1
         by_position: dict[int, list[str]] = defaultdict(list)
@@ -419,19 +421,11 @@ class DuckDBEngine:
             f"WHERE predicate IN ({', '.join(sql_string(p) for p in sorted(preds))})"
             for k, preds in sorted(by_position.items()))
         if not mentions:
-            return []
+            return {}
         con.execute(f"CREATE TABLE _patients AS SELECT key, (row_number() OVER (ORDER BY first) - 1) // {size} "
                     f"AS part FROM (SELECT key, min(r) AS first FROM ({mentions}) AS m WHERE key IS NOT NULL "
                     f"GROUP BY key) AS f")
-        sizes = [n for _, n in con.execute("SELECT part, count(*) FROM _patients GROUP BY part ORDER BY part")
-                 .fetchall()]
-        for pred, k in sorted(keyed.items()):
-            t = self.table(pred)
-            con.execute(f"CREATE TABLE {quote_ident('_all_' + t)} AS SELECT t.*, p.part AS _part "
-                        f"FROM {quote_ident(t)} AS t JOIN _patients AS p ON t.a{k} = p.key")
-            con.execute(f"DELETE FROM {quote_ident(t)}")
-        con.execute("DROP TABLE _patients")
-        return sizes or [0]
+        return keyed
 
     def _clear(self, con: duckdb.DuckDBPyConnection, keep: set[str]) -> None:
         """Empty every table a partition filled (all but `keep`), for the next one."""

@@ -58,8 +58,17 @@ class _Cohort:
         try:
             self.con = engine.connect(str(Path(self.folder) / "cohort.duckdb"),
                                       memory_limit or default_memory_limit())
-            nonempty = engine.inputs().load(self.con, paths, check)
-            self.sizes = engine._partition(self.con, patients)
+            split: dict[str, int] = {}
+
+            def number(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+                split.update(engine._number_patients(con, patients))
+                return split
+            nonempty = engine.inputs().load(self.con, paths, check, split=number)
+            self.sizes: list[int] = []  # the patients in each partition; [] when the cohort is not split
+            if split:
+                self.sizes = [n for _, n in self.con.execute(
+                    "SELECT part, count(*) FROM _patients GROUP BY part ORDER BY part").fetchall()] or [0]
+                self.con.execute("DROP TABLE _patients")
             self.con.execute("DROP TABLE _staging")
         except BaseException:  # bad facts raise here: nothing of the run may stay behind
             self.close()

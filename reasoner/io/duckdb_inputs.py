@@ -22,7 +22,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import duckdb
 
@@ -65,22 +65,29 @@ class FactFiles:
         self.arity = arity
         self.kinds = kinds
         self._tables = tables
+        self._loaded: dict[str, str] = {}  # predicate → the table its rows were loaded into, if not its own
 
     def table(self, pred: str) -> str:
         return self._tables[pred]
 
     # ------------------------------------------------------------------ loading
     def load(self, con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path] | str | Path,
-             check: bool) -> set:
+             check: bool, split: Callable[[duckdb.DuckDBPyConnection], Mapping[str, int]] | None = None) -> set:
         """Stage the files in `_staging` (kept for the caller to drop), check them, and
-        fill the input tables; returns the predicates that hold rows."""
+        fill the input tables; returns the predicates that hold rows.
+
+        `split(con)`, for a cohort evaluated in partitions, numbers the patients from
+        `_staging` into a table `_patients (key, part)` and returns the input predicates to
+        split (predicate → position of the patient): their rows go to `_all_<table>`
+        with a column `_part`, not to their own table (in the same statement: filling
+        the tables, then copying them with their partitions, cost a second pass)."""
         if isinstance(paths, (str, Path)):
             paths = [paths]
         staged = self._read_layouts(con, paths, check)
         self._stage(con, staged)
         dirty: set[tuple[str, int]] = set()  # (predicate, position) with a bad cell
         problems = self._check_staging(con, staged.width, staged.numeric_in, dirty) if check else []
-        nonempty = self._fill(con, staged, check, dirty)
+        nonempty = self._fill(con, staged, check, dirty, split(con) if split else {})
         if check:
             self._raise_problems(con, staged, problems)
         return nonempty
@@ -179,23 +186,34 @@ class FactFiles:
                                        str(exc).splitlines()[0], "E015") from None
 
     def _fill(self, con: duckdb.DuckDBPyConnection, staged: _Staged, check: bool,
-              dirty: set[tuple[str, int]]) -> set:
-        """Each input table from its staged rows, typed; returns the predicates that hold rows."""
+              dirty: set[tuple[str, int]], keyed: Mapping[str, int]) -> set:
+        """Each input table from its staged rows, typed (those of `keyed` predicates to
+        `_all_<table>`, with their patient's partition); returns the predicates that hold rows."""
         nonempty: set = set()
+        self._loaded = {pred: "_all_" + self.table(pred) for pred in keyed}
         for pred in sorted(self.arity):
-            t = quote_ident(self.table(pred))
-            if self.arity[pred] >= staged.width:
+            if self.arity[pred] >= staged.width and pred not in keyed:
                 continue
-            if check:  # a cell found bad above is left out, not an error here
+            where = f"predicate = {sql_string(pred)}"
+            if self.arity[pred] >= staged.width:  # no file has its columns: made empty, with its columns
+                values = [f"CAST(NULL AS {SQL_TYPE[k]})" for k in self.kinds[pred]]
+                where = "false"
+            elif check:  # a cell found bad above is left out, not an error here
                 values = [self._valid_cell(pred, i, staged.numeric_in) if (pred, i + 1) in dirty
                           else f"TRY_CAST(arg{i + 1} AS {SQL_TYPE[k]})" for i, k in enumerate(self.kinds[pred])]
             else:
                 values = [f"CAST(arg{i + 1} AS {SQL_TYPE[k]})" for i, k in enumerate(self.kinds[pred])]
-            where = f"predicate = {sql_string(pred)}"
-            if check:
+            if check and where != "false":
                 where += "".join(f" AND {v} IS NOT NULL" for v in values)
-            if count_added(con.execute(f"INSERT INTO {t} SELECT DISTINCT {', '.join(values) or 'TRUE'} "
-                                       f"FROM _staging WHERE {where}")):
+            if pred in keyed:
+                columns = ", ".join(f"{v} AS a{i}" for i, v in enumerate(values))
+                statement = (f"CREATE TABLE {quote_ident(self._loaded[pred])} AS SELECT DISTINCT {columns}, "
+                             f"p.part AS _part FROM _staging JOIN _patients AS p ON p.key = {values[keyed[pred]]} "
+                             f"WHERE {where}")
+            else:
+                statement = (f"INSERT INTO {quote_ident(self.table(pred))} SELECT DISTINCT "
+                             f"{', '.join(values) or 'TRUE'} FROM _staging WHERE {where}")
+            if count_added(con.execute(statement)):
                 nonempty.add(pred)
         return nonempty
 
@@ -388,14 +406,16 @@ class FactFiles:
             firsts = [(f"({cond}) AND NOT coalesce({' OR '.join(f'({c})' for c, _, _ in checks[:j])}, false)"
                        if j else cond, what, code) for j, (cond, what, code) in enumerate(checks)]
             kinds = self.kinds[pred]
-            for (code, what, n), row in self._failed(con, quote_ident(self.table(pred)), firsts, "*"):
+            table = quote_ident(self._loaded.get(pred, self.table(pred)))
+            columns = ", ".join(f"a{i}" for i in range(decl.arity)) or "*"
+            for (code, what, n), row in self._failed(con, table, firsts, columns):
                 fact = Fact(pred, tuple(to_python(v, k == NUM) for v, k in zip(row, kinds)))
                 text = str(fact) if str(fact).isprintable() else shown(str(fact))
                 problems.append(Problem(code, f"{text}: {what}", n, "fact", pred, values=fact.args))
             k = decl.key_index
             if decl.single and k is not None:
                 sound = f"WHERE NOT coalesce({' OR '.join(f'({c})' for c, _, _ in checks)}, false)" if checks else ""
-                rows = con.execute(f"SELECT a{k}, count(*) FROM {quote_ident(self.table(pred))} {sound} "
+                rows = con.execute(f"SELECT a{k}, count(*) FROM {table} {sound} "
                                    f"GROUP BY a{k} HAVING count(*) > 1 LIMIT 3").fetchall()
                 for key, n in rows:  # the message names the first fact once _locate has found it
                     problems.append(Problem("E017", f"{pred} holds one fact per patient; {shown(str(key))} has {n} "
