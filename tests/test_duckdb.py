@@ -568,7 +568,7 @@ def test_partitions_side_by_side_come_back_in_order_and_take_turns(tmp_path: Pat
 
     def task(result, turn):
         heavy = sorted(p for (p,) in result.tuples("heavy"))
-        first = int(result.con.execute("SELECT min(CAST(a0[2:] AS INTEGER)) FROM weight").fetchone()[0])
+        first = int(result.relation("weight").aggregate("min(CAST(a0[2:] AS INTEGER))").fetchall()[0][0])
         time.sleep(0.05 * (6 - first // 5))  # partition 0 sleeps longest
         with turn:
             turns.append(first // 5)
@@ -605,7 +605,7 @@ def test_a_failing_partition_side_by_side_raises_in_order_and_stops_the_others(t
     seen: list[int] = []
 
     def task(result, turn):
-        part = int(result.con.execute("SELECT min(CAST(a0[2:] AS INTEGER)) FROM weight").fetchone()[0]) // 5
+        part = int(result.relation("weight").aggregate("min(CAST(a0[2:] AS INTEGER))").fetchall()[0][0]) // 5
         if part == 2:
             raise EvaluationLimit("partition 2 is too slow")
         seen.append(part)
@@ -768,3 +768,68 @@ n(X, N) :- q(X), s(_Y), N = count : { r(X, _Y) }.
     assert model.tuples("p") == {("a",)} and model.tuples("n") == {("a", 0)}
     model, _ = both(rules, "q(a). r(a, b). r(a, c). s(b). s(c).")
     assert model.tuples("n") == {("a", 1)}  # grouped by _Y: one r(a, _Y) per s(_Y)
+
+
+# ----------------------------------------------------------------------------- patients as numbers in partitions
+CODED = load_rules(text=".decl limit(kg: number) input \"a shared threshold\"\n"
+                        ".decl weight(p: id, kg: number) input \"weight\"\n"
+                        ".decl heavy(p: id) output \"heavy\"\n"
+                        ".decl pair(p: id, q: id) output \"a patient twice, over 130 kg\"\n"
+                        "heavy(P) :- weight(P, W), limit(L), W > L.\n"
+                        "pair(P, P) :- weight(P, W), W > 130.\n"
+                        ":- weight(P, W), W > 140.\n")
+
+
+def test_patients_are_numbers_inside_partitions_and_ids_outside(tmp_path: Path) -> None:
+    """A cohort's partitions hold each patient as a number (KEY columns: every column the
+    patients alone reach); every way out of DuckDB gives the ids back: tuples, the
+    violations' bindings, the firings of a model, a relation and an export."""
+    from reasoner.io.sqltext import KEY, NUM
+    path = tmp_path / "c.csv"
+    path.write_text("predicate,arg1,arg2\nlimit,100\nweight,z9,120\nweight,a1,80\nweight,m5,150\nweight,m5,151\n"
+                    "weight,\"q,1\",99\n")
+    plain = DuckDBEngine(CODED, firings=True)
+    coded = plain.with_patient_codes({"weight": 0})
+    assert coded is not None and coded.kinds["heavy"] == [KEY] and coded.kinds["pair"] == [KEY, KEY]
+    assert coded.kinds["weight"] == [KEY, NUM] and plain.kinds["heavy"] != [KEY]
+    with plain.evaluate_csv(path) as whole:
+        reference = whole.to_model()
+    merged = Model()
+    for result in plain.evaluate_csv_partitioned(path, patients=2):
+        assert result.engine.patient_coded
+        merged.merge(result.to_model())
+        for pred in ("heavy", "pair", "weight"):
+            assert sorted(result.tuples(pred)) == sorted(result.relation(pred).fetchall())
+        (out,) = result.export(tmp_path / "out", preds=["pair"], fmt="csv")
+        assert all(isinstance(row[0], str) for row in result.relation("pair").fetchall())
+        assert {tuple(line.split(",")) for line in out.read_text().splitlines()[1:]} <= {("m5", "m5")}
+    assert_same(reference, merged)
+    assert [v.bindings["P"] for v in merged.violations] == ["m5", "m5"]
+    assert merged.facts["pair"] == {("m5", "m5")} and merged.facts["heavy"] == {("z9",), ("m5",)}
+
+
+def test_a_patient_column_a_constant_reaches_stays_text(tmp_path: Path) -> None:
+    """A rule that names a patient (a constant, a fact of the rule set) or an input column
+    that is not a patient's joins the patients' class: those columns cannot hold
+    numbers, and the partitions keep the ids as text, with the same answers."""
+    named = load_rules(text=".decl weight(p: id, kg: number) input \"weight\"\n"
+                            ".decl watched(p: id) internal \"patients on a watch list\"\n"
+                            ".decl flagged(p: id) output \"flagged\"\n"
+                            "watched(\"p3\").\n"
+                            "flagged(P) :- weight(P, W), watched(P).\n")
+    assert DuckDBEngine(named).with_patient_codes({"weight": 0}) is None
+    path = tmp_path / "c.csv"
+    path.write_text("predicate,arg1,arg2\n" + "".join(f"weight,p{i},{70 + i}\n" for i in range(6)))
+    got = [r.tuples("flagged") for r in DuckDBEngine(named).evaluate_csv_partitioned(path, patients=2)]
+    assert got == [set(), {("p3",)}, set()]
+    compared = load_rules(text=".decl weight(p: id, kg: number) input \"weight\"\n"
+                               ".decl flagged(p: id) output \"flagged\"\n"
+                               "flagged(P) :- weight(P, W), P != \"p3\".\n")
+    assert DuckDBEngine(compared).with_patient_codes({"weight": 0}) is None
+    other = load_rules(text=".decl weight(p: id, kg: number) input \"weight\"\n"
+                            ".decl referral(p: id, by: id) input \"referred by another patient\"\n"
+                            ".decl referred(p: id) output \"referred\"\n"
+                            "referred(P) :- referral(P, Q), weight(P, W).\n"
+                            "referred(Q) :- referral(P, Q).\n")
+    # `by` is not a key, and referred(Q) puts it in the patients' class: nothing coded
+    assert DuckDBEngine(other).with_patient_codes({"weight": 0, "referral": 0}) is None

@@ -70,8 +70,10 @@ class DuckDBEngine:
 
     def __init__(self, ruleset: RuleSet, settings: dict[str, float] | None = None, *,
                  max_iterations: int = 100_000, time_limit: float | None = None,
-                 threads: int | None = None, memory_limit: str | None = None, firings: bool = False):
+                 threads: int | None = None, memory_limit: str | None = None, firings: bool = False,
+                 patient_codes: Mapping[str, int] | None = None):
         self.ruleset = ruleset
+        self._patient_codes = patient_codes  # a cohort's partitions: see `with_patient_codes`
         self.record_firings = firings  # each rule's firings in `_firing_N` tables, for reports and counts
         self.settings: dict[str, Value] = resolve_settings(ruleset, settings)
         self.max_iterations = max_iterations
@@ -83,7 +85,7 @@ class DuckDBEngine:
 
     # ------------------------------------------------------------------ compiling
     def _compile(self) -> None:
-        plan = SQLPlan(self.ruleset, self.settings, self._evidence, self.record_firings)
+        plan = SQLPlan(self.ruleset, self.settings, self._evidence, self.record_firings, self._patient_codes)
         self._plan = plan
         self._types = plan.types
         self.arity: dict[str, int] = plan.arity
@@ -98,6 +100,31 @@ class DuckDBEngine:
 
     def table(self, pred: str) -> str:
         return self._tables[pred]
+
+    def with_patient_codes(self, keyed: Mapping[str, int]) -> "DuckDBEngine | None":
+        """This rule set compiled for a cohort's partitions (`sql_partitions`), where a
+        patient is a number (BIGINT: joins, groups and DISTINCTs on it are several times
+        cheaper than on text): the columns that can only hold patients (`keyed`: input →
+        its patient's position) are KEY columns, and a partition's `SQLResult` decodes
+        them through its `_keys (code, key)` table. None when no column qualifies."""
+        coded = DuckDBEngine(self.ruleset, dict(self.settings), max_iterations=self.max_iterations,
+                             time_limit=self.time_limit, threads=self.threads, memory_limit=self.memory_limit,
+                             firings=self.record_firings, patient_codes=keyed)
+        if not coded._plan.coded:
+            return None
+        if self._evidence:  # types the facts decided (plain Datalog): the same here
+            coded._evidence.update(self._evidence)
+            coded._compile()
+        return coded
+
+    @property
+    def patient_coded(self) -> bool:
+        """Whether patients are numbers in this engine's tables (`with_patient_codes`)."""
+        return bool(self._plan.coded)
+
+    def coded_variables(self, index: int, names: Sequence[str]) -> list[bool]:
+        """Which of rule `index`'s variables hold patient numbers."""
+        return self._plan.coded_variables(index, names)
 
     def inputs(self) -> FactFiles:
         """The input tables, to fill from fact files and check (reasoner.io.duckdb_inputs)."""
@@ -402,7 +429,7 @@ class DuckDBEngine:
 
     def _number_patients(self, con: duckdb.DuckDBPyConnection, size: int) -> dict[str, int]:
         """Number the patients by first mention in the staged files, `size` to a partition,
-        into `_patients (key, part)`; returns the input predicates that hold a patient
+        into `_patients (key, part, code)` (`code`: the patient's number, from 0); returns the input predicates that hold a patient
         (predicate → its position), whose rows the loading then puts in `_all_<table>`
         with their partition. {} (and no table) when the cohort cannot be split: the rule
         set is not patient-local, or its patient keys differ in type."""
@@ -422,9 +449,9 @@ class DuckDBEngine:
             for k, preds in sorted(by_position.items()))
         if not mentions:
             return {}
-        con.execute(f"CREATE TABLE _patients AS SELECT key, (row_number() OVER (ORDER BY first) - 1) // {size} "
-                    f"AS part FROM (SELECT key, min(r) AS first FROM ({mentions}) AS m WHERE key IS NOT NULL "
-                    f"GROUP BY key) AS f")
+        con.execute(f"CREATE TABLE _patients AS SELECT key, n // {size} AS part, n AS code FROM (SELECT key, "
+                    f"row_number() OVER (ORDER BY first) - 1 AS n FROM (SELECT key, min(r) AS first "
+                    f"FROM ({mentions}) AS m WHERE key IS NOT NULL GROUP BY key) AS f) AS numbered")
         return keyed
 
     def _clear(self, con: duckdb.DuckDBPyConnection, keep: set[str]) -> None:

@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import duckdb
 from sqlglot import exp
@@ -24,7 +24,7 @@ from sqlglot import exp
 from reasoner.analysis.program import RuleSet
 from reasoner.engines.sql_types import ColumnTypes
 from reasoner.engines.sqlgen import SQLGen, render
-from reasoner.io.sqltext import SYM
+from reasoner.io.sqltext import KEY, SYM
 from reasoner.language.errors import EvaluationLimit, ReasonerError
 from reasoner.language.syntax import Const, Value, Var
 from reasoner.plan.lowered import LoweredRule, plan_of, setting_or_const
@@ -118,7 +118,7 @@ class SQLPlan:
     """A rule set compiled for the DuckDB engine: tables, column kinds, and what to run."""
 
     def __init__(self, ruleset: RuleSet, settings: Mapping[str, Value], evidence: dict[tuple[str, int], str],
-                 record_firings: bool):
+                 record_firings: bool, patient_codes: Mapping[str, int] | None = None):
         self.ruleset = ruleset
         self.settings = settings
         self.record_firings = record_firings
@@ -129,8 +129,12 @@ class SQLPlan:
             raise ReasonerError(types.conflicts)
         self.types = types
         self.arity: dict[str, int] = {p: d.arity for p, d in rs.decls.items()}
+        # with `patient_codes` (keyed input → its patient's position), the columns that
+        # can only hold patients hold their numbers instead (KEY)
+        self.coded = types.patient_classes(patient_codes) if patient_codes else set()
         self.kinds: dict[str, list[str]] = {
-            p: [types.kind(p, i) or SYM for i in range(n)] for p, n in self.arity.items()}
+            p: [KEY if types.in_classes(("slot", p, i), self.coded) else types.kind(p, i) or SYM for i in range(n)]
+            for p, n in self.arity.items()}
         self.tables: dict[str, str] = {}
         lower: dict[str, int] = defaultdict(int)
         for pred in sorted(self.arity):  # DuckDB matches names case-insensitively
@@ -168,6 +172,10 @@ class SQLPlan:
                 if comp.recursive:
                     component.variants[pred] = variant_entries(self.gen, lowered)
             self.components.append(component)
+
+    def coded_variables(self, index: int, names: Sequence[str]) -> list[bool]:
+        """Which of rule `index`'s variables hold patient numbers (KEY), in `names`' order."""
+        return [bool(self.coded) and self.types.in_classes(("var", index, name), self.coded) for name in names]
 
     def _firing_select(self, rule: LoweredRule) -> Firings:
         """The rule's firings: the DISTINCT values of all its variables, in the plan's

@@ -11,15 +11,11 @@ from typing import TYPE_CHECKING, Collection, Iterable
 import duckdb
 
 from reasoner.engines.model import Firing, Model
-from reasoner.io.sqltext import NUM, quote_ident, sql_string, to_python
+from reasoner.io.sqltext import KEY, NUM, quote_ident, sql_string, to_python
 from reasoner.language.syntax import Value
 
 if TYPE_CHECKING:
     from reasoner.engines.sql import DuckDBEngine
-
-
-def _firing_table(index: int) -> str:
-    return quote_ident(f"_firing_{index}")
 
 
 class SQLResult:
@@ -55,9 +51,22 @@ class SQLResult:
         (n,) = self.con.execute(f"SELECT count(*) FROM {quote_ident(self.engine.table(pred))}").fetchone()
         return n
 
+    def _select(self, table: str, coded: list[bool], prefix: str = "a") -> str:
+        """SELECT of a table's columns (`prefix`0..n-1), each patient number (a KEY column,
+        `coded`) decoded to its patient id through the partition's `_keys`."""
+        if not any(coded):
+            return f"SELECT * FROM {quote_ident(table)}"
+        columns = ", ".join(f"k{i}.key AS {prefix}{i}" if c else f"t.{prefix}{i}" for i, c in enumerate(coded))
+        joins = "".join(f" JOIN _keys AS k{i} ON k{i}.code = t.{prefix}{i}" for i, c in enumerate(coded) if c)
+        return f"SELECT {columns} FROM {quote_ident(table)} AS t{joins}"
+
+    def _table_select(self, pred: str) -> str:
+        eng = self.engine
+        return self._select(eng.table(pred), [k == KEY for k in eng.kinds[pred]])
+
     def tuples(self, pred: str) -> set[tuple[Value, ...]]:
         eng = self.engine
-        rows = self.con.execute(f"SELECT * FROM {quote_ident(eng.table(pred))}").fetchall()
+        rows = self.con.execute(self._table_select(pred)).fetchall()
         if eng.arity[pred] == 0:
             return {()} if rows else set()
         numeric = [k == NUM for k in eng.kinds[pred]]
@@ -68,7 +77,8 @@ class SQLResult:
     def violations(self) -> list[Firing]:
         out = []
         for c in self.engine.constraints:
-            rows = self.con.execute(f"SELECT * FROM {quote_ident(f'_violation_{c.index}')}").fetchall()
+            coded = self.engine.coded_variables(c.index, c.variables)
+            rows = self.con.execute(self._select(f"_violation_{c.index}", coded, "v")).fetchall()
             for row in rows:
                 values = [to_python(v, isinstance(v, float)) for v in row]
                 out.append(Firing(c.index, dict(zip(c.variables, values))))
@@ -133,7 +143,8 @@ class SQLResult:
             model.heads[index] = firing.head
             if f"_firing_{index}" not in present or (only is not None and index not in only):
                 continue
-            cursor = self.con.execute(f"SELECT * FROM {_firing_table(index)}")
+            cursor = self.con.execute(self._select(f"_firing_{index}",
+                                                   eng.coded_variables(index, firing.variables), "v"))
             rows = cursor.fetchall()
             if not firing.variables:
                 model.firings[index].extend(() for _ in rows)
@@ -155,6 +166,8 @@ class SQLResult:
 
     def relation(self, pred: str) -> duckdb.DuckDBPyRelation:
         """A predicate's table as a DuckDB relation (filter, join, export with DuckDB's API)."""
+        if any(k == KEY for k in self.engine.kinds[pred]):
+            return self.con.sql(self._table_select(pred))
         return self.con.table(self.engine.table(pred))
 
     def export(self, directory: str | Path, preds: Iterable[str] | None = None, fmt: str = "parquet") -> list[Path]:
@@ -168,6 +181,6 @@ class SQLResult:
         for pred in preds:
             path = directory / f"{pred}.{fmt}"
             options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
-            self.con.execute(f"COPY {quote_ident(self.engine.table(pred))} TO {sql_string(str(path))} ({options})")
+            self.con.execute(f"COPY ({self._table_select(pred)}) TO {sql_string(str(path))} ({options})")
             out.append(path)
         return out

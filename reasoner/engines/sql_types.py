@@ -27,9 +27,11 @@ class ColumnTypes:
     decide; an argument of type `any` that nothing decides is VARCHAR."""
 
     def __init__(self, rs: RuleSet, evidence: Mapping[tuple[str, int], str]):
+        self.rs = rs
         self.parent: dict[tuple, tuple] = {}
         self.kinds: dict[tuple, set[str]] = defaultdict(set)
         self.why: dict[tuple, Span] = {}
+        self._given: list[tuple] = []  # nodes given a value by a constant or a setting
         for pred, decl in rs.decls.items():
             for i, arg in enumerate(decl.args):
                 node = ("slot", pred, i)
@@ -55,6 +57,28 @@ class ColumnTypes:
                 self.conflicts.append(Diagnostic(self.why.get(root, _NOSPAN), "the DuckDB engine needs one type per "
                                                  "argument: numbers and symbols meet here (declare the types)",
                                                  "E004"))
+
+    def patient_classes(self, keyed: Mapping[str, int]) -> set[tuple]:
+        """The classes of columns that may hold patient numbers instead of patient ids
+        (`sqltext.KEY`): each class of a keyed input's patient column whose values can
+        only come from such columns. A class that a constant or a setting reaches, or an
+        input column that is not a patient's, holds text the numbers cannot stand for,
+        and is left out (with every class it meets: a class is one set of values)."""
+        roots = {self._find(("slot", pred, k)) for pred, k in keyed.items()}
+        given = {self._find(node) for node in self._given}
+        for pred, decl in self.rs.decls.items():
+            if decl.role != "input":
+                continue
+            for i in range(decl.arity):
+                root = self._find(("slot", pred, i))
+                if root in roots and keyed.get(pred) != i:
+                    given.add(root)
+        return {root for root in roots if root not in given and self.root_kinds.get(root) == {SYM}}
+
+    def in_classes(self, node: tuple, classes: set[tuple]) -> bool:
+        """Whether a slot (`("slot", pred, i)`) or a rule's variable (`("var", index,
+        name)`) is in one of `classes`."""
+        return node in self.parent and self._find(node) in classes
 
     def kind(self, pred: str, i: int) -> str | None:
         kinds = self.root_kinds.get(self._find(("slot", pred, i)), set())
@@ -102,6 +126,8 @@ class ColumnTypes:
     def _atom(self, atom: Atom, scope) -> None:
         for i, arg in enumerate(atom.args):
             slot = ("slot", atom.pred, i)
+            if isinstance(arg, (Const, Setting)):
+                self._given.append(slot)
             got = self._expr(arg, scope)
             if isinstance(got, tuple):
                 self._union(slot, got)
@@ -125,6 +151,9 @@ class ColumnTypes:
                     self._number(lit.right, scope)
                     continue
                 left, right = self._expr(lit.left, scope), self._expr(lit.right, scope)
+                for side in (left, right):
+                    if isinstance(side, tuple) and not (isinstance(left, tuple) and isinstance(right, tuple)):
+                        self._given.append(side)  # compared with a constant or an expression
                 if isinstance(left, tuple) and isinstance(right, tuple):
                     self._union(left, right)
                 elif isinstance(left, tuple) and right is not None:

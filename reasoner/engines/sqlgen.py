@@ -46,7 +46,7 @@ from typing import Iterator, Mapping, Sequence
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
-from reasoner.io.sqltext import NUM, SYM, number_text
+from reasoner.io.sqltext import KEY, NUM, SYM, number_text
 from reasoner.plan.lowered import LoweredAggregate, LoweredRule
 from reasoner.analysis.program import Step
 from reasoner.plan.semantics import may_lack_value
@@ -55,7 +55,7 @@ from reasoner.language.syntax import Aggregate, Atom, BinOp, Call, Comparison, C
 DIALECTS = ("duckdb", "spark", "trino")
 """The dialects `render` writes (sqlglot's names for them)."""
 
-_TYPE = {NUM: exp.DataType.Type.DOUBLE, SYM: exp.DataType.Type.VARCHAR}
+_TYPE = {NUM: exp.DataType.Type.DOUBLE, SYM: exp.DataType.Type.VARCHAR, KEY: exp.DataType.Type.BIGINT}
 _COMPARE = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
 _ARITHMETIC = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}
 

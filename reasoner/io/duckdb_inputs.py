@@ -77,10 +77,11 @@ class FactFiles:
         fill the input tables; returns the predicates that hold rows.
 
         `split(con)`, for a cohort evaluated in partitions, numbers the patients from
-        `_staging` into a table `_patients (key, part)` and returns the input predicates to
-        split (predicate → position of the patient): their rows go to `_all_<table>`
-        with a column `_part`, not to their own table (in the same statement: filling
-        the tables, then copying them with their partitions, cost a second pass)."""
+        `_staging` into a table `_patients (key, part, code)` and returns the input
+        predicates to split (predicate → position of the patient): their rows go to
+        `_all_<table>` with the patient's `_part` and `_code`, not to their own table (in
+        the same statement: filling the tables, then copying them with their partitions,
+        cost a second pass)."""
         if isinstance(paths, (str, Path)):
             paths = [paths]
         staged = self._read_layouts(con, paths, check)
@@ -208,7 +209,8 @@ class FactFiles:
             if pred in keyed:
                 columns = ", ".join(f"{v} AS a{i}" for i, v in enumerate(values))
                 statement = (f"CREATE TABLE {quote_ident(self._loaded[pred])} AS SELECT DISTINCT {columns}, "
-                             f"p.part AS _part FROM _staging JOIN _patients AS p ON p.key = {values[keyed[pred]]} "
+                             f"p.part AS _part, p.code AS _code FROM _staging JOIN _patients AS p "
+                             f"ON p.key = {values[keyed[pred]]} "
                              f"WHERE {where}")
             else:
                 statement = (f"INSERT INTO {quote_ident(self.table(pred))} SELECT DISTINCT "

@@ -17,10 +17,12 @@ from reasoner.language.syntax import Span, Value
 if TYPE_CHECKING:
     import duckdb
 
-NUM, SYM = "num", "sym"
-"""Column kinds: DOUBLE for number and integer arguments, VARCHAR for the rest."""
+NUM, SYM, KEY = "num", "sym", "key"
+"""Column kinds: DOUBLE for number and integer arguments, VARCHAR for the rest; inside a
+cohort's partitions, BIGINT for the patient's columns (KEY: each patient's number in
+the cohort, `sql_partitions`), decoded wherever values leave DuckDB."""
 
-SQL_TYPE = {NUM: "DOUBLE", SYM: "VARCHAR"}
+SQL_TYPE = {NUM: "DOUBLE", SYM: "VARCHAR", KEY: "BIGINT"}
 """A column kind's DuckDB type."""
 
 _NOSPAN = Span("<duckdb>", 0, 0)

@@ -100,7 +100,7 @@ def _report_tables(rules: RuleSet, result: SQLResult) -> list[str] | None:
     no_section_rank = _section_table(con, names, support)
     _recommendation_tables(con, table, support, no_section_rank)
     _items_table(con, result, table, support)
-    _naming_tables(con, names)
+    _naming_tables(con, names, result.engine.patient_coded)
     return ["_items", "_number", "_named", "_section", "_rec", "_grp", "_patient_order", "_nat", *support.values()]
 
 
@@ -252,11 +252,12 @@ def _items_table(con, result: SQLResult, table: Callable[[str], str | None], sup
                 f"LEFT JOIN {grade('hypotension_grade')} AS t ON t.a0 = i.p")
 
 
-def _naming_tables(con, names: RuleNames) -> None:
+def _naming_tables(con, names: RuleNames, coded: bool) -> None:
     """`_number` (each distinct number and its text as Python writes it), `_named` (the
     rules and sources of each combination of rules, worked out in Python once per
-    distinct value) and `_patient_order` (each patient's place and CSV field): joined
-    back in SQL by `_rows_query`."""
+    distinct value) and `_patient_order` (each patient's id, place and CSV field; with
+    `coded`, the patients are numbers, decoded through `_keys`): joined back in SQL by
+    `_rows_query`."""
     numbers = con.execute("SELECT DISTINCT v FROM (SELECT crs AS v FROM _items UNION SELECT hypoxia FROM _items "
                           "UNION SELECT hypotension FROM _items UNION SELECT mg FROM _items) AS n "
                           "WHERE v IS NOT NULL").fetchall()
@@ -271,10 +272,12 @@ def _naming_tables(con, names: RuleNames) -> None:
     # each patient's place in natural order and CSV field, once per patient; the rows then
     # sort on a number. Sorted in Python (a tenth of the time of a natural-order key made
     # with regular expressions in SQL, and exactly the Python report's order)
-    patients = [p for (p,) in con.execute("SELECT p FROM _items WHERE kind = 0").fetchall()]
-    patients.sort(key=value_key)
-    _table(con, "_patients_sorted", "p VARCHAR, ord INTEGER", [patients, list(range(len(patients)))])
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _patient_order AS SELECT p, {_csv_field('p')} AS field, ord "
+    patients = con.execute("SELECT i.p, k.key FROM _items AS i JOIN _keys AS k ON k.code = i.p WHERE i.kind = 0"
+                           if coded else "SELECT p, p FROM _items WHERE kind = 0").fetchall()
+    patients.sort(key=lambda row: value_key(row[1]))
+    _table(con, "_patients_sorted", f"p {'BIGINT' if coded else 'VARCHAR'}, key VARCHAR, ord INTEGER",
+           [[p for p, _ in patients], [key for _, key in patients], list(range(len(patients)))])
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _patient_order AS SELECT p, key, {_csv_field('key')} AS field, ord "
                 "FROM _patients_sorted")
     con.execute("DROP TABLE _patients_sorted")
 
@@ -323,7 +326,7 @@ def _csv_field(expr: str) -> str:
 
 def _rows_query(select: str) -> str:
     """The report's rows, in report order, each as `select` over the items (`i`), the
-    patient (`o`), the numbers' texts and fields (`c`, `h`, `t`: grades, `m`: dose) and
+    patient (`o`: its id is `o.key`), the numbers' texts and fields (`c`, `h`, `t`: grades, `m`: dose) and
     the rules and sources of the item's rule combination (`n`)."""
     return (
         f"SELECT {select} FROM _items AS i "
@@ -344,7 +347,7 @@ _CSV_FIELDS = ["o.field", "c.field", "h.field", "t.field", "i.kname", _csv_field
 # Each column's value as DuckDB's CSV reader gives back that field, typed as
 # render.recommend.csv_to_parquet reads it: an empty field NULL, grades and doses cast
 # from the text Python wrote (the reader's cast: a grade written 2.5 reads as 3).
-_PARQUET_VALUES = ["nullif(o.p, '')", "CAST(c.text AS INTEGER)", "CAST(h.text AS INTEGER)",
+_PARQUET_VALUES = ["nullif(o.key, '')", "CAST(c.text AS INTEGER)", "CAST(h.text AS INTEGER)",
                    "CAST(t.text AS INTEGER)", "i.kname", "nullif(i.action, '')", "nullif(i.reason, '')",
                    "CAST(m.text AS DOUBLE)", "nullif(i.freq, '')", "nullif(i.section, '')", "nullif(n.raw_rules, '')",
                    "nullif(n.raw_sources, '')", "nullif(i.strength, '')", "nullif(i.choice, '')"]
