@@ -293,10 +293,18 @@ def _indices(combo: str) -> list[int]:
 
 
 def _table(con, name: str, columns: str, values: list[list]) -> None:
-    """A temporary table filled from Python lists, one per column (one statement)."""
+    """A temporary table filled from Python lists, one per column: made into Arrow arrays
+    and scanned by DuckDB (bound as list parameters and unnested, 50,000 patients took
+    0.1 s a partition)."""
+    import pyarrow as pa
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({columns})")
     if values[0]:
-        con.execute(f"INSERT INTO {name} SELECT {', '.join(f'unnest(${i + 1})' for i in range(len(values)))}", values)
+        view = f"_py{name}"
+        con.register(view, pa.table({f"c{i}": pa.array(column) for i, column in enumerate(values)}))
+        try:
+            con.execute(f"INSERT INTO {name} SELECT * FROM {view}")
+        finally:
+            con.unregister(view)
 
 
 def _quoted_by_csv() -> str:
