@@ -529,3 +529,30 @@ def test_progress_bar_counts_patients_with_or_without_a_total(monkeypatch, total
     import click
     last = click.unstyle(err.getvalue()).replace("\r", "\n").strip().splitlines()[-1]
     assert last.startswith("patients") and last.rstrip().endswith(shown), last
+
+
+def test_sql_report_declines_a_report_predicate_without_patient_numbers(rules, cohort, tmp_path) -> None:
+    """Inside a partition patients are numbers. Were one report predicate's patient column
+    left as text (its class reached by something not a patient), rows made in SQL would
+    mix numbers and ids: the SQL report declines, and Python builds the rows from the
+    decoded model instead."""
+    from reasoner.domains.crs.report_sql import sql_csv
+    from reasoner.engines.sql import DuckDBEngine
+    from reasoner.io.duckdb_inputs import write_fact_csv
+    from reasoner.io.sqltext import KEY, SYM
+    _, facts = cohort
+    path = tmp_path / "c.csv"
+    write_fact_csv(path, facts.facts)
+
+    def task(result, turn):
+        assert result.engine.patient_coded
+        kinds = result.engine.kinds["warning"]
+        made = sql_csv(rules, result)
+        kinds[0] = SYM
+        try:
+            return made, sql_csv(rules, result)
+        finally:
+            kinds[0] = KEY
+    ((made, declined),) = list(DuckDBEngine(rules, firings=True).map_partitions(path, task, patients=10**6,
+                                                                               workers=1))
+    assert made and made.count("\n") > 10 and declined is None

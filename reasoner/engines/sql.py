@@ -429,10 +429,11 @@ class DuckDBEngine:
 
     def _number_patients(self, con: duckdb.DuckDBPyConnection, size: int) -> dict[str, int]:
         """Number the patients by first mention in the staged files, `size` to a partition,
-        into `_patients (key, part, code)` (`code`: the patient's number, from 0); returns the input predicates that hold a patient
-        (predicate → its position), whose rows the loading then puts in `_all_<table>`
-        with their partition. {} (and no table) when the cohort cannot be split: the rule
-        set is not patient-local, or its patient keys differ in type."""
+        into `_patients (key, part, code)` (`code`: the patient's number, from 0); returns
+        the input predicates that hold a patient (predicate → its position), whose rows
+        the loading then puts in `_all_<table>` with their partition and number. {} (and
+        no table) when the cohort cannot be split: the rule set is not patient-local, or
+        its patient keys differ in type."""
         keyed = self._keyed_inputs()
         kinds = {self.kinds[p][k] for p, k in keyed.items()}
         if not self.ruleset.patient_local or not keyed or len(kinds) != 1:

@@ -26,7 +26,7 @@ from reasoner.analysis.program import RuleSet
 from reasoner.domains.crs.report import SUPPORTED, RuleNames
 from reasoner.engines.model import value_key
 from reasoner.engines.sql_result import SQLResult
-from reasoner.io.sqltext import NUM, quote_ident, to_python
+from reasoner.io.sqltext import KEY, NUM, quote_ident, to_python
 from reasoner.language.syntax import STRENGTHS, format_value
 
 # what each report predicate's columns must be for the SQL below (else: Python report)
@@ -88,6 +88,9 @@ def _report_tables(rules: RuleSet, result: SQLResult) -> list[str] | None:
     eng = result.engine
     for pred, shape in _SHAPE.items():
         if pred in eng.arity and "".join("n" if k == NUM else "s" for k in eng.kinds[pred]) != shape:
+            return None
+        # patients as numbers: in every report predicate, or the rows would mix numbers and ids
+        if pred in eng.arity and eng.patient_coded and eng.kinds[pred][0] != KEY:
             return None
     con = result.con
 
