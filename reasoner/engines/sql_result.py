@@ -57,7 +57,7 @@ class SQLResult:
         if not any(coded):
             return f"SELECT * FROM {quote_ident(table)}"
         columns = ", ".join(f"k{i}.key AS {prefix}{i}" if c else f"t.{prefix}{i}" for i, c in enumerate(coded))
-        joins = "".join(f" JOIN _keys AS k{i} ON k{i}.code = t.{prefix}{i}" for i, c in enumerate(coded) if c)
+        joins = "".join(f" LEFT JOIN _keys AS k{i} ON k{i}.code = t.{prefix}{i}" for i, c in enumerate(coded) if c)
         return f"SELECT {columns} FROM {quote_ident(table)} AS t{joins}"
 
     def _table_select(self, pred: str) -> str:
