@@ -9,6 +9,7 @@ engines are known to be wrong and the reference right.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
 import sys
 from collections import Counter
@@ -578,6 +579,23 @@ def test_partitions_side_by_side_come_back_in_order_and_take_turns(tmp_path: Pat
     assert [part for part, _ in out] == turns == list(range(6))
     assert [heavy for _, heavy in out] == [sorted(f"p{i}" for i in range(5 * k, 5 * k + 5) if 90 + i > 100)
                                            for k in range(6)]
+
+
+def test_the_memory_limit_follows_a_containers_limit(tmp_path: Path, monkeypatch) -> None:
+    """A quarter of the memory the process may use, 512 MB to 2 GB: a container's cgroup
+    limit counts where it is lower than the machine's memory ("max": no limit)."""
+    from reasoner.engines import sql_partitions
+    limit = tmp_path / "memory.max"
+    monkeypatch.setattr(sql_partitions, "_CGROUP_LIMITS", (str(limit), str(tmp_path / "absent")))
+    for text, expected in (("3221225472\n", "768MB"), ("1073741824", "512MB"), ("1099511627776", None),
+                           ("max\n", None)):
+        limit.write_text(text)
+        got = sql_partitions.default_memory_limit()
+        if expected is None:  # no lower limit: the machine's memory decides, as before
+            physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            assert got == f"{min(2048, max(512, physical // (4 << 20)))}MB"
+        else:
+            assert got == expected, text
 
 
 def test_partitions_side_by_side_run_each_statement_on_its_worker_thread(tmp_path: Path) -> None:
