@@ -584,9 +584,9 @@ def test_partitions_side_by_side_come_back_in_order_and_take_turns(tmp_path: Pat
 def test_the_memory_limit_follows_a_containers_limit(tmp_path: Path, monkeypatch) -> None:
     """A quarter of the memory the process may use, 512 MB to 2 GB: a container's cgroup
     limit counts where it is lower than the machine's memory ("max": no limit)."""
-    from reasoner.engines import sql_partitions
+    from reasoner.engines import cohort, sql_partitions
     limit = tmp_path / "memory.max"
-    monkeypatch.setattr(sql_partitions, "_CGROUP_LIMITS", (str(limit), str(tmp_path / "absent")))
+    monkeypatch.setattr(cohort, "CGROUP_LIMITS", (str(limit), str(tmp_path / "absent")))
     for text, expected in (("3221225472\n", "768MB"), ("1073741824", "512MB"), ("1099511627776", None),
                            ("max\n", None)):
         limit.write_text(text)

@@ -278,3 +278,19 @@ def test_violations_are_compared_too() -> None:
     _, spark = three(load_rules(text=DECLS + LANGUAGE["integrity_constraints"][0]),
                      LANGUAGE["integrity_constraints"][1])
     assert Counter(v.rule_index for v in spark.violations)
+
+
+def test_the_local_driver_memory_follows_the_memory_the_process_may_use(tmp_path: Path, monkeypatch) -> None:
+    """A quarter of the machine's (or a container's) memory, 2 to 8 GB: 2 GB ran out at a
+    million patients. No session is started."""
+    from reasoner.engines import cohort
+    from reasoner.engines.spark_session import default_driver_memory
+    limit = tmp_path / "memory.max"
+    monkeypatch.setattr(cohort, "CGROUP_LIMITS", (str(limit),))
+    for gib, expected in ((3, "2048m"), (24, "6144m"), (20, "5120m")):
+        limit.write_text(str(gib << 30))
+        if cohort.memory_bytes() == gib << 30:  # the machine has at least that much
+            assert default_driver_memory() == expected, gib
+    limit.write_text(str(1 << 40))  # above any machine here: the machine's memory decides
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert default_driver_memory() == f"{min(8192, max(2048, physical // (4 << 20)))}m"

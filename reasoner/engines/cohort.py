@@ -186,3 +186,25 @@ def cores() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # not on every system
         return os.cpu_count() or 1
+
+
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+"""A container's memory limit (cgroup v2, then v1); "max" or a huge number: none."""
+
+
+def memory_bytes() -> int:
+    """The memory this process may use: the machine's, or a container's cgroup limit where
+    lower (0 when neither can be read)."""
+    import os
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on every system
+        available = 0
+    for path in CGROUP_LIMITS:
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) and (not available or int(text) < available):
+            available = int(text)
+    return available

@@ -38,33 +38,14 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
-"""A container's memory limit (cgroup v2, then v1); "max" or a huge number: none."""
-
-
 def default_memory_limit() -> str:
     """DuckDB's memory limit for a cohort's database: a quarter of the memory this process
-    may use (the machine's, or a container's limit where lower), at least 512 MB and at
-    most 2 GB. Over it DuckDB spills to disk; at 1,000,000 CRS patients, 512 MB spilled
-    enough to cost 10-15 % of the run (twice the system time)."""
-    mb = min(2048, max(512, _memory_bytes() // (4 << 20)))
+    may use (the machine's, or a container's limit where lower: `cohort.memory_bytes`), at
+    least 512 MB and at most 2 GB. Over it DuckDB spills to disk; at 1,000,000 CRS
+    patients, 512 MB spilled enough to cost 10-15 % of the run (twice the system time)."""
+    from reasoner.engines.cohort import memory_bytes
+    mb = min(2048, max(512, memory_bytes() // (4 << 20)))
     return f"{mb}MB"
-
-
-def _memory_bytes() -> int:
-    import os
-    try:
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not on every system
-        available = 0
-    for path in _CGROUP_LIMITS:
-        try:
-            text = Path(path).read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit() and 0 < int(text) and (not available or int(text) < available):
-            available = int(text)
-    return available
 
 
 class _Cohort:
