@@ -287,7 +287,7 @@ def test_the_local_driver_memory_follows_the_memory_the_process_may_use(tmp_path
     from reasoner.engines.spark_session import default_driver_memory
     limit = tmp_path / "memory.max"
     monkeypatch.setattr(cohort, "CGROUP_LIMITS", (str(limit),))
-    for gib, expected in ((3, "2048m"), (24, "6144m"), (20, "5120m")):
+    for gib, expected in ((3, "2048m"), (24, "6144m"), (20, "5120m"), (16, "4096m")):
         limit.write_text(str(gib << 30))
         if cohort.memory_bytes() == gib << 30:  # the machine has at least that much
             assert default_driver_memory() == expected, gib

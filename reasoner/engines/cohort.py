@@ -208,3 +208,9 @@ def memory_bytes() -> int:
         if text.isdigit() and 0 < int(text) and (not available or int(text) < available):
             available = int(text)
     return available
+
+
+def memory_share_mb(low: int, high: int) -> int:
+    """A quarter of `memory_bytes()`, in MB, held between `low` and `high` (what a cohort's
+    DuckDB database and a local Spark driver are given)."""
+    return min(high, max(low, memory_bytes() // (4 << 20)))

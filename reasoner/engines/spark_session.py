@@ -142,11 +142,11 @@ def _local_builder(builder: Any) -> Any:
 
 def default_driver_memory() -> str:
     """The local driver JVM's heap (which in local mode is also the executors'): a quarter
-    of the memory this process may use (`cohort.memory_bytes`), 2 to 8 GB. At 1,000,000
+    of the memory this process may use (`cohort.memory_share_mb`), 2 to 8 GB. At 1,000,000
     CRS patients on local[2], 2 GB ran out while the rows came back (the JVM spent its
     cores on garbage collection for 20 minutes and was stopped); 6 GB took 23 minutes."""
-    from reasoner.engines.cohort import memory_bytes
-    return f"{min(8192, max(2048, memory_bytes() // (4 << 20)))}m"
+    from reasoner.engines.cohort import memory_share_mb
+    return f"{memory_share_mb(2048, 8192)}m"
 
 
 def _start(builder: Any, remote: bool) -> Any:

@@ -43,9 +43,8 @@ def default_memory_limit() -> str:
     may use (the machine's, or a container's limit where lower: `cohort.memory_bytes`), at
     least 512 MB and at most 2 GB. Over it DuckDB spills to disk; at 1,000,000 CRS
     patients, 512 MB spilled enough to cost 10-15 % of the run (twice the system time)."""
-    from reasoner.engines.cohort import memory_bytes
-    mb = min(2048, max(512, memory_bytes() // (4 << 20)))
-    return f"{mb}MB"
+    from reasoner.engines.cohort import memory_share_mb
+    return f"{memory_share_mb(512, 2048)}MB"
 
 
 class _Cohort:
