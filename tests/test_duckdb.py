@@ -598,6 +598,19 @@ def test_the_memory_limit_follows_a_containers_limit(tmp_path: Path, monkeypatch
             assert got == expected, text
 
 
+def test_a_report_made_in_sql_takes_bigger_partitions_where_memory_allows(tmp_path: Path, monkeypatch) -> None:
+    """50,000 patients to a partition under 8 GB of memory, 100,000 from 8 GB (a
+    container's limit counts where it is lower than the machine's memory)."""
+    from reasoner.engines import cohort
+    limit = tmp_path / "memory.max"
+    monkeypatch.setattr(cohort, "CGROUP_LIMITS", (str(limit),))
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for size, expected in ((4 << 30, 50_000), ((8 << 30) - 1, 50_000), (8 << 30, 100_000)):
+        limit.write_text(str(size))
+        if size <= physical:
+            assert cohort.sql_partition_size() == expected, size
+
+
 def test_partitions_side_by_side_run_each_statement_on_its_worker_thread(tmp_path: Path) -> None:
     """With several workers DuckDB's own pool is one thread (each worker's statements run
     on the worker: more would put more threads than cores to work), under a memory limit

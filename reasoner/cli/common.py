@@ -108,7 +108,8 @@ def cohort_options(f: F) -> F:
                           "CSV and Parquet rows are made in SQL, by DuckDB's own threads.")(f)
     f = click.option("--chunk-size", type=click.IntRange(1), default=None,
                      help=f"Patients evaluated together [default: {DEFAULT_CHUNK} for pyDatalog; for duckdb "
-                          f"{DUCKDB_SQL_PARTITION:,} for CSV and Parquet reports, else {DUCKDB_PARTITION:,}].")(f)
+                          f"{DUCKDB_SQL_PARTITION:,} for CSV and Parquet reports (twice that with 8 GB of memory or "
+                          f"more), else {DUCKDB_PARTITION:,}].")(f)
     f = click.option("--stream/--no-stream", default=None,
                      help="Read CSV/Parquet cohorts in chunks (default for them) or whole.")(f)
     return click.option("--time-limit", type=Seconds(), default=None, metavar="SECONDS",

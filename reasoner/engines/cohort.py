@@ -30,7 +30,20 @@ cost is ~0.1 s."""
 DUCKDB_SQL_PARTITION = 50_000
 """Patients per partition when the report rows are made in SQL (CSV, Parquet): nothing
 per patient reaches Python, and bigger partitions share DuckDB's fixed costs (100,000
-patients: 16.4 s in partitions of 10,000, 10.8 s in partitions of 50,000, 740 MB peak)."""
+patients: 16.4 s in partitions of 10,000, 10.8 s in partitions of 50,000, 740 MB peak).
+Doubled where memory allows: `sql_partition_size`."""
+
+LARGE_PARTITION_MEMORY = 8 << 30
+"""The memory (bytes) from which a partition made in SQL holds twice DUCKDB_SQL_PARTITION."""
+
+
+def sql_partition_size() -> int:
+    """Patients per partition of a report made in SQL: DUCKDB_SQL_PARTITION, twice that
+    where this process may use LARGE_PARTITION_MEMORY or more (`memory_bytes`). Each
+    partition runs ~320 statements of ~1.5 ms fixed cost each whatever its size; at
+    1,000,000 patients on two cores partitions of 100,000 peak at 2.4 GB against 1.4 GB
+    (docs/duckdb.md has the runs)."""
+    return 2 * DUCKDB_SQL_PARTITION if memory_bytes() >= LARGE_PARTITION_MEMORY else DUCKDB_SQL_PARTITION
 
 
 class Cohort:
@@ -118,7 +131,7 @@ def evaluate_cohort(cohort: Cohort, task: Callable[[RuleSet, Model], Any], setti
     resolve_settings(cohort.rules, settings)
     plan_of(cohort.rules)
     if engine == "duckdb" and sql_task is not None and cohort.duckdb_reads_it():
-        yield from _duckdb_in_sql(cohort, task, sql_task, settings, time_limit, chunk_size or DUCKDB_SQL_PARTITION,
+        yield from _duckdb_in_sql(cohort, task, sql_task, settings, time_limit, chunk_size or sql_partition_size(),
                                   reads, firings_of)
         return
     if engine == "spark":
