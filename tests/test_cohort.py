@@ -556,3 +556,23 @@ def test_sql_report_declines_a_report_predicate_without_patient_numbers(rules, c
     ((made, declined),) = list(DuckDBEngine(rules, firings=True).map_partitions(path, task, patients=10**6,
                                                                                workers=1))
     assert made and made.count("\n") > 10 and declined is None
+
+
+def test_sql_report_declines_more_rules_than_a_mask_holds(rules, cohort, tmp_path, monkeypatch) -> None:
+    """In SQL the rules behind a fact are a mask with a bit per rule concluding its
+    predicate. A rule set with more such rules than the mask holds (here: the mask made
+    one bit too small for the CRS rules) gets its report rows from Python: the same bytes."""
+    from reasoner.domains.crs import report_sql
+    from reasoner.domains.crs.report import SUPPORTED
+    from reasoner.engines.sql import DuckDBEngine
+    base, _ = cohort
+    most = max(sum(1 for r in rules.rules if r.head is not None and r.head.pred == p) for p in SUPPORTED)
+    args = ["recommend", "--engine", "duckdb", "--format", "csv", str(base / "long.csv")]
+    in_sql = CliRunner().invoke(main, args)
+    monkeypatch.setattr(report_sql, "_MASK_BITS", most - 1)
+    declined = list(DuckDBEngine(rules, firings=True).map_partitions(
+        base / "long.csv", lambda result, turn: report_sql.sql_csv(rules, result), patients=10**6, workers=1))
+    assert declined == [None]
+    in_python = CliRunner().invoke(main, args)
+    assert in_sql.exit_code == in_python.exit_code == 0, in_sql.output + in_python.output
+    assert in_sql.output.count("\n") > 120 and in_sql.output == in_python.output
