@@ -576,3 +576,25 @@ def test_sql_report_declines_more_rules_than_a_mask_holds(rules, cohort, tmp_pat
     in_python = CliRunner().invoke(main, args)
     assert in_sql.exit_code == in_python.exit_code == 0, in_sql.output + in_python.output
     assert in_sql.output.count("\n") > 120 and in_sql.output == in_python.output
+
+
+@pytest.mark.parametrize("ids", [
+    ["c10", "c9", "c010", "c1", "c0001", "c100000000000000000"],  # one text, one number: sorted in SQL
+    ["10", "9", "010", "0"],
+    ["p2", "q1", "p10"],  # two texts
+    ["a1b2", "a1b10", "a2b1"],  # digits inside
+    ["c\u0661\u0662", "c12", "c\u06613"],  # Arabic-Indic digits, which Python's re counts as digits
+    ["c1234567890123456789", "c999"],  # a number longer than a BIGINT
+])
+def test_patients_sort_in_the_python_reports_natural_order(ids, tmp_path) -> None:
+    """Each partition's patients take the place `model.value_key` gives them, the Python
+    report's order, whether SQL sorts them (ids of one text and one number) or Python does."""
+    from reasoner.domains.crs.report_sql import _sorted_patients
+    from reasoner.engines.model import value_key
+    con = duckdb.connect()
+    con.execute("CREATE TABLE pts (p VARCHAR, key VARCHAR)")
+    con.executemany("INSERT INTO pts VALUES (?, ?)", [(k, k) for k in ids])
+    _sorted_patients(con, "SELECT p, key FROM pts", coded=False)
+    got = [key for (key,) in con.execute("SELECT key FROM _patients_sorted ORDER BY ord").fetchall()]
+    places = [ord_ for (ord_,) in con.execute("SELECT ord FROM _patients_sorted ORDER BY ord").fetchall()]
+    assert got == sorted(ids, key=value_key) and places == list(range(len(ids)))
