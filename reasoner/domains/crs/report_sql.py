@@ -11,7 +11,8 @@ the values, each distinct rule combination and value once. The rows are the byte
 values the CSV text reads back as (tests/test_duckdb_parquet.py compares them).
 
 Natural order (p2 before p10) is Python's own `model.value_key`, applied once per distinct
-patient and symbol and joined back as a number or sortable text.
+symbol and joined back as sortable text; patients get their place from it too, except ids
+of one text and one number (c0000017), which SQL puts in the same order by the number.
 
 The rules behind a fact are a bit mask (HUGEINT): bit b for the b-th rule, in rule order,
 whose head is the fact's predicate; masks group, join and unite (a choice group's rules)
