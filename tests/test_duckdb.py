@@ -511,6 +511,35 @@ def test_csv_problems_are_reported_with_lines(crs: RuleSet, tmp_path: Path) -> N
     assert {(d.code, d.span.line) for d in python_err.value.diagnostics} == got
 
 
+def test_a_cohort_split_for_partitions_reports_the_first_problems_in_the_file(crs: RuleSet, tmp_path: Path) -> None:
+    """Loaded for partitions, a patient's rows hold its number, not its id (the id is
+    looked up for the messages); each problem shows its first three facts in file order,
+    which are the Python reader's first three, with the count of all."""
+    path = tmp_path / "bad.csv"
+    path.write_text("predicate,arg1,arg2,arg3\nweight_kg,p1,70\nweight_kg,p3,900\noxygen,p1,spaceship,4\n"
+                    "temperature_c,p1,38\ntemperature_c,p1,39\n"
+                    + "".join(f"temperature_c,q{i},3{i}\ntemperature_c,q{i},37\n" for i in range(5, 0, -1))
+                    + "".join(f"weight_kg,r{i},{900 + i}\n" for i in range(5, 0, -1)))
+    with pytest.raises(ReasonerError) as err:
+        next(DuckDBEngine(crs).evaluate_csv_partitioned(path, patients=2))
+    got = [(d.code, d.span.line) for d in err.value.diagnostics]
+    with pytest.raises(ReasonerError) as python_err:
+        load_facts(crs, [path])
+    first: dict[tuple[str, str], list[int]] = {}  # (code, predicate) → the Python reader's lines
+    for d in sorted(python_err.value.diagnostics, key=lambda d: d.span.line):
+        first.setdefault((d.code, d.message.split()[0]), []).append(d.span.line)
+    assert got == sorted(((code, line) for (code, _), lines in first.items() for line in lines[:3]),
+                         key=lambda problem: problem[1])
+    assert [d.message.endswith("(6 such facts)") for d in err.value.diagnostics if d.code == "E005"] == [True] * 3
+    # a check that reads the patient's id itself: a patient of an enumerated type
+    wards = load_rules(text=".type ward = a | b\n.decl weight(p: ward, kg: number[1, 400] \"kg\") input one \"w\"\n"
+                            ".decl heavy(p: ward) output \"heavy\"\nheavy(P) :- weight(P, W), W > 100.\n")
+    path.write_text("predicate,arg1,arg2\nweight,a,70\nweight,c,80\nweight,b,500\nweight,d,90\n")
+    with pytest.raises(ReasonerError) as err:
+        next(DuckDBEngine(wards).evaluate_csv_partitioned(path, patients=1))
+    assert [(d.code, d.span.line) for d in err.value.diagnostics] == [("E006", 3), ("E005", 4), ("E006", 5)]
+
+
 def test_blank_rows_are_skipped_and_a_blank_predicate_is_not(crs: RuleSet, tmp_path: Path) -> None:
     """Blank rows of a long-layout CSV (empty lines, rows of empty or space cells) are no
     facts, wherever they are; a row with arguments but no predicate is an unknown

@@ -70,7 +70,7 @@ class _Cohort:
                     "SELECT part, count(*) FROM _patients GROUP BY part ORDER BY part").fetchall()] or [0]
                 # partitions evaluated with patients as numbers, decoded by each partition's `_keys`
                 self.engine = engine.with_patient_codes(split) or engine
-            if not self.engine.patient_coded:
+            if not split:  # else the partitions' ids and `_all_` tables' patients are looked up in it
                 self.con.execute("DROP TABLE IF EXISTS _patients")
             self.con.execute("DROP TABLE _staging")
         except BaseException:  # bad facts raise here: nothing of the run may stay behind
@@ -83,16 +83,19 @@ class _Cohort:
 
     def fill(self, con: duckdb.DuckDBPyConnection, part: int) -> set:
         """Partition `part`'s rows of the keyed input tables into `con`'s tables (a coded
-        patient column takes the patient's number), and its patients' numbers into
-        `_keys`; the predicates that hold rows."""
+        patient column takes the patient's number, any other its id from `_patients`), and
+        its patients' numbers into `_keys`; the predicates that hold rows."""
         here = set(self.shared_rows)
         engine = self.engine
         for pred, k in sorted(self.keyed.items()):
             t = engine.table(pred)
-            columns = ", ".join("_code" if i == k and kind == KEY else f"a{i}"
-                                for i, kind in enumerate(engine.kinds[pred]))
+            coded = engine.kinds[pred][k] == KEY
+            # `_all_` tables hold the patient's code, not its id (FactFiles.load)
+            columns = ", ".join(("_code" if coded else "p.key") if i == k else f"a{i}"
+                                for i in range(len(engine.kinds[pred])))
+            source = quote_ident('_all_' + t) + ("" if coded else " JOIN _patients AS p ON p.code = _code")
             if count_added(con.execute(f"INSERT INTO {quote_ident(t)} SELECT {columns} "
-                                       f"FROM {quote_ident('_all_' + t)} WHERE _part = {part}")):
+                                       f"FROM {source} WHERE _part = {part}")):
                 here.add(pred)
         if engine.patient_coded:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT code, key FROM _patients WHERE part = {part}")

@@ -66,6 +66,7 @@ class FactFiles:
         self.kinds = kinds
         self._tables = tables
         self._loaded: dict[str, str] = {}  # predicate → the table its rows were loaded into, if not its own
+        self._split: dict[str, int] = {}  # predicate loaded to `_all_<table>` → its patient's position there
 
     def table(self, pred: str) -> str:
         return self._tables[pred]
@@ -79,9 +80,11 @@ class FactFiles:
         `split(con)`, for a cohort evaluated in partitions, numbers the patients from
         `_staging` into a table `_patients (key, part, code)` and returns the input
         predicates to split (predicate → position of the patient): their rows go to
-        `_all_<table>` with the patient's `_part` and `_code`, not to their own table (in
-        the same statement: filling the tables, then copying them with their partitions,
-        cost a second pass)."""
+        `_all_<table>` with the patient's `_part` and `_code` in place of the patient, not
+        to their own table (in the same statement: filling the tables, then copying them
+        with their partitions, cost a second pass). Without the patient's id: at 1,000,000
+        patients, writing the ids to the database file a second time cost 2 s of the 12 s
+        the loading took; `_patients` gives a code's id back."""
         if isinstance(paths, (str, Path)):
             paths = [paths]
         staged = self._read_layouts(con, paths, check)
@@ -192,6 +195,7 @@ class FactFiles:
         `_all_<table>`, with their patient's partition); returns the predicates that hold rows."""
         nonempty: set = set()
         self._loaded = {pred: "_all_" + self.table(pred) for pred in keyed}
+        self._split = dict(keyed)
         # a statement per predicate the files hold: each scans the staged predicates (a
         # rule set's ~50 derived predicates, scanned for nothing, cost ~1 s at 10 million rows)
         present = {p for (p,) in con.execute("SELECT DISTINCT predicate FROM _staging").fetchall()}
@@ -210,8 +214,8 @@ class FactFiles:
             if check and where != "false":
                 where += "".join(f" AND {v} IS NOT NULL" for v in values)
             if pred in keyed:
-                columns = ", ".join(f"{v} AS a{i}" for i, v in enumerate(values))
-                statement = (f"CREATE TABLE {quote_ident(self._loaded[pred])} AS SELECT DISTINCT {columns}, "
+                columns = "".join(f"{v} AS a{i}, " for i, v in enumerate(values) if i != keyed[pred])
+                statement = (f"CREATE TABLE {quote_ident(self._loaded[pred])} AS SELECT DISTINCT {columns}"
                              f"p.part AS _part, p.code AS _code FROM _staging JOIN _patients AS p "
                              f"ON p.key = {values[keyed[pred]]} "
                              f"WHERE {where}")
@@ -389,10 +393,22 @@ class FactFiles:
             f"FROM (SELECT DISTINCT {', '.join(keys)} FROM _staging WHERE {cell} IS NOT NULL) AS cells").fetchone()
         return bool(bad_number), bool(bad_text)
 
+    def _with_patient(self, pred: str, table: str) -> str:
+        """`pred`'s loaded rows with every argument: an `_all_` table's patient codes
+        looked up in `_patients` (`table` itself for the other predicates)."""
+        k = self._split.get(pred)
+        if k is None:
+            return table
+        columns = ", ".join(f"p.key AS a{i}" if i == k else f"t.a{i}" for i in range(self.arity[pred]))
+        return (f"(SELECT {columns}, t._code FROM {table} AS t JOIN _patients AS p "
+                f"ON p.code = t._code) AS {table}")
+
     @staticmethod
     def _failed(con: duckdb.DuckDBPyConnection, table: str, checks: list[tuple[str, str, str]],
-                columns: str) -> list[tuple[tuple[str, str, int], tuple]]:
-        """Count every check's failures in one scan of TABLE; up to 3 example rows of each."""
+                columns: str, examples: tuple[str, str] | None = None) -> list[tuple[tuple[str, str, int], tuple]]:
+        """Count every check's failures in one scan of TABLE; up to 3 example rows of each:
+        TABLE's first (staged files: in file order), or `examples` = (a table with the
+        columns, the order to take them in)."""
         if not checks:
             return []
         counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond})" for cond, _, _ in checks)
@@ -400,7 +416,9 @@ class FactFiles:
         out = []
         for (cond, what, code), n in zip(checks, counts):
             if n:
-                for row in con.execute(f"SELECT {columns} FROM {table} WHERE {cond} LIMIT 3").fetchall():
+                source, order = examples or (table, "")
+                for row in con.execute(f"SELECT {columns} FROM {source} WHERE {cond} "
+                                       f"{'ORDER BY ' + order if order else ''} LIMIT 3").fetchall():
                     out.append(((code, what, n), row))
         return out
 
@@ -414,9 +432,12 @@ class FactFiles:
             if decl.role != "input":
                 continue
             checks: list[tuple[str, str, str]] = []
+            split = self._split.get(pred)  # the patient's position, where its code stands for it
+            patient_checked = False
             for i, spec in enumerate(decl.args):
                 col = f"a{i}"
                 where = f"{pred} argument {spec.name}"
+                before = len(checks)
                 if spec.type == "integer":
                     checks.append((f"{col} <> floor({col})", f"{where}: expected a whole number", "E004"))
                 if spec.type in NUMERIC and spec.low is not None and spec.high is not None:
@@ -432,21 +453,33 @@ class FactFiles:
                     values = rs.types[spec.type].values
                     checks.append((f"{col} NOT IN ({', '.join(sql_string(v) for v in values)})",
                                    f"{where}: not a value of type {spec.type} (one of: {', '.join(values)})", "E006"))
+                patient_checked |= i == split and len(checks) > before
             firsts = [(f"({cond}) AND NOT coalesce({' OR '.join(f'({c})' for c, _, _ in checks[:j])}, false)"
                        if j else cond, what, code) for j, (cond, what, code) in enumerate(checks)]
             kinds = self.kinds[pred]
             table = quote_ident(self._loaded.get(pred, self.table(pred)))
-            columns = ", ".join(f"a{i}" for i in range(decl.arity)) or "*"
-            for (code, what, n), row in self._failed(con, table, firsts, columns):
+            whole = self._with_patient(pred, table)  # every argument, a patient's id looked up from its code
+            counted = whole if patient_checked else table  # the ids only where a check reads them
+            arguments = [f"a{i}" for i in range(decl.arity)]
+            # the examples in the same order every run: by patient in file order (its code), then value
+            order = ", ".join((["_code"] if split is not None else []) + arguments)
+            for (code, what, n), row in self._failed(con, counted, firsts, ", ".join(arguments) or "*",
+                                                     examples=(whole, order)):
                 fact = Fact(pred, tuple(to_python(v, k == NUM) for v, k in zip(row, kinds)))
                 text = str(fact) if str(fact).isprintable() else shown(str(fact))
                 problems.append(Problem(code, f"{text}: {what}", n, "fact", pred, values=fact.args))
             k = decl.key_index
             if decl.single and k is not None:
                 sound = f"WHERE NOT coalesce({' OR '.join(f'({c})' for c, _, _ in checks)}, false)" if checks else ""
-                rows = con.execute(f"SELECT a{k}, count(*) FROM {table} {sound} "
-                                   f"GROUP BY a{k} HAVING count(*) > 1 LIMIT 3").fetchall()
-                for key, n in rows:  # the message names the first fact once _locate has found it
+                if k == split and not patient_checked:  # grouped by the patient's code, its id looked up after
+                    found = (f"SELECT p.key, f.n, f.g FROM (SELECT _code AS g, count(*) AS n FROM {table} {sound} "
+                             "GROUP BY g HAVING count(*) > 1) AS f JOIN _patients AS p ON p.code = f.g")
+                else:
+                    found = (f"SELECT a{k}, count(*), a{k} FROM {counted} {sound} "
+                             f"GROUP BY a{k} HAVING count(*) > 1")
+                # the first three patients in file order (codes number them by first mention), or by id
+                for key, n, _ in con.execute(f"{found} ORDER BY 3 LIMIT 3").fetchall():
+                    # the message names the first fact once _locate has found it
                     problems.append(Problem("E017", f"{pred} holds one fact per patient; {shown(str(key))} has {n} "
                                              "different ones", 0, "", pred, key=(k, key)))
         return problems
