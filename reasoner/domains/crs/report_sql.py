@@ -47,12 +47,14 @@ def sql_csv(rules: RuleSet, result: SQLResult) -> str | None:
     One pipeline of temporary tables, each step a function below: the rules behind each
     supported fact (`_support_<pred>`), the section, strength and choice group of each
     combination of them (`_section`), the recommendations and choice groups (`_rec`,
-    `_grp`), one row per report item (`_items`), then the CSV lines."""
-    temporaries = _report_tables(rules, result)
-    if temporaries is None:
+    `_grp`), each patient's grades (`_graded`), then the CSV lines, one per report
+    item (the query `_items`)."""
+    made = _report_tables(rules, result)
+    if made is None:
         return None
+    temporaries, items = made
     lines = result.con.execute(_rows_query("concat_ws(',', " + ", ".join(
-        f"coalesce({f}, {chr(39) * 2})" for f in _CSV_FIELDS) + ")")).fetchall()
+        f"coalesce({f}, {chr(39) * 2})" for f in _CSV_FIELDS) + ")", items)).fetchall()
     _drop(result.con, temporaries)
     return "\n".join([line for (line,) in lines]) + "\n" if lines else ""
 
@@ -69,11 +71,12 @@ def sql_parquet(rules: RuleSet, result: SQLResult, sink: Any, turn: Any = contex
     by side append in partition order: `DuckDBEngine.map_partitions`). Straight from the
     query to the file: at 1,000,000 patients, keeping the rows in a DuckDB table and
     copying that to Parquet at the end cost a third more per partition and 3-4 s at the end."""
-    temporaries = _report_tables(rules, result)
-    if temporaries is None:
+    made = _report_tables(rules, result)
+    if made is None:
         return False
+    temporaries, items = made
     columns = ", ".join(f"{expr} AS {name}" for expr, name in zip(_PARQUET_VALUES, CSV_COLUMNS))
-    rows = result.con.sql(_rows_query(columns)).to_arrow_table()  # in ORDER BY's order
+    rows = result.con.sql(_rows_query(columns, items)).to_arrow_table()  # in ORDER BY's order
     _drop(result.con, temporaries)
     with turn:
         sink.append(rows)
@@ -95,9 +98,10 @@ REPORT_TYPES = {c: "INTEGER" if c.endswith("grade") else "DOUBLE" if c == "dose_
 """The Parquet report's column types: grades whole numbers, doses numbers, the rest text."""
 
 
-def _report_tables(rules: RuleSet, result: SQLResult) -> list[str] | None:
-    """The temporary tables the report's rows are selected from (their names, to drop),
-    or None when the report predicates are typed otherwise than the CRS vocabulary."""
+def _report_tables(rules: RuleSet, result: SQLResult) -> tuple[list[str], str] | None:
+    """The temporary tables the report's rows are selected from (their names, to drop)
+    and the query of the report's items over them (`_items`), or None when the report
+    predicates are typed otherwise than the CRS vocabulary."""
     eng = result.engine
     for pred, shape in _SHAPE.items():
         if pred in eng.arity and "".join("n" if k == NUM else "s" for k in eng.kinds[pred]) != shape:
@@ -119,10 +123,11 @@ def _report_tables(rules: RuleSet, result: SQLResult) -> list[str] | None:
     names = RuleNames(rules)
     no_section_rank = _section_table(con, names, support, bits)
     _recommendation_tables(con, table, support, no_section_rank)
-    _items_table(con, result, table, support)
-    _naming_tables(con, names, result.engine.patient_coded, bits)
-    return ["_items", "_graded", "_number", "_named", "_section", "_rec", "_grp", "_patient_order", "_nat",
-            *support.values()]
+    _graded_table(con, result, table)
+    items = _items(table, support)
+    _naming_tables(con, names, result.engine.patient_coded, bits, table, support)
+    return ["_graded", "_number", "_named", "_section", "_rec", "_grp", "_patient_order", "_nat",
+            *support.values()], items
 
 
 def _drop(con, temporaries: list[str]) -> None:
@@ -144,7 +149,8 @@ def _support_tables(con, bits: dict[str, list[int]], result: SQLResult,
         if arity is None:
             continue
         cols = ", ".join(f"a{i}" for i in range(arity))
-        parts = [f"SELECT DISTINCT {eng.rule_firings[i].conclusion}, CAST(1 AS HUGEINT) << {b} AS bit "
+        # every firing, duplicates too: bit_or does not count them (a DISTINCT per rule cost a fifth more)
+        parts = [f"SELECT {eng.rule_firings[i].conclusion}, CAST(1 AS HUGEINT) << {b} AS bit "
                  f"FROM _firing_{i}" for b, i in enumerate(bits[pred]) if f"_firing_{i}" in present]
         parts = [f"SELECT * FROM ({p}) AS f({cols}, bit)" for p in parts]
         name = f"_support_{pred}"
@@ -223,10 +229,9 @@ def _recommendation_tables(con, table: Callable[[str], str | None], support: dic
         "bit_or(combo) AS combo FROM _rec WHERE choice IS NOT NULL GROUP BY p, choice")
 
 
-def _items_table(con, result: SQLResult, table: Callable[[str], str | None], support: dict[str, str]) -> None:
-    """`_items`: one row per line of the report (a patient's grades, warnings,
-    recommendations, choice groups and their options, contraindications, conflicts), with
-    its sort keys; `_graded`: each patient's grades."""
+def _graded_table(con, result: SQLResult, table: Callable[[str], str | None]) -> None:
+    """`_graded`: each patient of the report (one with a grade, a recommendation, a
+    contraindication, a conflict, a warning or a `patient` fact) and its grades."""
     eng = result.engine
     patients = " UNION ".join(f"SELECT a0 AS p FROM {table(p)}" for p in
                               ("crs_grade", "recommend", "contraindicated", "conflict", "warning", "patient")
@@ -235,15 +240,26 @@ def _items_table(con, result: SQLResult, table: Callable[[str], str | None], sup
     def grade(pred: str) -> str:
         return f"(SELECT a0, min(a1) AS g FROM {table(pred)} GROUP BY a0)" if table(pred) else \
             "(SELECT CAST(NULL AS VARCHAR) AS a0, CAST(NULL AS DOUBLE) AS g WHERE false)"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _graded AS SELECT pts.p, g.g AS crs, h.g AS hypoxia, "
+                f"t.g AS hypotension FROM ({patients}) AS pts "
+                f"LEFT JOIN {grade('crs_grade')} AS g ON g.a0 = pts.p "
+                f"LEFT JOIN {grade('hypoxia_grade')} AS h ON h.a0 = pts.p "
+                f"LEFT JOIN {grade('hypotension_grade')} AS t ON t.a0 = pts.p")
 
+
+def _items(table: Callable[[str], str | None], support: dict[str, str]) -> str:
+    """The query of the report's lines (`_items`): one row per grade line (a patient),
+    warning, recommendation, choice group and its options, contraindication and conflict,
+    with its sort keys. A query the rows are selected from, not a table: writing its
+    743,000 rows a partition of 100,000 patients to a table and reading them back cost
+    a quarter of the report."""
     strength_of = "CASE " + " ".join(f"WHEN g.srank = {i} THEN '{s}'" for i, s in enumerate(STRENGTHS)) + " END"
     blank = "CAST(NULL AS VARCHAR)"
     # kind, kname, rank, k1..k4 (sort keys), action, reason, mg, freq, section, combo, combo2, strength, choice
     items = [f"SELECT p, 0 AS kind, 'grade' AS kname, 0 AS rank, {blank} AS k1, {blank} AS k2, {blank} AS k3, "
              f"{blank} AS k4, {blank} AS action, {blank} AS reason, CAST(NULL AS DOUBLE) AS mg, {blank} AS freq, "
              f"{blank} AS section, CAST(NULL AS HUGEINT) AS combo, CAST(NULL AS HUGEINT) AS combo2, "
-             f"{blank} AS strength, {blank} AS choice "
-             f"FROM ({patients}) AS pts"]
+             f"{blank} AS strength, {blank} AS choice FROM _graded"]
     if "warning" in support:
         items.append(
             f"SELECT w.a0, 1, 'warning', 0, n.key, w.a1, NULL, NULL, w.a1, NULL, NULL, NULL, '', s.combo, "
@@ -263,32 +279,39 @@ def _items_table(con, result: SQLResult, table: Callable[[str], str | None], sup
         f"LEFT JOIN {support['contraindicated']} AS s ON s.a0 = c.a0 AND s.a1 = c.a1 AND s.a2 = c.a2")
     items.append(
         f"SELECT c.a0, 4, 'conflict', 0, n1.key, c.a1, n2.key, c.a2, c.a1, c.a2, NULL, NULL, '', "
-        f"i.combo, x.combo, NULL, NULL FROM {table('conflict')} AS c "
-        f"JOIN _nat AS n1 ON n1.v = c.a1 JOIN _nat AS n2 ON n2.v = c.a2 "
-        f"LEFT JOIN {support['indicated']} AS i ON i.a0 = c.a0 AND i.a1 = c.a1 "
-        f"LEFT JOIN {support['contraindicated']} AS x ON x.a0 = c.a0 AND x.a1 = c.a1 AND x.a2 = c.a2")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _items AS {' UNION ALL '.join(items)}")
-    # the grades once per patient (its grade row), not on each of its ~7 rows
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _graded AS SELECT i.p, g.g AS crs, h.g AS hypoxia, t.g AS hypotension "
-                f"FROM _items AS i "
-                f"LEFT JOIN {grade('crs_grade')} AS g ON g.a0 = i.p "
-                f"LEFT JOIN {grade('hypoxia_grade')} AS h ON h.a0 = i.p "
-                f"LEFT JOIN {grade('hypotension_grade')} AS t ON t.a0 = i.p WHERE i.kind = 0")
+        f"c.icombo, c.xcombo, NULL, NULL FROM {_conflicts(table, support)} AS c "
+        f"JOIN _nat AS n1 ON n1.v = c.a1 JOIN _nat AS n2 ON n2.v = c.a2")
+    return " UNION ALL ".join(items)
 
 
-def _naming_tables(con, names: RuleNames, coded: bool, bits: dict[str, list[int]]) -> None:
+def _conflicts(table: Callable[[str], str | None], support: dict[str, str]) -> str:
+    """Each conflict with the rules behind its indicated (`i.combo`) and its
+    contraindicated fact (`x.combo`)."""
+    return (f"(SELECT c.a0, c.a1, c.a2, i.combo AS icombo, x.combo AS xcombo FROM {table('conflict')} AS c "
+            f"LEFT JOIN {support['indicated']} AS i ON i.a0 = c.a0 AND i.a1 = c.a1 "
+            f"LEFT JOIN {support['contraindicated']} AS x ON x.a0 = c.a0 AND x.a1 = c.a1 AND x.a2 = c.a2)")
+
+
+def _naming_tables(con, names: RuleNames, coded: bool, bits: dict[str, list[int]],
+                   table: Callable[[str], str | None], support: dict[str, str]) -> None:
     """`_number` (each distinct number and its text as Python writes it), `_named` (the
     rules and sources of each combination of rules, worked out in Python once per
     distinct value) and `_patient_order` (each patient's id, place, CSV field and grades; with
     `coded`, the patients are numbers, decoded through `_keys`): joined back in SQL by
     `_rows_query`."""
     numbers = con.execute("SELECT DISTINCT v FROM (SELECT crs AS v FROM _graded UNION SELECT hypoxia FROM _graded "
-                          "UNION SELECT hypotension FROM _graded UNION SELECT mg FROM _items) AS n "
+                          "UNION SELECT hypotension FROM _graded UNION SELECT mg FROM _rec) AS n "
                           "WHERE v IS NOT NULL").fetchall()
     _table(con, "_number", "v DOUBLE, text VARCHAR", [[v for (v,) in numbers],
                                                        [format_value(to_python(v, True)) for (v,) in numbers]])
-    pairs = con.execute("SELECT DISTINCT kind, coalesce(combo, 0), coalesce(combo2, 0) FROM _items WHERE kind > 0"
-                        ).fetchall()
+    # every combination an item of each kind may have (0: no rule), from the tables the items are made of
+    combos = ([f"SELECT 1 AS kind, combo, NULL AS combo2 FROM {support['warning']}"] if "warning" in support else []) + [
+        "SELECT 2, combo, NULL FROM _rec", "SELECT 2, combo, NULL FROM _grp",
+        f"SELECT 3, combo, NULL FROM {support['contraindicated']}",
+        f"SELECT 4, icombo, xcombo FROM {_conflicts(table, support)} AS c",
+        "SELECT kind, NULL, NULL FROM (VALUES (1), (2), (3)) AS k(kind)"]
+    pairs = con.execute(f"SELECT DISTINCT kind, coalesce(combo, 0), coalesce(combo2, 0) FROM "
+                        f"({' UNION ALL '.join(combos)}) AS c").fetchall()
     # a conflict's rules: the indicated fact's, then the contraindicated one's
     named = [names.named(_indices(c, bits[_KIND_SUPPORT[k][0]])
                          + (_indices(c2, bits[_KIND_SUPPORT[k][1]]) if _KIND_SUPPORT[k][1] else []))
@@ -298,8 +321,8 @@ def _naming_tables(con, names: RuleNames, coded: bool, bits: dict[str, list[int]
             [" ".join(n) for n, _ in named], [" ".join(s) for _, s in named]])
     # each patient's place in natural order and CSV field, once per patient; the rows then
     # sort on a number
-    _sorted_patients(con, "SELECT i.p, k.key FROM _items AS i JOIN _keys AS k ON k.code = i.p WHERE i.kind = 0"
-                     if coded else "SELECT p, p AS key FROM _items WHERE kind = 0", coded)
+    _sorted_patients(con, "SELECT g.p, k.key FROM _graded AS g JOIN _keys AS k ON k.code = g.p"
+                     if coded else "SELECT p, p AS key FROM _graded", coded)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _patient_order AS SELECT s.p, s.key, {_csv_field('s.key')} AS field, "
                 "s.ord, g.crs, g.hypoxia, g.hypotension FROM _patients_sorted AS s JOIN _graded AS g ON g.p = s.p")
     con.execute("DROP TABLE _patients_sorted")
@@ -384,12 +407,12 @@ def _csv_field(expr: str) -> str:
             f"ELSE coalesce({expr}, '') END)")
 
 
-def _rows_query(select: str) -> str:
-    """The report's rows, in report order, each as `select` over the items (`i`), the
+def _rows_query(select: str, items: str) -> str:
+    """The report's rows, in report order, each as `select` over the `items` (`i`), the
     patient (`o`: its id is `o.key`), the numbers' texts and fields (`c`, `h`, `t`: grades, `m`: dose) and
     the rules and sources of the item's rule combination (`n`)."""
     return (
-        f"SELECT {select} FROM _items AS i JOIN _patient_order AS o ON o.p = i.p "
+        f"SELECT {select} FROM ({items}) AS i JOIN _patient_order AS o ON o.p = i.p "
         f"LEFT JOIN {_fields('_number')} AS c ON c.v = o.crs LEFT JOIN {_fields('_number')} AS h ON h.v = o.hypoxia "
         f"LEFT JOIN {_fields('_number')} AS t ON t.v = o.hypotension "
         f"LEFT JOIN {_fields('_number')} AS m ON m.v = i.mg "
