@@ -122,11 +122,19 @@ class SQLResult:
                   if f"_firing_{i}" in present]
         tables += [(c.index, f"_violation_{c.index}", c.variables) for c in eng.constraints]
         counts = []
+        codes = None  # a partition's patient numbers, lowest and highest (patients as numbers)
+        if eng.patient_coded and tables:
+            codes = self.con.execute("SELECT min(code), max(code) FROM _keys").fetchone()
         for index, table, names in tables:
             key = eng.ruleset.key_variable(eng.ruleset.rules[index])
             if key is not None and key in names:
-                counts.append(f"SELECT {index} AS rule, count(DISTINCT v{names.index(key)}) AS n "
-                              f"FROM {quote_ident(table)}")  # firing and violation columns are v0..vn
+                v = f"v{names.index(key)}"  # firing and violation columns are v0..vn
+                if codes and codes[0] is not None and eng.coded_variables(index, [key])[0]:
+                    # a bit per patient number: half the time of count(DISTINCT)'s hash set
+                    n = f"coalesce(bit_count(bitstring_agg({v}, {codes[0]}, {codes[1]})), 0)"
+                else:
+                    n = f"count(DISTINCT {v})"
+                counts.append(f"SELECT {index} AS rule, {n} AS n FROM {quote_ident(table)}")
             else:  # a rule about no patient in particular: it fired at all, or not
                 counts.append(f"SELECT {index} AS rule, least(count(*), 1) AS n FROM {quote_ident(table)}")
         if not counts:
