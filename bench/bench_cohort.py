@@ -6,6 +6,7 @@ Not a test: run it by hand and copy the table into the README.
 
     python bench/bench_cohort.py
     python bench/bench_cohort.py --sizes 1000 10000 --max-seconds 120
+    python bench/bench_cohort.py --sizes 1000000 --engines cli-duckdb --repeat 3
 
 Every engine reads the same long-layout CSV cohort (bench_duckdb.write_cohort, written
 once per size and not timed), checks every fact against the declarations, evaluates
@@ -96,6 +97,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000, 1_000_000])
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "reasoner-bench")
+    parser.add_argument("--engines", nargs="+", choices=["pydatalog", "duckdb", "duckdb-firings", "cli-duckdb"],
+                        help="only these engines (default: all)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each (engine, size), one after another: this machine's speed varies by the hour")
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # child: engine, jobs, csv
     args = parser.parse_args()
     if args.one:
@@ -113,6 +118,7 @@ def main() -> None:
     args.data.mkdir(parents=True, exist_ok=True)
     engines = [("pyDatalog, 1 job", "pydatalog", 1), ("pyDatalog, 2 jobs", "pydatalog", 2), ("DuckDB", "duckdb", 1),
                ("DuckDB + firings", "duckdb-firings", 1), ("CLI duckdb", "cli-duckdb", 1)]
+    engines = [e for e in engines if args.engines is None or e[1] in args.engines]
     # (the CLI's Parquet rows are made in SQL by DuckDB's threads: --jobs changes nothing there)
     rate: dict[str, float] = {}
     # the date and cores, to tell runs apart: this machine's speed has varied 2-3x between days
@@ -126,12 +132,13 @@ def main() -> None:
             if label in rate and n / rate[label] > args.max_seconds:
                 print(f"{label:<19} {n:>9} {'skipped: would take ~' + format(n / rate[label], '.0f') + ' s':>40}")
                 continue
-            out = subprocess.run([sys.executable, __file__, "--one", engine, str(jobs), str(path)],
-                                 capture_output=True, text=True, check=True)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            rate[label] = n / r["seconds"]
-            print(f"{label:<19} {n:>9} {r['seconds']:>8.1f} {rate[label]:>11.0f} {r['peak_mb']:>8.0f} "
-                  f"{r['answers']:>9}", flush=True)
+            for _ in range(args.repeat):
+                out = subprocess.run([sys.executable, __file__, "--one", engine, str(jobs), str(path)],
+                                     capture_output=True, text=True, check=True)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                rate[label] = n / r["seconds"]
+                print(f"{label:<19} {n:>9} {r['seconds']:>8.1f} {rate[label]:>11.0f} {r['peak_mb']:>8.0f} "
+                      f"{r['answers']:>9}", flush=True)
 
 
 if __name__ == "__main__":
