@@ -190,3 +190,39 @@ def test_firing_tables_are_sets_where_no_distinct_is_asked() -> None:
         assert result.fired_for()[fed] == 1  # one patient
     finally:
         result.close()
+
+
+def test_a_rule_whose_head_keeps_every_variable_concludes_without_distinct() -> None:
+    """The one rule of a predicate whose head keeps every variable of its firing row
+    concludes a set already (a firing table is one), so its INSERT has no DISTINCT; a
+    head that leaves a variable out, repeats one or computes one keeps it. Checked on
+    facts where a DISTINCT left out wrongly would put a fact in twice."""
+    rules = load_rules(text=DECLS + '.decl fed_with(p: id, d: drug) output "fd"\n.decl fed(p: id) output "fed"\n'
+                       '.decl twice(p: id, q: id) output "t"\n.decl heavier(p: id, kg: number) output "h"\n'
+                       "fed_with(P, D) :- given(P, D, M, H), M > 0, weight(P, W).\n"
+                       "fed(P) :- given(P, _, _, _).\n"
+                       "twice(P, P) :- weight(P, W).\n"
+                       "heavier(P, W + 1) :- weight(P, W), given(P, _, _, _).\n")
+    engine = DuckDBEngine(rules, firings=True)
+    distinct = {rules.rules[i].head.pred: f.distinct_conclusions for i, f in engine.rule_firings.items()}
+    assert distinct == {"fed_with": False, "fed": False, "twice": False, "heavier": False}
+    rules = load_rules(text=DECLS + '.decl dosed(p: id, d: drug, mg: number, h: number) output "d"\n'
+                       '.decl fed(p: id) output "fed"\n'
+                       "dosed(P, D, M, H) :- given(P, D, M, H), weight(P, W), W > 50.\n"
+                       "fed(P) :- given(P, _, _, _).\n")
+    engine = DuckDBEngine(rules, firings=True)
+    distinct = {rules.rules[i].head.pred: f.distinct_conclusions for i, f in engine.rule_firings.items()}
+    assert distinct == {"dosed": False, "fed": False}  # dosed leaves W out: two weights, one dose
+    rules = load_rules(text=DECLS + '.decl dosed(p: id, d: drug, mg: number, h: number) output "d"\n'
+                       "dosed(P, D, M, H) :- given(P, D, M, H), !allergy(P, D).\n")
+    engine = DuckDBEngine(rules, firings=True)
+    assert [f.distinct_conclusions for f in engine.rule_firings.values()] == [True]
+    facts = load_facts(rules, text="given(p1, tocilizumab, 8, 1).\ngiven(p1, tocilizumab, 8, 9).\n"
+                                   "given(p2, dexamethasone, 10, 2).\nallergy(p2, dexamethasone).\n")
+    result = engine.evaluate_tables({"given": [f.args for f in facts.facts if f.pred == "given"],
+                                     "allergy": [f.args for f in facts.facts if f.pred == "allergy"]}, check=False)
+    try:
+        assert result.count("dosed") == 2 and result.tuples("dosed") == {("p1", "tocilizumab", 8, 1),
+                                                                        ("p1", "tocilizumab", 8, 9)}
+    finally:
+        result.close()

@@ -189,11 +189,13 @@ class DuckDBEngine:
         for statement in self._static_sql():
             con.execute(statement)
 
-    def _insert(self, target: str, selects: Sequence[Make], minus: str | None) -> str:
+    def _insert(self, target: str, selects: Sequence[Make], minus: str | None, distinct: bool = False) -> str:
         """INSERT the distinct rows of the rules' SELECTs, less those already in `minus`
-        (None: the target is still empty, nothing to subtract)."""
-        key = ("insert", target, tuple(id(s) for s in selects), minus)  # they live as long as the engine
-        return self._once(key, lambda: render(self._gen.insert(target, [make() for make in selects], minus)))
+        (None: the target is still empty, nothing to subtract); `distinct`: one SELECT
+        that gives no row twice."""
+        key = ("insert", target, tuple(id(s) for s in selects), minus, distinct)  # they live as long as the engine
+        return self._once(key, lambda: render(self._gen.insert(target, [make() for make in selects], minus,
+                                                               distinct)))
 
     def _grow_sql(self, pred: str) -> list[str]:
         """The last round's new rows become the delta and join the predicate's table."""
@@ -263,12 +265,15 @@ class DuckDBEngine:
             (pred,) = comp.preds
             live = [(index, tree) for index, tree, needs in comp.rules[pred] if needs <= nonempty]
             minus = self.table(pred) if pred in nonempty else None
+            distinct = False  # the one rule's conclusions are a set already
             if self.record_firings:  # the firings first; the conclusions from them
                 for index, _ in live:
                     con.execute(self._firing_create(index))
                     made.add(f"_firing_{index}")
+                distinct = len(live) == 1 and self._firings[live[0][0]].distinct_conclusions
                 live = [(index, self._firings[index].from_table) for index, _ in live]
-            if live and count_added(con.execute(self._insert(self.table(pred), [tree for _, tree in live], minus))):
+            if live and count_added(con.execute(self._insert(self.table(pred), [tree for _, tree in live], minus,
+                                                             distinct))):
                 nonempty.add(pred)
         for c in self._constraints:
             con.execute(self._violation_create(c))

@@ -100,6 +100,13 @@ class Firings:
         self._rule, self._gen = rule, gen
 
     @cached_property
+    def distinct_conclusions(self) -> bool:
+        """Whether no two firings conclude the same fact: the head keeps every variable. A
+        firing table is a set (`SQLGen.firing_select`), so its conclusions then are one."""
+        kept = {name for kind, name in self.head if kind == "var"}
+        return bool(self.variables) and kept >= set(self.variables)
+
+    @cached_property
     def conclusion(self) -> str:
         """The head's columns computed from a firing row (DuckDB SQL; report_sql reads it)."""
         return ", ".join(render(c) for c in self._gen.conclusion_columns(self._rule))

@@ -333,14 +333,18 @@ class SQLGen:
         """The rule's conclusions read from its firing table."""
         return exp.Select(expressions=self.conclusion_columns(rule), from_=exp.From(this=table(firing_table)))
 
-    def insert(self, target: str, selects: Sequence[exp.Query], minus: str | None) -> exp.Insert:
+    def insert(self, target: str, selects: Sequence[exp.Query], minus: str | None,
+               distinct: bool = False) -> exp.Insert:
         """INSERT the distinct rows of `selects` into `target`, less those already in the
-        table `minus` (None: the target is still empty, nothing to subtract). Like every
-        statement here, it takes the trees it is given as its own parts."""
+        table `minus` (None: the target is still empty, nothing to subtract); `distinct`:
+        the one SELECT gives no row twice, so it needs no DISTINCT. Like every statement
+        here, it takes the trees it is given as its own parts."""
         parts = list(selects)  # taken over, not copied: a tree has one parent
         union = reduce(lambda a, b: exp.Union(this=a, expression=b, distinct=True), parts)
         if minus is None and len(parts) > 1:
             source: exp.Query = union
+        elif minus is None and distinct and len(parts) == 1:
+            source = parts[0]
         else:
             sub = exp.Subquery(this=union, alias=exp.TableAlias(this=ident("r", False)))
             source = _star_from(sub)
