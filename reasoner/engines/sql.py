@@ -436,7 +436,7 @@ class DuckDBEngine:
         """Number the patients by first mention in the staged files, `size` to a partition,
         into `_patients (key, part, code)` (`code`: the patient's number, from 0); returns
         the input predicates that hold a patient (predicate → its position), whose rows
-        the loading then puts in `_all_<table>` with their partition and number. {} (and
+        the loading then puts in `_all_<table>` with their patient's number. {} (and
         no table) when the cohort cannot be split: the rule set is not patient-local, or
         its patient keys differ in type."""
         keyed = self._keyed_inputs()

@@ -65,9 +65,12 @@ class _Cohort:
                 return split
             nonempty = engine.inputs().load(self.con, paths, check, split=number)
             self.sizes: list[int] = []  # the patients in each partition; [] when the cohort is not split
+            self.codes: list[tuple[int, int]] = []  # each partition's lowest and highest patient number
             if split:
-                self.sizes = [n for _, n in self.con.execute(
-                    "SELECT part, count(*) FROM _patients GROUP BY part ORDER BY part").fetchall()] or [0]
+                parts = self.con.execute("SELECT part, count(*), min(code), max(code) FROM _patients "
+                                         "GROUP BY part ORDER BY part").fetchall()
+                self.sizes = [n for _, n, _, _ in parts] or [0]
+                self.codes = [(low, high) for _, _, low, high in parts] or [(0, -1)]
                 # partitions evaluated with patients as numbers, decoded by each partition's `_keys`
                 self.engine = engine.with_patient_codes(split) or engine
             if not split:  # else the partitions' ids and `_all_` tables' patients are looked up in it
@@ -94,8 +97,9 @@ class _Cohort:
             columns = ", ".join(("_code" if coded else "p.key") if i == k else f"a{i}"
                                 for i in range(len(engine.kinds[pred])))
             source = quote_ident('_all_' + t) + ("" if coded else " JOIN _patients AS p ON p.code = _code")
+            low, high = self.codes[part]  # a partition's patients are numbered one after another
             if count_added(con.execute(f"INSERT INTO {quote_ident(t)} SELECT {columns} "
-                                       f"FROM {source} WHERE _part = {part}")):
+                                       f"FROM {source} WHERE _code BETWEEN {low} AND {high}")):
                 here.add(pred)
         if engine.patient_coded:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT code, key FROM _patients WHERE part = {part}")
