@@ -226,3 +226,35 @@ def test_a_rule_whose_head_keeps_every_variable_concludes_without_distinct() -> 
                                                                         ("p1", "tocilizumab", 8, 9)}
     finally:
         result.close()
+
+
+def test_rules_concluding_constants_are_made_distinct_per_constant() -> None:
+    """The rules of a predicate that all set a column to a constant are united per
+    constant (`_by_constants`): each group made distinct over the other columns, the
+    groups put together with UNION ALL, since rows of different constants differ. No
+    fact twice, the answers pyDatalog's; a column that is a variable in one rule is no
+    such column, and 8 and 8.0 are one constant."""
+    from reasoner.engines.sqlgen import _by_constants, _constant_key, number
+    program = DECLS + (
+        '.decl flag(p: id, level: number, why: symbol) output "f"\n'
+        "flag(P, 1, fever) :- temp(P, C), C >= 38.\n"
+        "flag(P, 1, fever) :- temp(P, C), C >= 39.\n"
+        "flag(P, 2, fever) :- temp(P, C), C >= 40.\n"
+        "flag(P, 1, oxygen) :- oxygen(P, D, L), L > 0.\n"
+        "flag(P, 1, oxygen) :- oxygen(P, D, L), L >= 6.\n")
+    facts = "temp(p1, 40.5).\ntemp(p2, 38).\noxygen(p1, nasal_cannula, 6).\noxygen(p3, facemask, 2).\n"
+    rules = load_rules(text=program)
+    engine = DuckDBEngine(rules, firings=True)
+    with engine.evaluate_tables({"temp": [("p1", 40.5), ("p2", 38.0)],
+                                 "oxygen": [("p1", "nasal_cannula", 6.0), ("p3", "facemask", 2.0)]}) as result:
+        assert result.count("flag") == len(result.tuples("flag")) == 5
+    both(rules, facts)
+    # what is grouped: a column constant in every rule, texts and numbers apart
+    selects = [sqlglot.parse_one(sql) for sql in ("SELECT v0, 8E0 FROM a", "SELECT v0, 8.0E0 FROM b",
+                                                  "SELECT v0, 9E0 FROM c")]
+    grouped = _by_constants(selects)
+    assert grouped is not None and render(grouped).count("UNION ALL") == 1  # 8 and 8.0 are one group
+    assert _constant_key(number(-3)) == ("n", -3.0) and _constant_key(literal("a")) == ("s", "a")
+    assert _by_constants([sqlglot.parse_one(sql) for sql in ("SELECT v0, 'a' FROM a", "SELECT v0, v1 FROM b")]) is None
+    assert _by_constants([sqlglot.parse_one(sql) for sql in ("SELECT v0, 'a' FROM a", "SELECT v0, 'a' FROM b")]) is None
+    assert _by_constants([sqlglot.parse_one(sql) for sql in ("SELECT v0, '8' FROM a", "SELECT v0, 8E0 FROM b")]) is None

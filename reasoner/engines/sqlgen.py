@@ -15,7 +15,8 @@ renders the same trees for Spark SQL and Trino. What it owns, as trees, never as
   an argument that may lack a value has none (LEAST and GREATEST skip NULLs on DuckDB
   and Spark, not on Trino: the CASE makes all three alike);
 - the statements: rule, firing and constraint SELECTs (`rule_select`, `firing_select`,
-  `conclusion`), `INSERT ... UNION ... EXCEPT` (`insert`), `CREATE TABLE ... AS`
+  `conclusion`), `INSERT ... UNION ... EXCEPT` (`insert`; rules that conclude constants
+  united per constant, `_by_constants`), `CREATE TABLE ... AS`
   (`create_as`), a semi-naive round's growth (`grow`), emptying and dropping tables.
 
 Predicate names are user data: every table name is a quoted identifier, every value a
@@ -340,6 +341,9 @@ class SQLGen:
         the one SELECT gives no row twice, so it needs no DISTINCT. Like every statement
         here, it takes the trees it is given as its own parts."""
         parts = list(selects)  # taken over, not copied: a tree has one parent
+        grouped = _by_constants(parts) if minus is None and len(parts) > 1 else None
+        if grouped is not None:
+            return exp.Insert(this=table(target), expression=grouped)
         union = reduce(lambda a, b: exp.Union(this=a, expression=b, distinct=True), parts)
         if minus is None and len(parts) > 1:
             source: exp.Query = union
@@ -405,6 +409,66 @@ class SQLGen:
         delta, new = "_delta_" + t, "_new_" + t
         return [self.empty(delta), exp.Insert(this=table(delta), expression=_star_from(table(new))),
                 exp.Insert(this=table(t), expression=_star_from(table(new))), self.empty(new)]
+
+
+def _constant_key(e: exp.Expression) -> tuple[str, object] | None:
+    """A SELECT column's value if it is a literal (a number as its value, so that 8E0 and
+    8.0E0 are one), else None."""
+    if isinstance(e, exp.Alias):
+        e = e.this
+    negative = isinstance(e, exp.Neg)
+    if negative:
+        e = e.this
+    if not isinstance(e, exp.Literal):
+        return None
+    if e.is_string:
+        return None if negative else ("s", e.this)
+    try:
+        return ("n", -float(e.this) if negative else float(e.this))
+    except ValueError:
+        return None
+
+
+def _by_constants(parts: list[exp.Query]) -> exp.Query | None:
+    """The distinct rows of the UNION of `parts`, deduplicated per value of the columns
+    every part sets to a constant: `recommend(P, tocilizumab)` from five rules and
+    `recommend(P, dexamethasone)` from two cannot share a row, so each group is made
+    distinct over its other columns alone and the groups are put together with UNION
+    ALL. Over 37 rules concluding `indicated(P, action)` a partition's statement took
+    half the time: hashing a patient number instead of a number and a text. None when no
+    column is a constant in every part, or every column is (nothing left to group)."""
+    if not all(isinstance(p, exp.Select) for p in parts):
+        return None
+    width = len(parts[0].expressions)
+    if any(len(p.expressions) != width for p in parts):
+        return None
+    keys = [[_constant_key(e) for e in p.expressions] for p in parts]
+    common = [i for i in range(width) if all(k[i] is not None for k in keys)]
+    rest = [i for i in range(width) if i not in common]
+    # a column where texts and numbers meet: the table's type may make them equal; left alone
+    if not common or not rest or any(len({k[i][0] for k in keys}) > 1 for i in common):  # type: ignore[index]
+        return None
+    groups: dict[tuple, list[int]] = {}
+    for j, k in enumerate(keys):
+        groups.setdefault(tuple(k[i] for i in common), []).append(j)
+    if len(groups) == 1:
+        return None
+    out: list[exp.Query] = []
+    for members in groups.values():
+        # the group's constants, as its first part writes them, before its columns are replaced
+        constants = {i: parts[members[0]].expressions[i].unalias().copy() for i in common}
+        inner: list[exp.Query] = []
+        for j in members:
+            select = parts[j]
+            select.set("expressions", [aliased(select.expressions[i].unalias(), f"c{i}") for i in rest])
+            inner.append(select)
+        rows = reduce(lambda a, b: exp.Union(this=a, expression=b, distinct=True), inner)
+        if len(inner) == 1:
+            rows.set("distinct", exp.Distinct())
+        columns = [constants[i] if i in constants else column(f"c{i}", "g") for i in range(width)]
+        out.append(exp.Select(expressions=columns, from_=exp.From(
+            this=exp.Subquery(this=rows, alias=exp.TableAlias(this=ident("g", False))))))
+    return reduce(lambda a, b: exp.Union(this=a, expression=b, distinct=False), out)
 
 
 def may_repeat(rule: LoweredRule) -> bool:
