@@ -598,3 +598,26 @@ def test_patients_sort_in_the_python_reports_natural_order(ids, tmp_path) -> Non
     got = [key for (key,) in con.execute("SELECT key FROM _patients_sorted ORDER BY ord").fetchall()]
     places = [ord_ for (ord_,) in con.execute("SELECT ord FROM _patients_sorted ORDER BY ord").fetchall()]
     assert got == sorted(ids, key=value_key) and places == list(range(len(ids)))
+
+
+def test_the_rules_behind_each_fact_grouped_per_constant_or_not() -> None:
+    """`report_sql._masks`: the mask of the rules behind each fact, from the firing
+    tables. Rules that all conclude a constant action are grouped per action; a rule
+    with a variable action stops the grouping. Both give the masks worked out by hand."""
+    from reasoner.domains.crs import report_sql
+    from reasoner.engines.sql import DuckDBEngine
+    decls = ('.decl s(p: id, d: symbol) input "s"\n.decl indicated(p: id, d: symbol) output "i"\n'
+             'indicated(P, "a") :- s(P, "x").\nindicated(P, "a") :- s(P, "y").\nindicated(P, "b") :- s(P, "y").\n')
+    rows = [("p1", "x"), ("p1", "y"), ("p2", "a")]
+    for extra, expected in (
+            ("", {("p1", "a"): 0b011, ("p1", "b"): 0b100}),  # grouped by the action
+            ("indicated(P, D) :- s(P, D).\n", {("p1", "a"): 0b011, ("p1", "b"): 0b100, ("p1", "x"): 0b1000,
+                                                ("p1", "y"): 0b1000, ("p2", "a"): 0b1000})):
+        rules = load_rules(text=decls + extra)
+        engine = DuckDBEngine(rules, firings=True)
+        with engine.evaluate_tables({"s": rows}) as result:
+            live = [(b, i) for b, i in enumerate(range(len(rules.rules)))]
+            sql = report_sql._masks(engine, live, 2)
+            assert sql.count("GROUP BY") == (2 if extra == "" else 1)  # one per action, or one in all
+            got = {(p, d): combo for p, d, combo in result.con.execute(sql).fetchall()}
+        assert got == expected

@@ -149,20 +149,45 @@ def _support_tables(con, bits: dict[str, list[int]], result: SQLResult,
         if arity is None:
             continue
         cols = ", ".join(f"a{i}" for i in range(arity))
-        # every firing, duplicates too: bit_or does not count them (a DISTINCT per rule cost a fifth more)
-        parts = [f"SELECT {eng.rule_firings[i].conclusion}, CAST(1 AS HUGEINT) << {b} AS bit "
-                 f"FROM _firing_{i}" for b, i in enumerate(bits[pred]) if f"_firing_{i}" in present]
-        parts = [f"SELECT * FROM ({p}) AS f({cols}, bit)" for p in parts]
+        live = [(b, i) for b, i in enumerate(bits[pred]) if f"_firing_{i}" in present]
         name = f"_support_{pred}"
-        if parts:
+        if live:
             # a mask, not the sorted list of rule numbers as text: half the time, and cheaper joins
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols}, bit_or(bit) AS combo "
-                        f"FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY {cols}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {_masks(eng, live, arity)}")
         else:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols}, CAST(NULL AS HUGEINT) AS combo "
                         f"FROM {table(pred)} WHERE false")
         support[pred] = name
     return support
+
+
+def _masks(eng: Any, live: list[tuple[int, int]], arity: int) -> str:
+    """SELECT of each fact concluded by the rules `live` ((bit, rule index)) and the mask
+    of those that concluded it (`a0.., combo`), from their firing tables: every firing,
+    duplicates too, as `bit_or` does not count them (a DISTINCT per rule cost a fifth
+    more). Grouped per constant where every rule sets a column to one (`indicated(P,
+    tocilizumab)`): facts of different constants differ, and a group is grouped by the
+    patient alone, not by the patient and a text (0.13 -> 0.07 s for indicated, 100,000
+    patients)."""
+    heads = [eng.rule_firings[i].head for _, i in live]
+    common = [j for j in range(arity) if all(h[j][0] == "const" for h in heads)]
+    rest = [j for j in range(arity) if j not in common]
+    if not rest or any(len({isinstance(h[j][1], str) for h in heads}) > 1 for j in common):
+        common, rest = [], list(range(arity))  # nothing to group by, or texts and numbers meet
+    groups: dict[tuple, list[tuple[int, int]]] = {}
+    for (b, i), head in zip(live, heads):
+        groups.setdefault(tuple(head[j][1] for j in common), []).append((b, i))
+    selects = []
+    for members in groups.values():
+        firings = [eng.rule_firings[i] for _, i in members]
+        parts = " UNION ALL ".join(
+            f"SELECT {', '.join(f.conclusion_columns[j] + f' AS a{j}' for j in rest)}, "
+            f"CAST(1 AS HUGEINT) << {b} AS bit FROM _firing_{i}" for (b, i), f in zip(members, firings))
+        columns = ", ".join(f"{firings[0].conclusion_columns[j]} AS a{j}" if j in common else f"a{j}"
+                            for j in range(arity))
+        selects.append(f"SELECT {columns}, bit_or(bit) AS combo FROM ({parts}) AS u "
+                       f"GROUP BY {', '.join(f'a{j}' for j in rest)}")
+    return " UNION ALL ".join(selects)
 
 
 def _natural_table(con, table: Callable[[str], str | None]) -> None:
