@@ -111,11 +111,6 @@ class Firings:
         """Each head column computed from a firing row (DuckDB SQL; report_sql reads them)."""
         return [render(c) for c in self._gen.conclusion_columns(self._rule)]
 
-    @cached_property
-    def conclusion(self) -> str:
-        """The head's columns computed from a firing row, as one SELECT list."""
-        return ", ".join(self.conclusion_columns)
-
 
 @dataclass
 class Constraint:
