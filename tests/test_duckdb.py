@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
+import re
 import sys
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -538,6 +539,46 @@ def test_a_cohort_split_for_partitions_reports_the_first_problems_in_the_file(cr
     with pytest.raises(ReasonerError) as err:
         next(DuckDBEngine(wards).evaluate_csv_partitioned(path, patients=1))
     assert [(d.code, d.span.line) for d in err.value.diagnostics] == [("E006", 3), ("E005", 4), ("E006", 5)]
+
+
+def _first_three_per_check(diagnostics: list) -> list[tuple[str, int, str]]:
+    """The Python reader's problems cut as the SQL checks report them: the first three
+    lines of each code and predicate, with their messages."""
+    first: dict[tuple[str, str], list] = {}
+    for d in sorted(diagnostics, key=lambda d: d.span.line):
+        first.setdefault((d.code, d.message.split()[0]), []).append((d.code, d.span.line, d.message))
+    return sorted((problem for problems in first.values() for problem in problems[:3]), key=lambda p: p[1])
+
+
+@pytest.mark.parametrize("rows", [
+    # a patient's facts out of order by value: the first failing rows, not the lowest values
+    ["temp,a,37", "temp,b,50", "temp,a,60", "temp,a,55", "temp,a,99"],
+    # ids not in file order (z first), y mentioned first by another predicate
+    ["t,y,1", "w,z,70", "w,z,71", "w,b,70", "w,b,71", "w,c,70", "w,c,71", "w,y,70", "w,y,71"],
+    # a patient met first whose second, different weight comes last
+    ["w,x,70", "w,b,70", "w,b,71", "w,c,70", "w,c,71", "w,d,70", "w,d,72", "w,x,71", "w,x,71"],
+])
+def test_the_examples_of_a_problem_are_the_first_rows_the_python_reader_reports(rows: list[str],
+                                                                              tmp_path: Path) -> None:
+    """Up to three examples per problem, and they are the Python reader's first three,
+    with its messages, loaded whole or split for partitions: whatever a patient's number,
+    the order of its values or the order of its id."""
+    rules = load_rules(text=".decl temp(p: id, c: number[30, 45] \"C\") input \"t\"\n"
+                            ".decl t(p: id, n: number) input \"t\"\n"
+                            ".decl w(p: id, kg: number[1, 400] \"kg\") input one \"w\"\n"
+                            ".decl hot(p: id) output \"hot\"\n"
+                            "hot(P) :- temp(P, C), t(P, N), w(P, W), C > 38.\n")
+    path = tmp_path / "facts.csv"
+    path.write_text("predicate,arg1,arg2\n" + "".join(row + "\n" for row in rows))
+    with pytest.raises(ReasonerError) as python_err:
+        load_facts(rules, [path])
+    expected = _first_three_per_check(python_err.value.diagnostics)
+    for run in (lambda: DuckDBEngine(rules).evaluate_csv(path),
+                lambda: next(DuckDBEngine(rules).evaluate_csv_partitioned(path, patients=1))):
+        with pytest.raises(ReasonerError) as err:
+            run()
+        got = [(d.code, d.span.line, re.sub(r" \(\d+ such \w+\)$", "", d.message)) for d in err.value.diagnostics]
+        assert got == expected
 
 
 def test_blank_rows_are_skipped_and_a_blank_predicate_is_not(crs: RuleSet, tmp_path: Path) -> None:

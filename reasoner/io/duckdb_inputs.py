@@ -67,6 +67,7 @@ class FactFiles:
         self._tables = tables
         self._loaded: dict[str, str] = {}  # predicate → the table its rows were loaded into, if not its own
         self._split: dict[str, int] = {}  # predicate loaded to `_all_<table>` → its patient's position there
+        self._staged_rows: dict[str, str] = {}  # predicate → its staged rows, typed, with their row in the files
 
     def table(self, pred: str) -> str:
         return self._tables[pred]
@@ -213,6 +214,8 @@ class FactFiles:
                 values = [f"CAST(arg{i + 1} AS {SQL_TYPE[k]})" for i, k in enumerate(self.kinds[pred])]
             if check and where != "false":
                 where += "".join(f" AND {v} IS NOT NULL" for v in values)
+                typed = ", ".join(["rowid AS _row"] + [f"{v} AS a{i}" for i, v in enumerate(values)])
+                self._staged_rows[pred] = f"SELECT {typed} FROM _staging WHERE {where}"
             if pred in keyed:
                 columns = "".join(f"{v} AS a{i}, " for i, v in enumerate(values) if i != keyed[pred])
                 statement = (f"CREATE TABLE {quote_ident(self._loaded[pred])} AS SELECT DISTINCT {columns}"
@@ -405,10 +408,10 @@ class FactFiles:
 
     @staticmethod
     def _failed(con: duckdb.DuckDBPyConnection, table: str, checks: list[tuple[str, str, str]],
-                columns: str, examples: tuple[str, str] | None = None) -> list[tuple[tuple[str, str, int], tuple]]:
+                columns: str, examples: Callable[[str], str] | None = None) -> list[tuple[tuple[str, str, int], tuple]]:
         """Count every check's failures in one scan of TABLE; up to 3 example rows of each:
-        TABLE's first (staged files: in file order), or `examples` = (a table with the
-        columns, the order to take them in)."""
+        TABLE's first (staged files: in file order), or those of the query
+        `examples(condition)`."""
         if not checks:
             return []
         counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond})" for cond, _, _ in checks)
@@ -416,9 +419,8 @@ class FactFiles:
         out = []
         for (cond, what, code), n in zip(checks, counts):
             if n:
-                source, order = examples or (table, "")
-                for row in con.execute(f"SELECT {columns} FROM {source} WHERE {cond} "
-                                       f"{'ORDER BY ' + order if order else ''} LIMIT 3").fetchall():
+                query = examples(cond) if examples else f"SELECT {columns} FROM {table} WHERE {cond} LIMIT 3"
+                for row in con.execute(query).fetchall():
                     out.append(((code, what, n), row))
         return out
 
@@ -460,11 +462,16 @@ class FactFiles:
             table = quote_ident(self._loaded.get(pred, self.table(pred)))
             whole = self._with_patient(pred, table)  # every argument, a patient's id looked up from its code
             counted = whole if patient_checked else table  # the ids only where a check reads them
-            arguments = [f"a{i}" for i in range(decl.arity)]
-            # the examples in the same order every run: by patient in file order (its code), then value
-            order = ", ".join((["_code"] if split is not None else []) + arguments)
-            for (code, what, n), row in self._failed(con, counted, firsts, ", ".join(arguments) or "*",
-                                                     examples=(whole, order)):
+            arguments = ", ".join(f"a{i}" for i in range(decl.arity)) or "*"
+            staged = self._staged_rows.get(pred)
+
+            def examples(cond: str) -> str:
+                if staged is not None:  # the first facts in the files, as the Python reader meets them
+                    return (f"SELECT {arguments} FROM ({staged}) AS s WHERE {cond} GROUP BY ALL "
+                            "ORDER BY min(_row) LIMIT 3")
+                # tables filled from Python: the same examples every run
+                return f"SELECT {arguments} FROM {whole} WHERE {cond} ORDER BY ALL LIMIT 3"
+            for (code, what, n), row in self._failed(con, counted, firsts, arguments, examples):
                 fact = Fact(pred, tuple(to_python(v, k == NUM) for v, k in zip(row, kinds)))
                 text = str(fact) if str(fact).isprintable() else shown(str(fact))
                 problems.append(Problem(code, f"{text}: {what}", n, "fact", pred, values=fact.args))
@@ -477,8 +484,17 @@ class FactFiles:
                 else:
                     found = (f"SELECT a{k}, count(*), a{k} FROM {counted} {sound} "
                              f"GROUP BY a{k} HAVING count(*) > 1")
-                # the first three patients in file order (codes number them by first mention), or by id
-                for key, n, _ in con.execute(f"{found} ORDER BY 3 LIMIT 3").fetchall():
+                first = con.execute(f"{found} ORDER BY 3 LIMIT 3").fetchall()
+                if first and staged is not None:
+                    # the patients whose second, different fact comes first in the files: the
+                    # Python reader reports each such fact where it meets it
+                    facts = ", ".join(f"a{i}" for i in range(decl.arity))
+                    first = con.execute(
+                        f"SELECT a{k}, count(DISTINCT f) AS n, min(_row) FILTER (WHERE f <> f0) AS r FROM "
+                        f"(SELECT a{k}, _row, row({facts}) AS f, first_value(row({facts})) OVER "
+                        f"(PARTITION BY a{k} ORDER BY _row) AS f0 FROM ({staged}) AS s {sound}) AS w "
+                        f"GROUP BY a{k} HAVING r IS NOT NULL ORDER BY r LIMIT 3").fetchall()
+                for key, n, _ in first:  # else the first three by code (first mention) or by id
                     # the message names the first fact once _locate has found it
                     problems.append(Problem("E017", f"{pred} holds one fact per patient; {shown(str(key))} has {n} "
                                              "different ones", 0, "", pred, key=(k, key)))
