@@ -2,8 +2,10 @@
 
 `session()` returns the one SparkSession of the process, made on first use:
 
-- `SPARK_REMOTE` set (e.g. `sc://host:15002`): Spark Connect to that server (never
-  tested here: no Connect server was available; the statements are the same);
+- `SPARK_REMOTE` set (e.g. `sc://host:15002`): Spark Connect to that server (needs
+  `pyspark[connect]`; tested against a Connect server on a standalone cluster on one
+  machine, tests/test_spark_cluster.py); with a master given as well (below), an
+  error (E032), not a choice made silently; set but empty, as if unset;
 - else the master given by `--spark-master` (`configure(master=...)`), else
   `$REASONER_SPARK_MASTER`, else `local[*]`: a driver JVM started by pyspark, which
   joins a cluster for `spark://`, `yarn` or `k8s://` masters.
@@ -27,6 +29,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +89,10 @@ def _check_java() -> None:
 def _quiet_python_loggers() -> None:
     for name in ("py4j", "py4j.clientserver", "SQLQueryContextLogger", "pyspark"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    # pyspark's Python warnings are advice to whoever writes the Spark code (Connect's
+    # client warns of pandas 3 at import and of a window without partition, which a local
+    # driver sends to its log at ERROR level): not the reasoner user's to act on
+    warnings.filterwarnings("ignore", module=r"pyspark(\.|$)")
 
 
 def session(app: str = "reasoner") -> Any:
@@ -101,6 +108,13 @@ def session(app: str = "reasoner") -> Any:
             raise _fail(NO_PYSPARK, "--engine spark needs pyspark: pip install 'guideline-reasoner[spark]'") from None
         _quiet_python_loggers()
         remote = os.environ.get("SPARK_REMOTE")
+        if remote is not None and not remote.strip():
+            del os.environ["SPARK_REMOTE"]  # set but empty: unset (pyspark would refuse any master)
+            remote = None
+        chosen = _master or os.environ.get("REASONER_SPARK_MASTER")
+        if remote and chosen:
+            raise _fail(NO_SESSION, f"both a Spark master ({chosen}, from --spark-master or REASONER_SPARK_MASTER) "
+                                    f"and Spark Connect (SPARK_REMOTE={remote}) are given: unset one")
         builder = SparkSession.builder.appName(app)
         if remote:
             builder = builder.remote(remote)
@@ -113,8 +127,11 @@ def session(app: str = "reasoner") -> Any:
             raise
         except Exception as exc:  # the JVM did not start, or the cluster refused
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise _fail(NO_SESSION, f"Spark did not start ({remote or master()}): {first} "
-                                    f"(the JVM's messages: {log_path()})") from None
+            if remote and isinstance(exc, ImportError):  # pyspark's PySparkImportError is one
+                raise _fail(NO_PYSPARK, "SPARK_REMOTE (Spark Connect) needs pyspark's Connect client: "
+                                        f"pip install 'guideline-reasoner[spark-connect]' ({first})") from None
+            where = "" if remote else f" (the JVM's messages: {log_path()})"  # Connect starts no JVM here
+            raise _fail(NO_SESSION, f"Spark did not start ({remote or master()}): {first}{where}") from None
         return _session
 
 

@@ -48,6 +48,16 @@ def _local(path: str | Path) -> str:
     return text[len("file://"):] if text.startswith("file://") else text
 
 
+def spark_path(path: str | Path) -> str:
+    """The path as Spark is to read it: a local file by its absolute path, marked `file:`.
+    Spark resolves a relative path against its own working folder (a Connect server's,
+    not the client's) and a path without a scheme on the cluster's default file system
+    (HDFS on many clusters); the reasoner has already read the local file itself."""
+    if is_remote(path):
+        return str(path)
+    return "file:" + str(Path(_local(path)).resolve())
+
+
 class SparkFactFiles:
     """A compiled rule set's input predicates (`arity`, `kinds` per argument) read from fact
     files by Spark."""
@@ -61,7 +71,7 @@ class SparkFactFiles:
     def _header(self, spark: Any, path: str) -> list[str]:
         """A file's header cells (CSV) or column names (Parquet), trimmed."""
         if path.endswith(".parquet"):
-            return [c.strip(CELL_BLANKS) for c in spark.read.parquet(path).columns]
+            return [c.strip(CELL_BLANKS) for c in spark.read.parquet(spark_path(path)).columns]
         if not is_remote(path):
             with open(_local(path), encoding="utf-8-sig", errors="replace", newline="") as fh:
                 return [h.strip(CELL_BLANKS) for h in next(csv.reader(fh), [])]
@@ -86,7 +96,7 @@ class SparkFactFiles:
         from pyspark.sql import functions as F
         from pyspark.sql.types import StringType, StructField, StructType
         if path.endswith(".parquet"):
-            df = spark.read.parquet(path)
+            df = spark.read.parquet(spark_path(path))
             cols = []
             for i, field in enumerate(df.schema.fields[:n]):
                 c = F.col(f"`{field.name}`")
@@ -99,7 +109,7 @@ class SparkFactFiles:
             df = (spark.read.option("header", "true").option("quote", '"').option("escape", '"')
                   .option("multiLine", str(multiline).lower()).option("mode", "PERMISSIVE")
                   .option("encoding", "UTF-8").option("nullValue", None).option("emptyValue", "")
-                  .schema(schema).csv(path))
+                  .schema(schema).csv(spark_path(path)))
         blanks = F.lit(CELL_BLANKS)
         return df.select(*[F.nullif(F.btrim(F.col(f"c{i}"), blanks), F.lit("")).alias(f"c{i}") for i in range(n)])
 
