@@ -543,7 +543,8 @@ def test_a_cohort_split_for_partitions_reports_the_first_problems_in_the_file(cr
 
 def _first_three_per_check(diagnostics: list) -> list[tuple[str, int, str]]:
     """The Python reader's problems cut as the SQL checks report them: the first three
-    lines of each code and predicate, with their messages."""
+    lines of each check, with their messages (here each code and predicate is one check:
+    one argument checked for it)."""
     first: dict[tuple[str, str], list] = {}
     for d in sorted(diagnostics, key=lambda d: d.span.line):
         first.setdefault((d.code, d.message.split()[0]), []).append((d.code, d.span.line, d.message))
@@ -557,6 +558,12 @@ def _first_three_per_check(diagnostics: list) -> list[tuple[str, int, str]]:
     ["t,y,1", "w,z,70", "w,z,71", "w,b,70", "w,b,71", "w,c,70", "w,c,71", "w,y,70", "w,y,71"],
     # a patient met first whose second, different weight comes last
     ["w,x,70", "w,b,70", "w,b,71", "w,c,70", "w,c,71", "w,d,70", "w,d,72", "w,x,71", "w,x,71"],
+    # a failing row repeated, and written as another number: each row is reported
+    ["temp,a,60", "temp,a,60.0", "temp,a,60", "temp,b,70", "temp,c,80"],
+    # one patient's three different weights, one repeated: each row that differs from the first
+    ["w,x,70", "w,x,71", "w,x,72", "w,x,71", "w,b,70", "w,b,71"],
+    # a row with a cell too many is that problem alone, not a range or `one` problem too
+    ["temp,a,60,z", "temp,b,37", "w,x,70,z", "w,x,71", "w,y,70", "w,y,70.0"],
 ])
 def test_the_examples_of_a_problem_are_the_first_rows_the_python_reader_reports(rows: list[str],
                                                                               tmp_path: Path) -> None:
@@ -569,7 +576,7 @@ def test_the_examples_of_a_problem_are_the_first_rows_the_python_reader_reports(
                             ".decl hot(p: id) output \"hot\"\n"
                             "hot(P) :- temp(P, C), t(P, N), w(P, W), C > 38.\n")
     path = tmp_path / "facts.csv"
-    path.write_text("predicate,arg1,arg2\n" + "".join(row + "\n" for row in rows))
+    path.write_text("predicate,arg1,arg2,arg3\n" + "".join(row + "\n" for row in rows))
     with pytest.raises(ReasonerError) as python_err:
         load_facts(rules, [path])
     expected = _first_three_per_check(python_err.value.diagnostics)

@@ -214,6 +214,8 @@ class FactFiles:
                 values = [f"CAST(arg{i + 1} AS {SQL_TYPE[k]})" for i, k in enumerate(self.kinds[pred])]
             if check and where != "false":
                 where += "".join(f" AND {v} IS NOT NULL" for v in values)
+                # a row with a cell too many is E003 alone, as in Python: not loaded, not checked further
+                where += "".join(f" AND arg{j} IS NULL" for j in range(self.arity[pred] + 1, staged.width))
                 typed = ", ".join(["rowid AS _row"] + [f"{v} AS a{i}" for i, v in enumerate(values)])
                 self._staged_rows[pred] = f"SELECT {typed} FROM _staging WHERE {where}"
             if pred in keyed:
@@ -466,9 +468,8 @@ class FactFiles:
             staged = self._staged_rows.get(pred)
 
             def examples(cond: str) -> str:
-                if staged is not None:  # the first facts in the files, as the Python reader meets them
-                    return (f"SELECT {arguments} FROM ({staged}) AS s WHERE {cond} GROUP BY ALL "
-                            "ORDER BY min(_row) LIMIT 3")
+                if staged is not None:  # the first rows in the files, as the Python reader meets them
+                    return f"SELECT {arguments} FROM ({staged}) AS s WHERE {cond} ORDER BY _row LIMIT 3"
                 # tables filled from Python: the same examples every run
                 return f"SELECT {arguments} FROM {whole} WHERE {cond} ORDER BY ALL LIMIT 3"
             for (code, what, n), row in self._failed(con, counted, firsts, arguments, examples):
@@ -486,14 +487,14 @@ class FactFiles:
                              f"GROUP BY a{k} HAVING count(*) > 1")
                 first = con.execute(f"{found} ORDER BY 3 LIMIT 3").fetchall()
                 if first and staged is not None:
-                    # the patients whose second, different fact comes first in the files: the
-                    # Python reader reports each such fact where it meets it
+                    # the first three rows in the files that differ from their patient's first
+                    # fact (a patient may give several): the Python reader reports each there
                     facts = ", ".join(f"a{i}" for i in range(decl.arity))
                     first = con.execute(
-                        f"SELECT a{k}, count(DISTINCT f) AS n, min(_row) FILTER (WHERE f <> f0) AS r FROM "
+                        f"SELECT a{k}, count(DISTINCT f) OVER (PARTITION BY a{k}) AS n, _row FROM "
                         f"(SELECT a{k}, _row, row({facts}) AS f, first_value(row({facts})) OVER "
                         f"(PARTITION BY a{k} ORDER BY _row) AS f0 FROM ({staged}) AS s {sound}) AS w "
-                        f"GROUP BY a{k} HAVING r IS NOT NULL ORDER BY r LIMIT 3").fetchall()
+                        f"QUALIFY f <> f0 ORDER BY _row LIMIT 3").fetchall()
                 for key, n, _ in first:  # else the first three by code (first mention) or by id
                     # the message names the first fact once _locate has found it
                     problems.append(Problem("E017", f"{pred} holds one fact per patient; {shown(str(key))} has {n} "
