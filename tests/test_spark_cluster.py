@@ -7,9 +7,10 @@ as `--engine duckdb`: the cohort file is read by the executors, recursion runs a
 driver's semi-naive loop over the cluster.
 
 What this does not cover: several machines, a shared file system, lost executors, YARN,
-Kubernetes. Each application is held to one of the worker's two cores
-(`spark.cores.max`): a standalone master gives an application every free core, and an
-application that finds none waits, silently, for ever.
+Kubernetes. The Connect server is held to one of the worker's two cores
+(`spark.cores.max`), which leaves the other to the `reasoner` driver: a standalone master
+gives an application every free core, and an application that finds none waits,
+silently, for ever (so a run here has a timeout, far above its ~30 s).
 
 The CRS rule set over a generated cohort is marked `slow` (about a minute and a half per
 run on the 2-core machine); the default run keeps a recursive program (seconds).
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -53,7 +53,9 @@ def _listening(port: int) -> bool:
 
 
 class _Cluster:
-    """The JVMs started for the module, each in its own process group, with its log."""
+    """The JVMs started for the module, each with its log. They stay in the test run's
+    process group, so whatever stops the run's group stops them too; stopped here with
+    SIGTERM, on which a worker stops its executors."""
 
     def __init__(self, folder: Path):
         import pyspark
@@ -70,13 +72,12 @@ class _Cluster:
     def start(self, name: str, command: list[str]) -> Path:
         log = self.folder / f"{name}.log"
         with open(log, "wb") as out:
-            process = subprocess.Popen(command, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen(command, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         self.processes.append((process, log))
         return log
 
-    def wait(self, what: str, ready, log: Path, seconds: float = 600) -> None:
-        """Until `ready()`; a JVM that ends first, or a start that takes ten minutes,
+    def wait(self, what: str, ready, log: Path, seconds: float = 300) -> None:
+        """Until `ready()`; a JVM that ends first, or a start that takes five minutes,
         fails the test with the end of its log (a start, not a correctness limit)."""
         deadline = time.monotonic() + seconds
         while not ready():
@@ -100,14 +101,13 @@ class _Cluster:
         self.wait("the Spark Connect server", lambda: _listening(self.connect_port), log)
 
     def down(self) -> None:
-        for process, _ in reversed(self.processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+        for process, _ in reversed(self.processes):  # spark-class ends in exec: the process is the JVM
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Cluster]:
 
 
 def _run(args: list[str], cwd: Path, env: dict | None = None) -> bytes:
-    done = subprocess.run(REASONER + args, cwd=cwd, capture_output=True, env={**os.environ, **(env or {})})
+    # a timeout against an application that waits for cores for ever; 20x a normal run
+    done = subprocess.run(REASONER + args, cwd=cwd, capture_output=True, env={**os.environ, **(env or {})},
+                          timeout=1200)
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
     return done.stdout
 
@@ -134,7 +136,8 @@ def _engines(cluster: _Cluster) -> dict[str, tuple[list[str], dict]]:
     """How each run reaches Spark: the arguments and environment it adds."""
     return {
         # SPARK_REMOTE set but empty counts as unset (pyspark alone would refuse the master)
-        "standalone": (["--engine", "spark", "--spark-master", cluster.master], {"SPARK_REMOTE": ""}),
+        "standalone": (["--engine", "spark", "--spark-master", cluster.master],
+                       {"SPARK_REMOTE": "", "SPARK_LOCAL_IP": "127.0.0.1"}),
         "connect": (["--engine", "spark"], {"SPARK_REMOTE": f"sc://127.0.0.1:{cluster.connect_port}"}),
     }
 
@@ -201,3 +204,17 @@ def test_the_crs_report_on_a_cluster_is_duckdbs(cluster: _Cluster, reach: str, t
         outputs[name] = ((tmp_path / f"{name}.csv").read_bytes(), (tmp_path / f"{name}-counts.csv").read_bytes())
     assert outputs[reach] == outputs["duckdb"]
     assert outputs["duckdb"][0].count(b"\n") > 200  # rows for every patient, not an empty report
+
+
+def test_the_paths_spark_is_given(tmp_path: Path, monkeypatch) -> None:
+    """A local file goes to Spark as an absolute `file:` path with its glob characters
+    escaped (a relative path would be resolved in the Spark server's own folder); URIs
+    Spark reads go as they are."""
+    from reasoner.io.spark_inputs import spark_path
+    monkeypatch.chdir(tmp_path)
+    here = str(tmp_path.resolve())
+    assert spark_path("c.csv") == f"file:{here}/c.csv"
+    assert spark_path(Path("d [1]/c*.csv")) == f"file:{here}/d \\[1\\]/c\\*.csv"
+    assert spark_path("file:///data/c.csv") == "file:/data/c.csv"
+    for uri in ("file:/data/c.csv", "hdfs://head/c.csv", "s3a://bucket/c.parquet"):
+        assert spark_path(uri) == uri

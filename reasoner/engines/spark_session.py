@@ -89,10 +89,10 @@ def _check_java() -> None:
 def _quiet_python_loggers() -> None:
     for name in ("py4j", "py4j.clientserver", "SQLQueryContextLogger", "pyspark"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    # pyspark's Python warnings are advice to whoever writes the Spark code (Connect's
-    # client warns of pandas 3 at import and of a window without partition, which a local
-    # driver sends to its log at ERROR level): not the reasoner user's to act on
-    warnings.filterwarnings("ignore", module=r"pyspark(\.|$)")
+    # Connect's client warns of the one window without partition (the numbering of
+    # patients, docs/spark.md): advice to whoever writes the Spark code, which a local
+    # driver logs below ERROR level; pyspark's other warnings stay
+    warnings.filterwarnings("ignore", message="WARN WindowExpression: No Partition Defined", module=r"pyspark(\.|$)")
 
 
 def session(app: str = "reasoner") -> Any:

@@ -25,6 +25,7 @@ Nothing here imports pyspark at module import time.
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -49,13 +50,15 @@ def _local(path: str | Path) -> str:
 
 
 def spark_path(path: str | Path) -> str:
-    """The path as Spark is to read it: a local file by its absolute path, marked `file:`.
-    Spark resolves a relative path against its own working folder (a Connect server's,
-    not the client's) and a path without a scheme on the cluster's default file system
-    (HDFS on many clusters); the reasoner has already read the local file itself."""
-    if is_remote(path):
-        return str(path)
-    return "file:" + str(Path(_local(path)).resolve())
+    """The path as Spark is to read it: a local file by its absolute path, marked `file:`,
+    its glob characters escaped. Spark resolves a relative path against its own working
+    folder (a Connect server's, not the client's) and a path without a scheme on the
+    cluster's default file system (HDFS on many clusters); the reasoner has already read
+    the local file itself, by this name, so `[`, `*` and the like are literal."""
+    text = str(path)
+    if is_remote(text) or (text.startswith("file:") and not text.startswith("file://")):
+        return text  # a URI for Spark already (file:/x is Hadoop's own spelling)
+    return "file:" + re.sub(r"([\\{}\[\]*?])", r"\\\1", str(Path(_local(text)).resolve()))
 
 
 class SparkFactFiles:
@@ -127,7 +130,7 @@ class SparkFactFiles:
                 continue
             pred = self._layout(path, header)
             n = len(header)
-            cells = self._cells(spark, path, n, path in multiline)
+            cells = self._cells(spark, path, n, _local(path) in {_local(m) for m in multiline})
             blank = " AND ".join(f"c{i} IS NULL" for i in range(n))
             cells = cells.where(f"NOT ({blank})")
             first = F.coalesce(F.col("c0"), F.lit("")) if pred is None else F.lit(pred)
