@@ -588,6 +588,27 @@ def test_the_examples_of_a_problem_are_the_first_rows_the_python_reader_reports(
         assert got == expected
 
 
+def test_a_parquet_cell_of_a_type_no_id_has_is_that_problem_alone(tmp_path: Path) -> None:
+    """A Parquet column typed DECIMAL where an id is declared: each row is E004 for it,
+    as the Python reader says, and is not loaded to be checked again (its other cell out
+    of range was reported too, at the same row)."""
+    rules = load_rules(text=".decl temp(p: id, c: number[30, 45] \"C\") input \"t\"\n"
+                            ".decl hot(p: id) output \"hot\"\nhot(P) :- temp(P, C), C > 38.\n")
+    path = tmp_path / "temp.parquet"
+    duckdb.sql(f"COPY (SELECT * FROM (VALUES (1.0, 60), (2.0, 37), (3.5, 99)) AS t(p, c)) TO '{path}' "
+               "(FORMAT parquet)")
+    with pytest.raises(ReasonerError) as python_err:
+        load_facts(rules, [path])
+    expected = [(d.code, d.span.line, d.message) for d in python_err.value.diagnostics]
+    assert [code for code, _, _ in expected] == ["E004"] * 3
+    for run in (lambda: DuckDBEngine(rules).evaluate_csv(path),
+                lambda: next(DuckDBEngine(rules).evaluate_csv_partitioned(path, patients=1))):
+        with pytest.raises(ReasonerError) as err:
+            run()
+        got = [(d.code, d.span.line, re.sub(r" \(\d+ such \w+\)$", "", d.message)) for d in err.value.diagnostics]
+        assert got == expected
+
+
 def test_blank_rows_are_skipped_and_a_blank_predicate_is_not(crs: RuleSet, tmp_path: Path) -> None:
     """Blank rows of a long-layout CSV (empty lines, rows of empty or space cells) are no
     facts, wherever they are; a row with arguments but no predicate is an unknown

@@ -47,6 +47,9 @@ class _Staged:
     """A Parquet file's column types."""
     numeric_in: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
     """Staged position → Parquet files typed numeric there."""
+    mistyped: dict[str, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
+    """Predicate → (Parquet file, staged position) whose cells are refused for their
+    column's type (`typed`): those rows are not loaded, as the Python reader loads none."""
 
     def add(self, path: str, n: int, pred: str | None) -> None:
         self.files.append((path, n, pred))
@@ -126,7 +129,7 @@ class FactFiles:
         header = self._parquet_header(con, path)
         pred = None if header[:1] == ["predicate"] else Path(path).stem
         if check:
-            staged.typed += self._check_parquet_types(con, path, pred)
+            staged.typed += self._check_parquet_types(con, path, pred, staged.mistyped)
         types = [str(t).upper() for _, t, *_ in
                  con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_string(path)})").fetchall()]
         staged.column_types[path] = types
@@ -214,8 +217,11 @@ class FactFiles:
                 values = [f"CAST(arg{i + 1} AS {SQL_TYPE[k]})" for i, k in enumerate(self.kinds[pred])]
             if check and where != "false":
                 where += "".join(f" AND {v} IS NOT NULL" for v in values)
-                # a row with a cell too many is E003 alone, as in Python: not loaded, not checked further
+                # a row with a cell too many, or a typed Parquet cell an id cannot be, is that
+                # problem alone, as in Python: not loaded, not checked further
                 where += "".join(f" AND arg{j} IS NULL" for j in range(self.arity[pred] + 1, staged.width))
+                where += "".join(f" AND NOT (file = {sql_string(path)} AND arg{i} IS NOT NULL)"
+                                 for path, i in staged.mistyped.get(pred, ()))
                 typed = ", ".join(["rowid AS _row"] + [f"{v} AS a{i}" for i, v in enumerate(values)])
                 self._staged_rows[pred] = f"SELECT {typed} FROM _staging WHERE {where}"
             if pred in keyed:
@@ -265,7 +271,8 @@ class FactFiles:
                                        "as columns", "E015")
         return header
 
-    def _check_parquet_types(self, con: duckdb.DuckDBPyConnection, path: str, pred: str | None) -> list[Diagnostic]:
+    def _check_parquet_types(self, con: duckdb.DuckDBPyConnection, path: str, pred: str | None,
+                             mistyped: dict[str, list[tuple[str, int]]]) -> list[Diagnostic]:
         """Cells of a typed Parquet column (DOUBLE, BOOLEAN, DATE, ...) where an id or a
         symbol is declared. Staging reads every cell as text, which would turn 17.0 into
         the id "17.0"; the Python reader refuses such a cell, and so does this check."""
@@ -285,6 +292,8 @@ class FactFiles:
             where = f"{which} IN ({', '.join(sql_string(p) for p in preds)}) AND {quote_ident(name)} IS NOT NULL"
             source = f"read_parquet({sql_string(path)}, file_row_number = true) WHERE {where}"
             (n,) = con.execute(f"SELECT count(*) FROM {source}").fetchone()
+            for p in preds if n else ():
+                mistyped[p].append((path, i))
             rows = con.execute(f"SELECT file_row_number + 1, {which}, {quote_ident(name)} FROM {source} "
                                "ORDER BY file_row_number LIMIT 3").fetchall() if n else []
             for row_number, p, value in rows:
