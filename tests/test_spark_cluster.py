@@ -159,13 +159,14 @@ def test_recursion_on_a_cluster_gives_duckdbs_answers(cluster: _Cluster, reach: 
 
 
 def test_a_master_and_spark_connect_together_are_refused(tmp_path: Path) -> None:
-    """`--spark-master` (or REASONER_SPARK_MASTER) with SPARK_REMOTE: which one was meant
+    """`--spark-master` (or REASONER_SPARK_MASTER, or Spark's MASTER) with SPARK_REMOTE: which one was meant
     is not guessed; exit 2 with E032, before any JVM or connection."""
     pytest.importorskip("pyspark")
     (tmp_path / "paths.dl").write_text(PATHS)
     (tmp_path / "edges.csv").write_text(EDGES)
     goal = ["query", "--rules", "paths.dl", "--engine", "spark", "path(X, Y)", "edges.csv"]
-    for args, env in ((["--spark-master", "local[1]"], {}), ([], {"REASONER_SPARK_MASTER": "local[1]"})):
+    for args, env in ((["--spark-master", "local[1]"], {}), ([], {"REASONER_SPARK_MASTER": "local[1]"}),
+                      ([], {"MASTER": "local[1]"})):
         done = subprocess.run(REASONER + goal + args, cwd=tmp_path, capture_output=True,
                               env={**os.environ, "SPARK_REMOTE": "sc://127.0.0.1:1", **env})
         assert done.returncode == 2 and done.stdout == b""

@@ -111,10 +111,11 @@ def session(app: str = "reasoner") -> Any:
         if remote is not None and not remote.strip():
             del os.environ["SPARK_REMOTE"]  # set but empty: unset (pyspark would refuse any master)
             remote = None
-        chosen = _master or os.environ.get("REASONER_SPARK_MASTER")
+        # MASTER: Spark's own variable, which pyspark also refuses beside SPARK_REMOTE
+        chosen = _master or os.environ.get("REASONER_SPARK_MASTER") or os.environ.get("MASTER")
         if remote and chosen:
-            raise _fail(NO_SESSION, f"both a Spark master ({chosen}, from --spark-master or REASONER_SPARK_MASTER) "
-                                    f"and Spark Connect (SPARK_REMOTE={remote}) are given: unset one")
+            raise _fail(NO_SESSION, f"both a Spark master ({chosen}, from --spark-master, REASONER_SPARK_MASTER or "
+                                    f"MASTER) and Spark Connect (SPARK_REMOTE={remote}) are given: unset one")
         builder = SparkSession.builder.appName(app)
         if remote:
             builder = builder.remote(remote)
