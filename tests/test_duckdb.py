@@ -541,6 +541,17 @@ def test_a_cohort_split_for_partitions_reports_the_first_problems_in_the_file(cr
     assert [(d.code, d.span.line) for d in err.value.diagnostics] == [("E006", 3), ("E005", 4), ("E006", 5)]
 
 
+def assert_duckdb_reports(rules: RuleSet, path: Path, expected: list[tuple[str, int, str]]) -> None:
+    """DuckDB's diagnostics of the file, loaded whole and split for partitions, are
+    `expected` (code, line, message without DuckDB's "(N such facts)")."""
+    for run in (lambda: DuckDBEngine(rules).evaluate_csv(path),
+                lambda: next(DuckDBEngine(rules).evaluate_csv_partitioned(path, patients=1))):
+        with pytest.raises(ReasonerError) as err:
+            run()
+        got = [(d.code, d.span.line, re.sub(r" \(\d+ such \w+\)$", "", d.message)) for d in err.value.diagnostics]
+        assert got == expected
+
+
 def _first_three_per_check(diagnostics: list) -> list[tuple[str, int, str]]:
     """The Python reader's problems cut as the SQL checks report them: the first three
     lines of each check, with their messages (here each code and predicate is one check:
@@ -580,12 +591,7 @@ def test_the_examples_of_a_problem_are_the_first_rows_the_python_reader_reports(
     with pytest.raises(ReasonerError) as python_err:
         load_facts(rules, [path])
     expected = _first_three_per_check(python_err.value.diagnostics)
-    for run in (lambda: DuckDBEngine(rules).evaluate_csv(path),
-                lambda: next(DuckDBEngine(rules).evaluate_csv_partitioned(path, patients=1))):
-        with pytest.raises(ReasonerError) as err:
-            run()
-        got = [(d.code, d.span.line, re.sub(r" \(\d+ such \w+\)$", "", d.message)) for d in err.value.diagnostics]
-        assert got == expected
+    assert_duckdb_reports(rules, path, expected)
 
 
 def test_a_parquet_cell_of_a_type_no_id_has_is_that_problem_alone(tmp_path: Path) -> None:
@@ -601,12 +607,7 @@ def test_a_parquet_cell_of_a_type_no_id_has_is_that_problem_alone(tmp_path: Path
         load_facts(rules, [path])
     expected = [(d.code, d.span.line, d.message) for d in python_err.value.diagnostics]
     assert [code for code, _, _ in expected] == ["E004"] * 3
-    for run in (lambda: DuckDBEngine(rules).evaluate_csv(path),
-                lambda: next(DuckDBEngine(rules).evaluate_csv_partitioned(path, patients=1))):
-        with pytest.raises(ReasonerError) as err:
-            run()
-        got = [(d.code, d.span.line, re.sub(r" \(\d+ such \w+\)$", "", d.message)) for d in err.value.diagnostics]
-        assert got == expected
+    assert_duckdb_reports(rules, path, expected)
 
 
 def test_blank_rows_are_skipped_and_a_blank_predicate_is_not(crs: RuleSet, tmp_path: Path) -> None:
