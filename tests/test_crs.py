@@ -631,6 +631,21 @@ def test_siltuximab_not_repeated(rules):
     assert of(model, "alternative", "x") == set()
 
 
+def test_tocilizumab_after_or_beside_siltuximab_is_flagged_as_dual_il6_blockade(rules):
+    # vocabulary v2: "no dual IL-6 blockade". Siltuximab given (at any time on record) or
+    # ordered while tocilizumab is recommended: a warning, tocilizumab stays recommended
+    base = "weight_kg(x, 70).\ntemperature_c(x, 38.5).\noxygen(x, nasal_cannula, 4).\ncrs_onset(x, 20).\n"
+    for extra in ("given(x, siltuximab, 770, 6).\n", "ordered(x, siltuximab).\n",
+                  "given(x, siltuximab, 770, 30).\n"):  # before onset too: IL-6 stays blocked for weeks
+        model = run(rules, text=base + extra)
+        assert ("tocilizumab",) in of(model, "recommend", "x")
+        assert ("dual_il6_blockade",) in of(model, "warning", "x"), extra
+    assert ("dual_il6_blockade",) not in of(run(rules, text=base), "warning", "x")
+    # siltuximab given and tocilizumab not recommended (allergy): nothing to flag
+    model = run(rules, text=base + "allergy(x, tocilizumab).\ngiven(x, siltuximab, 770, 6).\n")
+    assert ("dual_il6_blockade",) not in of(model, "warning", "x")
+
+
 def test_allergy_blocks_alternative(rules):
     text = "weight_kg(x, 70).\ntemperature_c(x, 38.5).\noxygen(x, facemask, 6).\n" \
         "allergy(x, tocilizumab).\nallergy(x, siltuximab).\n"
@@ -657,8 +672,11 @@ def toci_recommended(rules, text, settings=None):
     return ("tocilizumab",) in of(run(rules, text=text, settings=settings), "recommend", "x")
 
 
-def test_persistent_grade1_default_72h(rules):
-    assert toci_recommended(rules, grade1(72))
+def test_persistent_grade1_default_more_than_72h(rules):
+    # clinical reference 3.5 [V] (ASCO 2021, CARTOX): "Fever lasting > 3 days (72 h)"
+    assert toci_recommended(rules, grade1(73))
+    assert toci_recommended(rules, grade1(72.5))
+    assert not toci_recommended(rules, grade1(72))
     assert not toci_recommended(rules, grade1(71))
 
 
@@ -728,6 +746,32 @@ def test_refractory_needs_tocilizumab_and_high_dose_methylprednisolone(rules):
     assert alternatives <= r and "siltuximab" not in r and "tocilizumab" in r and "methylprednisolone" not in r
     # a 1 mg/kg dose (for ICANS) is not high-dose: it starts no clock
     assert not alternatives & recs(rules, only_toci + "given(x, methylprednisolone, 70, 30).\n")
+
+
+def heavy_grade3(kg, *doses):
+    return (GRADE3.replace("weight_kg(x, 70)", f"weight_kg(x, {kg})") + "given(x, tocilizumab, 800, 40).\n"
+            + "".join(f"given(x, methylprednisolone, {mg}, {h}).\n" for mg, h in doses))
+
+
+def test_two_mg_per_kg_is_never_the_high_dose_course_however_heavy_the_patient(rules):
+    # G: "escalate to high-dose methylprednisolone: 500 mg IV every 12 hours"; 1-2 mg/kg q12h
+    # is the standard dose (NCCN; clinical reference 3.1 [V]). 2 mg/kg at 130 kg is 260 mg:
+    # over the 250 mg taper-step threshold, but not high-dose, so no refractory options
+    # yet: escalate to 500 mg first (vocabulary v2, "Escalation and alternatives").
+    alternatives = {"anakinra", "ruxolitinib", "cyclophosphamide", "cytokine_adsorption", "methylprednisolone_pulse"}
+    r = recs(rules, heavy_grade3(130, (260, 30), (260, 18)))
+    assert "methylprednisolone" in r and not alternatives & r
+    # 1 mg/kg (for ICANS) at 260 kg, 260 mg: not high-dose either
+    r = recs(rules, heavy_grade3(260, (260, 30)))
+    assert "methylprednisolone" in r and not alternatives & r
+    # just above 2 mg/kg (130 kg, 261 mg) and the 500 mg regimen: high-dose, failed after 24 h
+    assert alternatives <= recs(rules, heavy_grade3(130, (261, 30)))
+    assert alternatives <= recs(rules, heavy_grade3(130, (500, 30)))
+    # the guideline's 500 mg is high-dose at any weight (1.25 mg/kg at 400 kg)
+    assert alternatives <= recs(rules, heavy_grade3(400, (500, 30)))
+    # with no weight, 250 mg (the first taper step) is taken as high-dose
+    no_weight = heavy_grade3(70, (250, 30)).replace("weight_kg(x, 70).\n", "")
+    assert alternatives <= recs(rules, no_weight)
 
 
 def test_pulse_only_after_methylprednisolone_fails(rules):
