@@ -241,3 +241,21 @@ def test_numbers_too_large_for_a_double(tmp_path: Path) -> None:
                          str(facts))
             assert result.exit_code == 2 and "too large for a number" in result.stderr, result.output
             assert len(result.stderr) < 300  # the number is not printed whole
+
+
+def test_a_rule_sentence_shows_the_setting_values_of_the_run(tmp_path: Path) -> None:
+    # A warning's sentence and a proof's rule sentence name settings as `$name` in the rule
+    # file; the clinician reads the value this run used, `--set` included.
+    facts = tmp_path / "child.facts"
+    facts.write_text("weight_kg(c, 30).\ntemperature_c(c, 38.5).\noxygen(c, facemask, 4).\n")
+    for extra, kg in (((), "40"), (("--set", "adult_dose_min_weight_kg=35"), "35")):
+        text = run("recommend", *extra, str(facts))
+        assert text.exit_code == 0, text.output
+        assert f"patient under {kg} kg" in text.output and "$adult_dose_min_weight_kg" not in text.output
+        doc = json.loads(run("recommend", "--format", "json", *extra, str(facts)).output)
+        says = {w["code"]: w["says"] for w in doc["patients"][0]["warnings"]}
+        assert f"under {kg} kg" in says["fixed_adult_dose_dexamethasone"]
+        for fmt in ("text", "markdown", "json", "html", "dot"):
+            proof = run("why", "--format", fmt, *extra, "warning(c, fixed_adult_dose_dexamethasone)", str(facts))
+            assert proof.exit_code == 0, proof.output
+            assert f"under {kg} kg" in proof.output and "$adult_dose_min_weight_kg kg" not in proof.output, fmt

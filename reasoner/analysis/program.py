@@ -18,7 +18,7 @@ from pathlib import Path
 
 from reasoner.analysis.order import Step, aggregate_keys, body_bound_vars, order_body, step_vars
 from reasoner.analysis.rulecheck import ANY, BASE_TYPES, NUMERIC, RuleChecker, check_value, suggest
-from reasoner.analysis.settings import SETTING_RANGE, resolve_settings, setting_problem
+from reasoner.analysis.settings import SETTING_RANGE, fill_settings, resolve_settings, setting_problem
 from reasoner.analysis.strata import analyse_locality, dependencies, rule_is_local, stratify
 from reasoner.language.errors import Diagnostic, ReasonerError
 from reasoner.language.parse import parse_program
@@ -37,7 +37,7 @@ __all__ = [
     # strata
     "analyse_locality", "dependencies", "rule_is_local", "stratify",
     # settings
-    "SETTING_RANGE", "resolve_settings", "setting_problem",
+    "SETTING_RANGE", "fill_settings", "resolve_settings", "setting_problem",
 ]
 
 

@@ -4,11 +4,12 @@ and the values a run uses, the rule set's own with `--set` overrides applied
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Mapping
 
 from reasoner.analysis.rulecheck import suggest
 from reasoner.language.errors import Diagnostic, ReasonerError
-from reasoner.language.syntax import NO_SPAN, SettingDecl, format_value
+from reasoner.language.syntax import NO_SPAN, SettingDecl, Value, format_value
 from reasoner.language.values import is_finite
 
 if TYPE_CHECKING:
@@ -31,6 +32,19 @@ def setting_problem(decl: SettingDecl, value: object) -> str | None:
     if decl.low is not None and not decl.low <= value <= decl.high:  # type: ignore[operator]
         return f"{format_value(value)} is outside its range {decl.range_text()}"
     return None
+
+
+_SETTING_NAME = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def fill_settings(text: str, settings: Mapping[str, Value]) -> str:
+    """`text` (a rule's sentence) with each `$name` of a setting replaced by the value this
+    run uses: a clinician reads "under 40 kg", not "under $adult_dose_min_weight_kg kg",
+    and a `--set` override shows as the value it set. Names that are no setting stay."""
+    def value(m: re.Match) -> str:
+        name = m.group(1)
+        return format_value(settings[name]) if name in settings else m.group(0)
+    return _SETTING_NAME.sub(value, text)
 
 
 def resolve_settings(ruleset: RuleSet, overrides: dict | None) -> dict:

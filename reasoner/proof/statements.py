@@ -10,7 +10,7 @@ from reasoner.proof.match import Env, Unbound, compare, eval_expr
 from reasoner.proof.tree import fact_text
 from reasoner.engines.model import Model, row_key, values_equal
 from reasoner.plan.semantics import has_value
-from reasoner.analysis.program import RuleSet
+from reasoner.analysis.program import RuleSet, fill_settings
 from reasoner.language.syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Rule, Setting, Value, Var, format_value,
 )
@@ -23,6 +23,11 @@ class StepText:
         self.rs = ruleset
         self.model = model
         self.settings = model.settings
+
+    def _says(self, index: int) -> str | None:
+        """Rule `index`'s sentence as this run reads it (its `$settings` as values)."""
+        says = self.rs.rules[index].says
+        return fill_settings(says, self.settings) if says else None
 
     def _head_values(self, rule: Rule, bindings: Env) -> str:
         """The head's computed arguments with their values: `V * 2 = 3 * 2 = 6`."""

@@ -48,6 +48,8 @@ class Node:
     """Values of a comparison or aggregate, or what failed and why."""
     origin: Span | None = None
     children: list["Node"] = field(default_factory=list)
+    says: str | None = None
+    """For a rule step: the rule's sentence, with the setting values of the run filled in."""
     id: str = ""
 
     def walk(self) -> Iterator["Node"]:
@@ -100,7 +102,7 @@ def to_json_obj(root: Node, rs: RuleSet) -> dict[str, Any]:
         if node.rule_index is not None:
             rule = rs.rules[node.rule_index]
             # source keys only: their full citations are listed once per document ("sources")
-            out["rule"] = {"id": rs.rule_name(rule), "digest": rule.digest, "says": rule.says,
+            out["rule"] = {"id": rs.rule_name(rule), "digest": rule.digest, "says": node.says,
                            "sources": list(rule.sources), "at": str(rule.span)}
         if node.bindings:
             out["bindings"] = node.bindings

@@ -160,7 +160,7 @@ class Prover(StepText):
                 choices.append(alternatives)
             else:
                 for children in itertools.islice(itertools.product(*choices), limit - len(out)):
-                    out.append(Node(DERIVED, text, pred=pred, args=args, rule_index=index,
+                    out.append(Node(DERIVED, text, pred=pred, args=args, rule_index=index, says=self._says(index),
                                     bindings=visible(bindings), detail=self._head_values(rule, bindings),
                                     children=list(children)))
         if not recursive:
@@ -186,7 +186,8 @@ class Prover(StepText):
                 alternative = self._best[key] = min(support, key=self._preference)
         index, bindings = alternative
         rule = self.rs.rules[index]
-        node = Node(DERIVED, text, pred=pred, args=args, rule_index=index, bindings=visible(bindings),
+        node = Node(DERIVED, text, pred=pred, args=args, rule_index=index, says=self._says(index),
+                    bindings=visible(bindings),
                     detail=self._head_values(rule, bindings))
         for position, lit in enumerate(rule.body):
             node.children.append(self._premise_node(index, position, lit, bindings, depth - 1))
@@ -210,6 +211,7 @@ class Prover(StepText):
             seen.add(key)
             bindings = {n: firing.bindings[n] for n in names if n in firing.bindings} or firing.bindings
             node = Node(DERIVED, f"violation of {self.rs.rule_name(rule)}", rule_index=rule_index,
+                        says=self._says(rule_index),
                         bindings=shown, detail=f"constraint {rule} holds with {bindings_text(shown)}")
             for position, lit in enumerate(rule.body):
                 node.children.append(self._premise_node(rule_index, position, lit, bindings, depth - 1))

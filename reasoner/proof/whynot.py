@@ -131,7 +131,7 @@ class WhyNot(Prover):
         for n, attempt in enumerate(attempts[:max_candidates], 1):
             # the goal's values are asked for, not known: shown apart, so no line reads `Mg = 500`
             # when the rule computes 576
-            node = Node(RULE_FAILS, str(rule.head), holds=False, rule_index=index,
+            node = Node(RULE_FAILS, str(rule.head), holds=False, rule_index=index, says=self._says(index),
                         bindings={k: v for k, v in visible(attempt.env).items() if k not in env},
                         detail=asked)
             held = len(steps) if attempt.step is None else attempt.step

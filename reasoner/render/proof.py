@@ -117,8 +117,8 @@ class ProofPrinter(HtmlPrinter):
             more: list[str] = []
             if rule is not None:
                 line = f"by **{_md(self.rs.rule_name(rule))}**"
-                if rule.says:
-                    line += f": {_md(rule.says)}"
+                if node.says:
+                    line += f": {_md(node.says)}"
                 if rule.sources:
                     line += f" _({', '.join(_md(s) for s in rule.sources)})_"
                 more.append(line)

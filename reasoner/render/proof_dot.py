@@ -47,8 +47,8 @@ def _dot_lines(node: Node, rs: RuleSet) -> list[str]:
     if node.rule_index is not None:
         rule = rs.rules[node.rule_index]
         lines.append(f"by {rs.rule_name(rule)}")
-        if rule.says:
-            lines += _wrap(f"“{rule.says}”")
+        if node.says:
+            lines += _wrap(f"“{node.says}”")
         if rule.sources:
             lines += _wrap(f"[{', '.join(rule.sources)}]")
         if node.detail:

@@ -65,8 +65,8 @@ class HtmlPrinter(PrinterState):
     def _html_body(self, node: Node) -> str:
         parts = []
         rule = self.rs.rules[node.rule_index] if node.rule_index is not None else None
-        if rule is not None and rule.says:
-            parts.append(f'<div class="says">{_e(rule.says)}</div>')
+        if rule is not None and node.says:
+            parts.append(f'<div class="says">{_e(node.says)}</div>')
         if rule is not None and rule.sources:
             cites = dict(self.references_of(rule.sources))
             links = ", ".join(f'<a href="#src-{_e(k)}" title="{_e(cites[k])}">{_e(k)}</a>' for k in rule.sources)

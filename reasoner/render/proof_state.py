@@ -31,7 +31,7 @@ def rule_line(node: Node, rs: RuleSet) -> str | None:
         return None
     rule = rs.rules[node.rule_index]
     sources = f" [{', '.join(rule.sources)}]" if rule.sources else ""
-    says = f' "{rule.says}"' if rule.says else ""
+    says = f' "{node.says}"' if node.says else ""
     return f"by {rs.rule_name(rule)}{sources}{says}"
 
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from reasoner.language.errors import Diagnostic, ReasonerError
 from reasoner.engines.model import Model, value_key
-from reasoner.analysis.program import RuleSet
+from reasoner.analysis.program import RuleSet, fill_settings
 from reasoner.language.syntax import NO_SPAN, STRENGTHS, Value
 from reasoner.proof.violations import distinct_violations, shown_values
 
@@ -235,7 +235,8 @@ def build_reports(rules: RuleSet, model: Model) -> list[PatientReport]:
     for v in distinct_violations(model.violations):
         rule = rules.rules[v.rule_index]
         who = next((val for val in v.bindings.values() if val in patients), None)
-        line = f"{rules.rule_name(rule)} ({shown_values(v.bindings)})" + (f": {rule.says}" if rule.says else "")
+        line = f"{rules.rule_name(rule)} ({shown_values(v.bindings)})" + (
+            f": {fill_settings(rule.says, model.settings)}" if rule.says else "")
         if line not in violations.setdefault(who, []):
             violations[who].append(line)
 
@@ -270,7 +271,8 @@ def build_reports(rules: RuleSet, model: Model) -> list[PatientReport]:
         warns = []
         for _, code in warnings.get(p, []):
             behind = support.rules_of("warning", (p, code))
-            warns.append(support.item(code, behind, says=rules.rules[behind[0]].says if behind else None))
+            says = rules.rules[behind[0]].says if behind else None
+            warns.append(support.item(code, behind, says=fill_settings(says, model.settings) if says else None))
         reports.append(PatientReport(
             str(p), _one(grades.get(p)), _one(hypoxia.get(p)), _one(hypotension.get(p)),
             items, contras, conflicts, warns, violations.get(p, [])))
