@@ -59,6 +59,11 @@ BAD_RULES = [
     ("out(P, 1) :- flag(P). % fine\n.type t = a | b\n.decl y(v: t) input \"\"\ny(c).", "E004", 4, "'c' is not a value of type t"),
     ("out(P, 5) :- flag(P), abs(1, 2) > 0.", "E001", 1, "abs takes one argument"),
     ("out(P, 1) :- flag(P), P = 3.", "E004", 1, "sets a id against a number"),
+    # a '.' left out at a line's end: placed where the '.' goes, not at the next statement
+    ("out(P, X) :- temp(P, X)\n@id next\nout(P, 1) :- flag(P).", "E001", 1,
+     "missing '.' at the end of this statement? (the next line, 9, goes on with '@id next')"),
+    # lark's anonymous terminals read as their text, never as __anon_N
+    ("out(P, 1) :- flag(P) :- flag(P).", "E001", 1, "unexpected ':-'; expected ',', '.'"),
 ]
 
 
@@ -92,6 +97,7 @@ BAD_FACTS = [
     ("\n\ntemp(p1, 3 8).", "E001", 3, "unexpected '8'"),
     ("temp(p1, __import__('os').system('touch /tmp/pwned')).", "E001", 1, None),
     ("flag(p1).\n  weight(p1, 1e3).", "E001", 2, None),
+    ("flag(p1)\nflag(p2).", "E001", 1, "missing '.' at the end of this statement?"),
 ]
 
 

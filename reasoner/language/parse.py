@@ -31,7 +31,7 @@ _TERMINAL_WORDS = {
     "DOT": "'.'", "COMMA": "','", "LPAR": "'('", "RPAR": "')'", "COLON": "':'",
     "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMPOP": "a comparison",
     "ADDOP": "'+' or '-'", "MULOP": "'*' or '/'", "SETTING": "a $setting", "BANG": "'!'",
-    "ROLE": "input, output or internal", "IF": "':-'", "__ANON_0": "':-'", "MINUS": "'-'",
+    "ROLE": "input, output or internal", "IF": "':-'", "MINUS": "'-'",
     "EQUAL": "'='", "VBAR": "'|'", "AGG": "count or sum", "MINMAX": "min or max",
     "ANN_ID": "@id", "ANN_SOURCE": "@source", "ANN_STRENGTH": "@strength", "ANN_CHOICE": "@choice", "REQKIND": "one or some",
     "AT_MOST": "at most N",
@@ -224,15 +224,30 @@ def _parse(text: str, file: str, start: str) -> Any:
     try:
         return parser.parse(text)
     except UnexpectedInput as exc:
-        raise ReasonerError([_syntax_diagnostic(exc, text, file)]) from None
+        raise ReasonerError([_syntax_diagnostic(exc, text, file, _terminal_words(parser))]) from None
     except VisitError as exc:  # a semantic problem found while building the tree
         if isinstance(exc.orig_exc, ReasonerError):
             raise exc.orig_exc from None
         raise
 
 
-def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
+def _terminal_words(parser: Lark) -> dict[str, str]:
+    """How each terminal reads in a message: the named ones from _TERMINAL_WORDS, the
+    anonymous ones (lark numbers them `__ANON_n` in grammar order) by their own text."""
+    words = dict(_TERMINAL_WORDS)
+    for term in parser.terminals:
+        if term.name not in words and term.pattern.type == "str":
+            words[term.name] = repr(term.pattern.value)
+        elif term.name.startswith("__ANON"):  # a regexp of plain text, such as \.include
+            plain = re.sub(r"\\(.)", r"\1", term.pattern.value)
+            words[term.name] = repr(plain) if re.fullmatch(r"[@.:\-\w]+", plain) else term.name.lower()
+    return words
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str,
+                       words: dict[str, str] | None = None) -> Diagnostic:
     from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+    words = words or _TERMINAL_WORDS
     line, col = getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1
     if isinstance(exc, UnexpectedCharacters):
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "end of file"
@@ -246,7 +261,15 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic
             line, col = _end_position(text)
         else:
             message = f"unexpected {exc.token.value!r}"
-        expected = sorted({_TERMINAL_WORDS.get(name, name.lower()) for name in exc.expected})
+            last = exc.token_history[-1] if getattr(exc, "token_history", None) else None
+            if "DOT" in exc.expected and last is not None and last.end_line is not None \
+                    and exc.token.line > last.end_line:
+                # the statement ended at a line's end without its '.': say so where the '.' goes,
+                # not at the next statement lark tripped over
+                return Diagnostic(Span(file, last.end_line, last.end_column),
+                                  f"missing '.' at the end of this statement? (the next line, "
+                                  f"{exc.token.line}, goes on with {exc.token.value!r})", "E001")
+        expected = sorted({words.get(name, name.lower()) for name in exc.expected})
         if expected and len(expected) <= 8:
             message += "; expected " + ", ".join(expected)
     else:
