@@ -92,3 +92,25 @@ def test_crs_rule_set_is_statically_clean() -> None:
     rs = load_rules(lenient=True)
     assert rs.problems == []
     assert static_findings(rs) == []
+
+
+def test_a_rule_file_that_does_not_parse_stops_the_claims_about_the_rest(tmp_path: Path) -> None:
+    # A '.' left out in grading.dl loses the whole file: its rules are unknown, so "dead",
+    # "proved to hold" or "declared but no rule uses it" would be about another rule set.
+    rules = tmp_path / "crs"
+    rules.mkdir()
+    for f in (ROOT / "rules" / "crs").iterdir():
+        if f.is_file():
+            (rules / f.name).write_text(f.read_text())
+    grading = rules / "grading.dl"
+    lines = grading.read_text().split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith("fever(P) :-") and line.endswith("."))
+    lines[at] = lines[at][:-1]
+    grading.write_text("\n".join(lines))
+    report = run_check(rules, budget=50)
+    assert [(f.code, f.span.line, f.span.col) for f in report.findings] == [("E001", at + 1, len(lines[at]) + 1)]
+    assert not report.explored and "grading.dl could not be read or parsed" in report.not_run
+    out = CliRunner().invoke(main, ["check", str(rules)])
+    assert out.exit_code == 1
+    assert "missing '.' at the end of this statement?" in out.output
+    assert "Semantic checks not run: " in out.output and "S205" not in out.output and "W105" not in out.output

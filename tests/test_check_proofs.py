@@ -388,7 +388,7 @@ def test_count_threshold_beyond_the_default_bound(tmp_path: Path) -> None:
     assert sum(1 for f in s201.witness if f.pred == "dose_given") == 4
     assert report.explored["solver"]["bounds"]["dose_given"] == (5, "default")
     text = render(report, "text")
-    assert "dose_given ≤ 5 facts (the default bound 3, raised to cover the thresholds" in text
+    assert "dose_given ≤ 5 facts (the default bound 3, raised to cover the facts one rule joins and the thresholds" in text
 
     twin = _blind(*[x.replace("N <= 4.", "N < 4.") for x in COUNT_DEFAULT])
     report = run_check(_write(tmp_path, "d06_twin.dl", twin), budget=300)
@@ -401,6 +401,32 @@ def test_count_threshold_beyond_the_default_bound(tmp_path: Path) -> None:
                     "R dose.max | 4 doses. | max_reached(P) :- enrolled(P), N = count : { dose_given(P, _) }, N >= 4.")
     report = run_check(_write(tmp_path, "direct.dl", direct), budget=300)
     assert report.internal == [] and not any(f.code == "S205" for f in report.findings), report.findings
+
+
+JOIN_FOUR = (  # four different devices joined in one body: 4 facts of one predicate, none declared
+    '.type device = room_air | blow_by | nasal_cannula | facemask | high_flow',
+    '.decl oxygen(p: id, d: device, l: number[0, 80] "L/min") input "oxygen support"',
+    '.decl many_devices(p: id) output "four devices at once"',
+    '.decl flagged(p: id) output "flagged for review"',
+    "R devices.four | Four devices. | many_devices(P) :- oxygen(P, A, _), oxygen(P, B, _), oxygen(P, C, _), "
+    "oxygen(P, D, _), A != B, A != C, A != D, B != C, B != D, C != D.",
+    "R devices.flag | Four devices are flagged. | flagged(P) :- many_devices(P).",
+    "R check.four | Never four devices. | :- flagged(P).",
+)
+
+
+def test_a_rule_joining_more_facts_than_the_default_bound_is_not_proved_dead(tmp_path: Path) -> None:
+    # Found by a seeded-defect review: with 3 oxygen facts per patient, a body joining 4
+    # "proved" the rule dead and the constraint on it to hold. The bound is raised to the
+    # facts one rule joins, through derived atoms too (flagged uses many_devices).
+    from reasoner.render.findings import render
+    report = run_check(_write(tmp_path, "join4.dl", _blind(*JOIN_FOUR)), budget=300)
+    assert report.internal == []
+    assert report.explored["solver"]["bounds"]["oxygen"] == (4, "default")
+    assert not any(f.code == "S205" for f in report.findings), report.findings
+    s201 = next(f for f in report.findings if f.code == "S201")
+    assert s201.status == "proved" and sum(1 for f in s201.witness if f.pred == "oxygen") == 4
+    assert "oxygen ≤ 4 facts (the default bound 3, raised to cover the facts one rule joins" in render(report, "text")
 
 
 def test_one_is_per_patient_when_rules_join_patients(tmp_path: Path) -> None:

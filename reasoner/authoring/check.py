@@ -79,6 +79,11 @@ def semantic_findings(rs: RuleSet, settings: dict[str, Value] | None = None, bud
 
 
 # ----------------------------------------------------------------------------- the whole check
+LOST_FILE_CLAIMS = ("W105", "W106", "W108")
+"""Static findings that claim something is used nowhere: not made while a rule file is
+unparsed (its rules may be the users)."""
+
+
 def run_check(path: str | Path | None, semantic: bool = True, budget: int = 3000,
               settings: dict[str, Value] | None = None, solver: bool = True, search: str = "auto",
               default_bound: int = DEFAULT_BOUND) -> CheckReport:
@@ -87,11 +92,19 @@ def run_check(path: str | Path | None, semantic: bool = True, budget: int = 3000
     never). `solver=False` is the search alone, as before the solver."""
     rs = load_rules(path, lenient=True)
     overrides = dict(settings or {})
-    if any(p.code in ("E001", "E013") for p in rs.problems):  # a file that did not parse: the finding says so,
+    lost = sorted({str(p.span.file) for p in rs.problems if p.code in ("E001", "E013")})
+    if lost:  # a file that did not parse: the finding says so,
         settings = {n: v for n, v in (settings or {}).items() if n in rs.settings}  # its settings are not known
     settings = resolve_settings(rs, settings)  # an unknown setting or a value out of range: E012, E024
     report = CheckReport(rs.path, overrides=overrides)
     report.findings = static_findings(rs)
+    if lost:
+        # The rules of a file that did not parse are unknown, not absent: "no rule uses it",
+        # "dead", "redundant" or "proved to hold" would be claims about another rule set.
+        report.findings = [f for f in report.findings if f.code not in LOST_FILE_CLAIMS]
+        report.not_run = (f"{', '.join(lost)} could not be read or parsed (E001, E013), so its rules are unknown; "
+                          f"fix that first")
+        semantic = False
     if semantic:  # the lenient load left out what was unsound; the rest can still be checked
         findings, stats = semantic_findings(rs, settings, budget, solver=solver, search=search,
                                             default_bound=default_bound)

@@ -99,6 +99,8 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
     explored: dict = field(default_factory=dict)
     overrides: dict[str, Value] = field(default_factory=dict)
+    not_run: str = ""
+    """Why the semantic checks did not run although asked for (a rule file that did not parse)."""
     """`--set` values the check ran with (repeated in each witness file's run line)."""
 
     @property

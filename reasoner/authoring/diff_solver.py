@@ -183,8 +183,13 @@ def solve(old: Version, new: Version, preds: list[str], replay: Replay, default_
     common, types, notes = common_inputs(old.rs, new.rs)
     a, b = _narrowed(old.rs, common, types), _narrowed(new.rs, common, types)
     names = constants(old, new)
-    prover = Prover(a, old.settings, validate=lambda *x: None, default_bound=default_bound, names=names)
-    enc_b = Encoder(b, new.settings, default_bound, names)
+    # one bound per input for both versions: their slots are the same solver constants, and a
+    # slot only one version has would be a fact the other never sees
+    needs = dict(build_domain(a, old.settings).needs)
+    for p, n in build_domain(b, new.settings).needs.items():
+        needs[p] = max(needs.get(p, 0), n)
+    prover = Prover(a, old.settings, validate=lambda *x: None, default_bound=default_bound, names=names, needs=needs)
+    enc_b = Encoder(b, new.settings, default_bound, names, needs)
     results: list[PredicateResult] = []
     undecided: dict[str, str] = {}
     internal: list[str] = []

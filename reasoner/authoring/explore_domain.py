@@ -236,7 +236,53 @@ class _Reading:
             if high is not None and high > 0 and ts:
                 need = min(MAX_COUNT, int(max(abs(t) for t in ts) // high) + 2)
                 domain.needs[pred] = max(domain.needs.get(pred, 0), need)
+        for pred, need in self.join_needs().items():
+            domain.needs[pred] = max(domain.needs.get(pred, 0), min(MAX_COUNT, need))
         return domain
+
+    def join_needs(self) -> dict[str, int]:
+        """Input predicate → the most of its facts one rule joins: its positive atoms in one
+        body, or (the larger) what a derived atom of the body needs, through its rules. A rule
+        that joins 4 oxygen facts fires for no patient with 3, so a bound of 3 would "prove"
+        it dead. Limit: two derived atoms that each need 3 different facts of one predicate
+        may together need 6; the need is taken as 3 (adding them up instead raises every
+        bound of the CRS rule set past 20, beyond what the solver decides in time)."""
+        rs = self.rs
+        memo: dict[str, dict[str, int]] = {}
+
+        def of_rule(rule: Rule, seen: frozenset[str]) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for lit in rule.body:
+                if not isinstance(lit, Atom):
+                    continue
+                decl = rs.decls.get(lit.pred)
+                if decl is not None and decl.role == "input":
+                    out[lit.pred] = out.get(lit.pred, 0) + 1
+            for lit in rule.body:
+                decl = rs.decls.get(lit.pred) if isinstance(lit, Atom) else None
+                if isinstance(lit, Atom) and (decl is None or decl.role != "input"):
+                    for p, n in of_pred(lit.pred, seen).items():
+                        out[p] = max(out.get(p, 0), n)
+            return out
+
+        def of_pred(pred: str, seen: frozenset[str]) -> dict[str, int]:
+            if pred in memo:
+                return memo[pred]
+            if pred in seen or pred in rs.recursive:  # a recursion is searched, not encoded
+                return {}
+            out: dict[str, int] = {}
+            for rule in rs.rules:
+                if rule.head is not None and rule.head.pred == pred:
+                    for p, n in of_rule(rule, seen | {pred}).items():
+                        out[p] = max(out.get(p, 0), n)
+            memo[pred] = out
+            return out
+
+        needs: dict[str, int] = {}
+        for rule in rs.rules:
+            for p, n in of_rule(rule, frozenset()).items():
+                needs[p] = max(needs.get(p, 0), n)
+        return needs
 
 def _summed(agg: Aggregate) -> list[Position]:
     """The input positions a sum adds up: where its target variable sits in the body."""

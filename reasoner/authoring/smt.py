@@ -92,9 +92,9 @@ class Prover:
 
     def __init__(self, rs: RuleSet, settings: dict[str, Value], validate: Validator,
                  default_bound: int = DEFAULT_BOUND, timeout_ms: int = TIMEOUT_MS, pid: str = "w",
-                 names: Iterable[str] = ()):
+                 names: Iterable[str] = (), needs: dict[str, int] | None = None):
         self.rs = rs
-        self.enc = Encoder(rs, settings, default_bound, names)
+        self.enc = Encoder(rs, settings, default_bound, names, needs)
         self.validate = validate
         self.pid = pid
         self.solver = z3.Solver()

@@ -74,10 +74,12 @@ class Encoder:
     """Builds the formulas; knows nothing of findings."""
 
     def __init__(self, rs: RuleSet, settings: dict[str, Value], default_bound: int = DEFAULT_BOUND,
-                 names: Iterable[str] = ()):
+                 names: Iterable[str] = (), needs: dict[str, int] | None = None):
         """`names`: symbols to code besides the rule set's own, so that two encoders (the two
         versions `reasoner diff` compares) give every symbol the same code and their input
-        slots, named alike, are the same solver constants."""
+        slots, named alike, are the same solver constants. `needs`: the facts per input
+        predicate the default bound is raised to (explore_domain.Domain.needs; by default this
+        rule set's): two encoders that share slots must share it too."""
         self.rs = rs
         self.settings = settings
         self.default_bound = default_bound
@@ -89,7 +91,7 @@ class Encoder:
         self.numeric_inputs: list = []  # Real terms of input slots (for round witnesses)
         self.presents: list[z3.BoolRef] = []
         from reasoner.authoring.explore_domain import build_domain
-        self.needs = build_domain(rs, settings).needs
+        self.needs = build_domain(rs, settings).needs if needs is None else needs
         self.inputs: dict[str, InputEnc | NotCovered] = {}
         self.by_head: dict[str, list[int]] = {}
         for i, rule in enumerate(rs.rules):

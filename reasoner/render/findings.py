@@ -12,8 +12,8 @@ def _bounds(b: dict, default_bound: int | None = None, patient_mode: bool = True
     declared = [f"{p} ≤ {n}" for p, (n, source) in sorted(b.items()) if source == "declared"]
     default = [f"{p} ≤ {n}" for p, (n, source) in sorted(b.items()) if source != "declared"]
     raised = default_bound is not None and any(n > default_bound for n, source in b.values() if source != "declared")
-    why = (f"the default bound {default_bound}, raised to cover the thresholds counts and sums over them are "
-           "compared with" if raised else "the default bound")
+    why = (f"the default bound {default_bound}, raised to cover the facts one rule joins and the thresholds "
+           "counts and sums over them are compared with" if raised else "the default bound")
     parts = ([f"{', '.join(declared)} facts (declared `at most`)"] if declared else []) + (
         [f"{', '.join(default)} facts ({why}: declare `at most N`)"] if default else [])
     if not patient_mode:
@@ -125,6 +125,7 @@ def render(report: CheckReport, fmt: str) -> str:
             "allowed": sum(1 for f in report.findings if f.allowed),
             "internal_errors": report.internal,
             "explored": report.explored,
+            "semantic_not_run": report.not_run or None,
             "findings": [{
                 "code": f.code, "severity": f.severity, "explanation": CODES[f.code][1], "at": str(f.span),
                 "message": f.message, "status": f.status, "note": f.note or None, "target": f.target,
@@ -152,7 +153,7 @@ def render(report: CheckReport, fmt: str) -> str:
     if report.explored:
         lines += [""] + _left_out(report) + [_solver(report), _searched(report)] + _undecided(report)
     else:
-        lines += ["", "Semantic checks not run."]
+        lines += ["", f"Semantic checks not run: {report.not_run}." if report.not_run else "Semantic checks not run."]
     allowed = sum(1 for f in report.findings if f.allowed)
     internal = f", {len(report.internal)} internal errors" if report.internal else ""
     lines.append(f"{report.errors - len(report.internal)} errors, {report.warnings} warnings, {allowed} allowed"
