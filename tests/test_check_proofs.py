@@ -429,6 +429,32 @@ def test_a_rule_joining_more_facts_than_the_default_bound_is_not_proved_dead(tmp
     assert "oxygen ≤ 4 facts (the default bound 3, raised to cover the facts one rule joins" in render(report, "text")
 
 
+ROUNDING = (  # a grade computed with 0.1: exact for the solver, rounded by the engine
+    '.type device = nasal_cannula | facemask',
+    '.decl oxygen(p: id, d: device, l: number[0, 15] "L/min") input one "oxygen"',
+    '.decl low_flow(p: id) output "low-flow oxygen"',
+    "R flow.low | Up to 6 L/min is low flow. | low_flow(P) :- oxygen(P, _, L), L * 0.1 <= 0.6.",
+    "R check.six | 6 L/min is low flow. | :- oxygen(P, _, 6), !low_flow(P).",
+)
+
+
+def test_a_proof_never_rests_on_arithmetic_the_engine_rounds(tmp_path: Path) -> None:
+    # Found by a seeded-defect review: L * 0.1 <= 0.6 holds at L = 6 for exact rationals,
+    # not in floating point (0.6000000000000001): the constraint was "proved to hold" while
+    # the engine breaks it at 6 L/min. Now the solver may not use exactness there: the item
+    # is searched, and the search finds the violation.
+    report = run_check(_write(tmp_path, "round.dl", _blind(*ROUNDING)), budget=300)
+    assert report.internal == []
+    s201 = [f for f in report.findings if f.code == "S201"]
+    assert s201 and s201[0].status == "searched", report.findings
+    assert any(f.pred == "oxygen" and f.args[2] == 6 for f in s201[0].witness)
+    assert "floating point" in " ".join(report.explored["undecided"].values())
+    # the same with a power of two (L * 0.5 <= 3) rounds nowhere: proved to hold
+    exact = _blind(*[x.replace("L * 0.1 <= 0.6", "L * 0.5 <= 3") for x in ROUNDING])
+    report = run_check(_write(tmp_path, "exact.dl", exact), budget=300)
+    assert report.internal == [] and _unallowed(report) == [] and not report.explored.get("undecided")
+
+
 def test_one_is_per_patient_when_rules_join_patients(tmp_path: Path) -> None:
     """d23: with a rule joining two patients, all facts are one state, but `one` stays one
     fact per patient: two patients with score 5 fire the rule (no false "proved dead")."""

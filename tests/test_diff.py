@@ -99,6 +99,21 @@ def test_equivalent_rewrite_is_proved(tmp_path) -> None:
     assert not report.differs and not report.internal
 
 
+def test_a_rewrite_equal_only_in_exact_arithmetic_is_not_proved_equivalent(tmp_path) -> None:
+    # Found by a seeded-defect review: C * 0.1 >= 3.8 is C >= 38 for the solver's exact
+    # rationals, but the engine computes in floating point, where 38 * 0.1 is
+    # 3.8000000000000003 (and 37.9 * 0.1 rounds too): "equivalent (proved)" was false.
+    old = write(tmp_path, "old.dl", rules())
+    new = write(tmp_path, "new.dl", rules(fever="fever(P) :- temp(P, C), C * 0.1 >= 3.8."))
+    results = by_pred(run_diff(old, new))
+    assert results["fever"].how != "proved", results["fever"]
+    assert "floating point" in results["fever"].note or results["fever"].status == "differs"
+    # the dose formula scaled by a power of two is exact in floating point: still proved
+    new = write(tmp_path, "halves.dl", rules(dose="dose(P, M) :- fever(P), weight(P, K), M = min(16 * K / 2, 800)."))
+    results = by_pred(run_diff(old, new))
+    assert (results["dose"].status, results["dose"].how) == ("equivalent", "proved"), results["dose"]
+
+
 def test_dose_formula_changed_shows_old_and_new_dose(tmp_path) -> None:
     old = write(tmp_path, "old.dl", rules())
     new = write(tmp_path, "new.dl", rules(dose="dose(P, M) :- fever(P), weight(P, K), M = min(8 * K, 700)."))

@@ -3,7 +3,7 @@ a tuple derivable in one rule-set version and not in the other?
 
 Limits first (docs/diff.md):
 - Proofs are smt.py's: bounded patients (`one`, finite, `at most N`, else the default of
-  3 facts per input predicate), exact rationals in the solver and floats in the engine,
+  3 facts per input predicate), arithmetic the engine may round loose (smt.py),
   recursion unrolled (a witness counts, "none found" does not), counts and sums over an
   input with the default bound inexact. Whatever the encoding does not decide exactly is
   searched over explored patients (explore.py): a search, not a proof.

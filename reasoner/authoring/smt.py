@@ -17,9 +17,11 @@ Limits first (what "proved" means, and what is left to the search of explore.py)
 - Arguments of the inferred type `any` are not encoded: searched.
 - One patient at a time when the rule set is patient-local and has a patient key;
   otherwise all facts are one state and patient keys are symbols like any other.
-- Numbers are exact rationals in the solver and floats in the engine: every witness is
-  run through the engine before it is reported (check.py), and one that does not
-  reproduce its finding is an internal error, never a finding.
+- Numbers are exact rationals in the solver and doubles in the engine. Arithmetic the
+  engine may round (smt_encode.rounds) is loose in proofs (Encoder.loose: a comparison
+  near its boundary either way, a computed value within ROUNDING), exact in witnesses;
+  every witness is run through the engine before it is reported (check.py), and one that
+  does not reproduce its finding is an internal error, never a finding.
 - A division by an expression that can be 0 gives no value: the row does not fire (as
   docs/language.md says); the engines let such a value through `!=` and min/max.
 - Strings the rules never mention are fresh names (s1, s2, ...) in witnesses.
@@ -55,6 +57,7 @@ from reasoner.authoring.smt_formulas import (
     not_,
     or_,
     real,
+    rounding_note,
 )
 from reasoner.authoring.vocabulary import CONFLICT, clash_predicates
 from reasoner.language.syntax import Fact, Value
@@ -124,7 +127,7 @@ class Prover:
         for grid in grids:
             self.solver.push()
             try:
-                self.solver.add(formula)
+                self.solver.add(formula, z3.Not(self.enc.loose))  # a witness has exact values
                 if grid is not None:
                     self.solver.add(*[z3.IsInt(x * grid) for x in self.enc.numeric_inputs])
                 if self._check() != z3.sat:
@@ -160,8 +163,11 @@ class Prover:
                minimise: bool = True, validate: Validator | None = None, eager: bool = False) -> Outcome:
         """unsat → proved; sat → the first witness the engine reproduces (or internal). An
         inexact encoding (recursion unrolled, a count over too few facts) proves nothing by
-        unsat and may propose witnesses the engine rejects: both leave the item to search."""
+        unsat and may propose witnesses the engine rejects: both leave the item to search.
+        What the engine computes in floating point is loose in the proof (either way near a
+        boundary, Encoder.loose) and exact in witnesses; satisfiable only loosely is searched."""
         approx = inexact(relies)
+        rounding = sorted(r[4:] for r in relies if r.startswith("flc:"))
         relies = tuple(sorted(r for r in relies if ":" not in r))
         if eager and not z3.is_false(formula):  # mostly satisfiable (rules are mostly live): witness first
             for facts in self._witnesses(formula, minimise, grids=(1,)):
@@ -178,6 +184,9 @@ class Prover:
         if r != z3.sat:
             return Outcome(kind, index, "uncovered", f"the solver gave no answer within {TIMEOUT_MS // 1000} s",
                            relies=relies)
+        if rounding and self._check(formula, z3.Not(self.enc.loose)) != z3.sat:
+            # only a rounding the engine might make satisfies it: neither a proof nor a witness
+            return Outcome(kind, index, "uncovered", rounding_note(rounding), value=value, relies=relies)
         tried = []
         for facts in self._witnesses(formula, minimise):
             got = (validate or self.validate)(kind, index, value, facts)

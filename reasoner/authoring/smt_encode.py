@@ -22,6 +22,7 @@ The encoding, in the order a reader meets it below:
 """
 from __future__ import annotations
 
+from fractions import Fraction
 import itertools
 import math
 from typing import Iterable
@@ -70,6 +71,95 @@ from reasoner.language.syntax import (
 )
 
 
+def _exact(value: Value) -> Fraction:
+    """A number as the solver reads it (the decimal written, exactly: 0.1 is 1/10)."""
+    return Fraction(value).limit_denominator(10**12) if isinstance(value, float) else Fraction(value)  # type: ignore[arg-type]
+
+
+def _power_of_two(value: Value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value == 0:
+        return False
+    f = abs(_exact(value))
+    return (f.numerator & (f.numerator - 1)) == 0 and (f.denominator & (f.denominator - 1)) == 0
+
+
+def _settings_in(e: Comparison | Expr) -> list[Setting]:
+    if isinstance(e, Setting):
+        return [e]
+    if isinstance(e, Comparison):
+        return _settings_in(e.left) + _settings_in(e.right)
+    if isinstance(e, BinOp):
+        return _settings_in(e.left) + _settings_in(e.right)
+    if isinstance(e, Call):
+        return [s for a in e.args for s in _settings_in(a)]
+    return []
+
+
+def rounds(e: Expr, settings: dict[str, Value], whole: frozenset[str] = frozenset()) -> bool:
+    """May `e` computed in the engine's floating point differ from `e` computed exactly, as
+    the solver does (6 * 0.1 is 0.6000000000000001 in the engine, 3/5 in the solver)? A
+    variable or a number alone does not: inputs and constants are rounded alike, and
+    rounding keeps their order. Scaling by a power of two (8 * Kg, Kg / 2), min, max and abs
+    of terms that do not round, arithmetic on constants that comes out exact, and +, - and *
+    of whole numbers (the variables in `whole`: counts, inputs typed integer) do not.
+    Anything else may: a proof that rests on it is no proof."""
+    def const(x: Expr) -> Value | None:
+        if isinstance(x, Const) and isinstance(x.value, (int, float)) and not isinstance(x.value, bool):
+            return x.value
+        if isinstance(x, Setting):
+            return settings.get(x.name)
+        return None
+
+    def folded(x: Expr) -> tuple[float, Fraction] | None:
+        """A constant expression's value in floats and exactly; None if it has a variable."""
+        c = const(x)
+        if c is not None:
+            return float(c), _exact(c)
+        if isinstance(x, BinOp):
+            a, b = folded(x.left), folded(x.right)
+            if a is None or b is None or (x.op == "/" and b[1] == 0):
+                return None
+            ops = {"+": lambda u, v: u + v, "-": lambda u, v: u - v, "*": lambda u, v: u * v, "/": lambda u, v: u / v}
+            return ops[x.op](a[0], b[0]), ops[x.op](a[1], b[1])
+        return None
+
+    def integral(x: Expr) -> bool:
+        if isinstance(x, Var):
+            return x.name in whole
+        c = const(x)
+        if c is not None:
+            return float(c).is_integer() and abs(c) < 2**53
+        return isinstance(x, BinOp) and x.op in "+-*" and integral(x.left) and integral(x.right)
+
+    if isinstance(e, (Var, Const, Setting)):
+        return False
+    if isinstance(e, Call):
+        return any(rounds(a, settings, whole) for a in e.args)
+    if isinstance(e, BinOp):
+        value = folded(e)
+        if value is not None:
+            return Fraction(value[0]) != value[1]
+        if integral(e):  # whole numbers as large as a patient's facts make: exact below 2**53
+            return False
+        if e.op in ("*", "/"):
+            left, right = const(e.left), const(e.right)
+            if right is not None and _power_of_two(right):
+                return rounds(e.left, settings, whole)
+            if e.op == "*" and left is not None and _power_of_two(left):
+                return rounds(e.right, settings, whole)
+        return True
+    return False
+
+
+LOOSE = "rounding_allowed"
+"""The solver constant of Encoder.loose: one name, so that the encoders of two versions
+(`reasoner diff`) share it."""
+
+ROUNDING = Fraction(1, 10**9)
+"""The relative error a value computed in floating point is allowed in a proof: a few
+operations on doubles are off by about 1e-16; this is generous on purpose."""
+
+
 class Encoder:
     """Builds the formulas; knows nothing of findings."""
 
@@ -90,6 +180,11 @@ class Encoder:
         self.base: list[z3.BoolRef] = []
         self.numeric_inputs: list = []  # Real terms of input slots (for round witnesses)
         self.presents: list[z3.BoolRef] = []
+        self.loose = z3.Bool(LOOSE)
+        """True: what the engine computes in floating point may round (`rounds`) - a comparison
+        near its boundary may come out either way, a computed value may be off by a relative
+        ROUNDING. Proofs are asked with it true (so they hold whatever the rounding), witnesses
+        with it false (exact values, which the engine then reproduces or not)."""
         from reasoner.authoring.explore_domain import build_domain
         self.needs = build_domain(rs, settings).needs if needs is None else needs
         self.inputs: dict[str, InputEnc | NotCovered] = {}
@@ -312,9 +407,10 @@ class Encoder:
             return RuleEnc([(and_(conds), {})], [Cand(and_(conds), args)], frozenset())
         rows = self.join(rule.body, rule.head, {}, relies, self.rs.rule_name(rule), inner)
         out_rows, heads = [], []
+        whole = self._whole(rule.body)
         for conds, env in rows:
             if rule.head is not None:
-                args = tuple(self.term(a, env, conds) for a in rule.head.args)
+                args = tuple(self._computed(a, env, conds, whole, relies) for a in rule.head.args)
                 heads.append(Cand(and_(conds), args))
             out_rows.append((and_(conds), env))
         return RuleEnc(out_rows, merge(heads), frozenset(relies))
@@ -404,11 +500,15 @@ class Encoder:
             elif isinstance(lit, Comparison):
                 for conds, env in rows:
                     c2 = list(conds)
+                    whole = self._whole(body)
                     if step.assign is not None:
                         other = lit.right if isinstance(lit.left, Var) and lit.left.name == step.assign else lit.left
-                        new.append((c2, {**env, step.assign: self.term(other, env, c2)}))
+                        new.append((c2, {**env, step.assign: self._computed(other, env, c2, whole, relies)}))
                     else:
-                        f = compare(lit.op, self.term(lit.left, env, c2), self.term(lit.right, env, c2))
+                        left, right = self.term(lit.left, env, c2), self.term(lit.right, env, c2)
+                        f = compare(lit.op, left, right)
+                        if rounds(lit.left, self.settings, whole) or rounds(lit.right, self.settings, whole):
+                            f = self._loosely(lit, f, left, right, relies)
                         if not z3.is_false(f):
                             new.append((c2 + [f], env))
             else:
@@ -442,6 +542,8 @@ class Encoder:
         inner_relies: set[str] = set()
         inner = self.join(agg.body, None, inner_env, inner_relies, where)
         relies |= inner_relies
+        if agg.func == "sum" and not self._sums_integers(agg):  # 0.1 + 0.2 is not 0.3 in floating point
+            relies.add(f"flt:{agg}")
         if agg.func in ("count", "sum"):
             default = sorted(p for p in inner_relies
                              if isinstance(self.inputs.get(p), InputEnc) and self.inputs[p].source == "default")
@@ -485,6 +587,57 @@ class Encoder:
             c_out.append(f)
             return c_out, env
         return c_out, {**env, name: value}
+
+    def _rounded(self, e: Comparison | Expr, sort, *values) -> z3.ExprRef:
+        """How the engine's rounding comes out for `e` at these exact values: unknown, but the
+        same wherever the same computation meets the same values (the engine is deterministic),
+        in both versions `reasoner diff` compares."""
+        used = sorted({x.name for x in _settings_in(e)})
+        key = f"rounding[{e}]" + "".join(f"[{n}={self.settings.get(n)}]" for n in used)
+        return z3.Function(key, *([z3.RealSort()] * len(values)), sort)(*values)
+
+    def _loosely(self, lit: Comparison, exact: z3.BoolRef, left, right, relies: set[str]) -> z3.BoolRef:
+        """A comparison the engine's rounding may decide the other way: with `loose`, either
+        way when its two sides are within ROUNDING of each other."""
+        relies.add(f"flc:{lit}")
+        scale = z3.If(left >= 0, left, -left) + z3.If(right >= 0, right, -right)
+        near = z3.And(left - right <= z3.RealVal(ROUNDING) * scale, right - left <= z3.RealVal(ROUNDING) * scale)
+        return z3.If(z3.And(self.loose, near), self._rounded(lit, z3.BoolSort(), left, right), exact)
+
+    def _computed(self, e: Expr, env: dict, conds: list, whole: frozenset[str], relies: set[str]):
+        """The term of a value a rule computes (an assignment, a head argument): with `loose`,
+        anywhere within ROUNDING of the exact value when the engine may round it."""
+        value = self.term(e, env, conds)
+        if not rounds(e, self.settings, whole):
+            return value
+        relies.add(f"flc:{e}")
+        off = self._rounded(e, z3.RealSort(), value)
+        size = z3.If(value >= 0, value, -value)
+        conds.append(z3.If(self.loose, z3.And(off <= z3.RealVal(ROUNDING) * size, -off <= z3.RealVal(ROUNDING) * size),
+                           off == 0))
+        return value + off
+
+    def _whole(self, body: tuple[Literal, ...]) -> frozenset[str]:
+        """Variables of `body` that hold whole numbers: counts, and arguments declared integer
+        (of an input, checked when read; of a derived predicate, checked by S207, which says
+        when a rule puts a fraction there)."""
+        out = {lit.result.name for lit in body if isinstance(lit, Aggregate) and lit.func == "count"}
+        for lit in body:
+            if isinstance(lit, Atom) and lit.pred in self.rs.decls:
+                decl = self.rs.decls[lit.pred]
+                out |= {x.name for x, arg in zip(lit.args, decl.args) if isinstance(x, Var) and arg.type == "integer"}
+        return frozenset(out)
+
+    def _sums_integers(self, agg: Aggregate) -> bool:
+        """Does the sum add whole numbers only (an input argument typed integer), which floating
+        point adds exactly?"""
+        if not isinstance(agg.target, Var):
+            return False
+        places = [(a.pred, i) for a in agg.body if isinstance(a, Atom)
+                  for i, x in enumerate(a.args) if isinstance(x, Var) and x.name == agg.target.name]
+        return bool(places) and all(
+            p in self.rs.decls and self.rs.decls[p].role == "input" and self.rs.decls[p].args[i].type == "integer"
+            for p, i in places)
 
     def _rows_are_facts(self, body: tuple[Literal, ...]) -> bool:
         """One positive atom, of an input predicate, and only filters besides: distinct rows

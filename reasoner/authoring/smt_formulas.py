@@ -44,7 +44,18 @@ def inexact(relies) -> list[str]:
             out.append(f"a count or sum over {r[4:]}, which declares no bound on facts per patient (the solver "
                        "tries as many facts as the thresholds compared with it need, but a patient may have more; "
                        "declare `at most N` to have it proved)")
+    computed = [r[4:] for r in sorted(relies) if r.startswith("flt:")]
+    if computed:
+        out.append(f"{'; '.join(computed)}: computed in floating point by the engine and exactly by the solver "
+                   "(6 * 0.1 is 0.6000000000000001 in one, 0.6 in the other), so \"none found\" is no proof")
     return out
+
+
+def rounding_note(computed: list[str]) -> str:
+    """Why a check satisfiable only by the engine's rounding is neither proved nor witnessed."""
+    return (f"{'; '.join(computed)}: computed in floating point by the engine, which near a boundary may "
+            "come out either way (6 * 0.1 is 0.6000000000000001, not 0.6), so the solver has neither a proof "
+            "nor an exact witness")
 
 
 # ----------------------------------------------------------------------------- formula helpers
