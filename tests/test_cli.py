@@ -212,3 +212,16 @@ def test_rulebook_shows_strength_and_choice() -> None:
     assert by_id["overview.combination.tocilizumab"]["strength"] == "strong"
     assert by_id["refractory.cyclophosphamide"]["choice"] == "refractory_crs"
     assert "| strength: option; choice: refractory_crs |" in run("rules", "--format", "markdown").output
+
+
+def test_a_computed_dose_reads_rounded_and_the_data_keeps_the_engine_number(tmp_path: Path) -> None:
+    # siltuximab 11 mg/kg x 1.1 kg is 12.100000000000001 in floating point: the clinician
+    # reads 12.1 mg; JSON keeps the number the engine computed (the same in every engine)
+    facts = tmp_path / "infant.facts"
+    facts.write_text("weight_kg(b, 1.1).\ntemperature_c(b, 38.5).\noxygen(b, facemask, 4).\nallergy(b, tocilizumab).\n")
+    text = run("recommend", str(facts))
+    assert text.exit_code == 0 and "siltuximab 12.1 mg, IV over 1 h" in text.output, text.output
+    assert "12.100000000000001" not in text.output
+    doc = json.loads(run("recommend", "--format", "json", str(facts)).output)
+    item = next(i for i in doc["patients"][0]["recommendations"] if i["action"] == "siltuximab")
+    assert item["dose_mg"] == 11 * 1.1

@@ -20,7 +20,7 @@ import re
 import textwrap
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TextIO
 
-from reasoner.domains.crs.report import Item, PatientReport, build_reports, rule_patient_counts
+from reasoner.domains.crs.report import Item, PatientReport, build_reports, dose_text, rule_patient_counts
 from reasoner.language.syntax import Value, format_value
 from reasoner.proof.violations import distinct_violations
 
@@ -80,7 +80,7 @@ def to_text(reports: list[PatientReport], proof: Proofs | None = None,
 
 
 def _action_line(item: Item) -> str:
-    dose = f" {format_value(item.dose_mg)} mg" if item.dose_mg is not None else ""
+    dose = f" {dose_text(item.dose_mg)}" if item.dose_mg is not None else ""
     freq = f", {'; '.join(item.frequency)}" if item.frequency else ""
     strength = f"  [{item.strength}]" if item.strength else ""
     return f"{item.action}{dose}{freq}{strength}"

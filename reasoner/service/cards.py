@@ -25,9 +25,9 @@ from typing import Any, Callable
 
 from reasoner.analysis.program import RuleSet
 from reasoner.domains.crs.conflicts import explained_conflicts
-from reasoner.domains.crs.report import Item, PatientReport, build_reports
+from reasoner.domains.crs.report import Item, PatientReport, build_reports, dose_text
 from reasoner.engines.model import Model
-from reasoner.language.syntax import Value, format_value
+from reasoner.language.syntax import Value
 from reasoner.proof.explain import Explainer, Node
 from reasoner.render.proof import ProofPrinter
 
@@ -185,7 +185,7 @@ class _Cards:
             order = self.inputs.new_order(alt_drug, recommended) if self.inputs.new_order else None
             if order is None:
                 continue
-            dose = f" {format_value(recommended.dose_mg)} mg" if recommended and recommended.dose_mg is not None \
+            dose = f" {dose_text(recommended.dose_mg)}" if recommended and recommended.dose_mg is not None \
                 else ""
             out.append({"label": summary(f"Replace {drug} by {alternative}{dose}"), "isRecommended": True,
                         "actions": deletes + [{"type": "create", "description": f"Order {alternative}{dose} "
@@ -255,7 +255,7 @@ class _Cards:
 
 
 def _dosed(item: Item) -> str:
-    return _words(item.action) + (f" {format_value(item.dose_mg)} mg" if item.dose_mg is not None else "")
+    return _words(item.action) + (f" {dose_text(item.dose_mg)}" if item.dose_mg is not None else "")
 
 
 def _md_line(text: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from reasoner.language.errors import Diagnostic, ReasonerError
 from reasoner.engines.model import Model, value_key
 from reasoner.analysis.program import RuleSet, fill_settings
-from reasoner.language.syntax import NO_SPAN, STRENGTHS, Value
+from reasoner.language.syntax import NO_SPAN, STRENGTHS, Value, format_value
 from reasoner.proof.violations import distinct_violations, shown_values
 
 REQUIRED = ("crs_grade", "indicated", "contraindicated", "recommend", "conflict")
@@ -277,6 +277,15 @@ def build_reports(rules: RuleSet, model: Model) -> list[PatientReport]:
             str(p), _one(grades.get(p)), _one(hypoxia.get(p)), _one(hypotension.get(p)),
             items, contras, conflicts, warns, violations.get(p, [])))
     return reports
+
+
+def dose_text(mg: Value) -> str:
+    """A dose as a clinician reads it: "12.1 mg", not the "12.100000000000001 mg" that
+    11 mg/kg x 1.1 kg is in floating point. Rounded to 0.01 mg for reading only: JSON, CSV
+    and Parquet keep the number the engine computed."""
+    if isinstance(mg, float):
+        return f"{format_value(round(mg, 2))} mg"
+    return f"{format_value(mg)} mg"
 
 
 def choice_label(options: Sequence[str]) -> str:
