@@ -141,7 +141,8 @@ def diff(old_path: str, new_path: str, facts: tuple[str, ...], overrides: tuple[
         refuse("--witness-dir writes the solver's witnesses, which --cohort-only skips")
     settings = parse_settings(overrides)
     with contextlib.ExitStack() as files:  # output places checked before anything is evaluated (E021)
-        out_file = None if output in (None, "-") else files.enter_context(OutputFile(output, "--output"))  # type: ignore[arg-type]
+        out_file = None if output in (None, "-") else files.enter_context(
+            OutputFile(output, "--output", (*facts, old_path, new_path)))  # type: ignore[arg-type]
         if witness_dir:
             check_folder(witness_dir, "--witness-dir")
         report = run_diff(old_path, new_path, facts, settings, only=only, solver=not cohort_only, budget=budget,

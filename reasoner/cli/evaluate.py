@@ -99,8 +99,8 @@ def recommend(facts: tuple[str, ...], rules_path: str | None, overrides: tuple[s
         refuse(f"--output and --rule-counts name the same file, {output}")
     with contextlib.ExitStack() as files:
         # made before anything is read or evaluated: a missing folder stops the run here (E021)
-        report_file = None if to_stdout else files.enter_context(OutputFile(output, "--output"))  # type: ignore
-        counts_file = files.enter_context(OutputFile(rule_counts, "--rule-counts")) if rule_counts else None
+        report_file = None if to_stdout else files.enter_context(OutputFile(output, "--output", facts))  # type: ignore
+        counts_file = files.enter_context(OutputFile(rule_counts, "--rule-counts", facts)) if rule_counts else None
         cohort = cohorts.Cohort(rules, facts, stream, engine)
         in_sql = fmt in ("csv", "parquet") and engine == "duckdb"  # the rows made in SQL where DuckDB can
         sql_task = render.partition_output if in_sql else None

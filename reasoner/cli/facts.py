@@ -68,7 +68,7 @@ def from_fhir(bundle: str, output: str | None, assessed_at: datetime | None, rul
                                                                 " (Bundle.timestamp)")
     lines = [f"% Facts from the FHIR Bundle {name} (reasoner facts from-fhir, mapping {_shown_path(ruleset)})",
              f"% Assessed at: {when}", *(f"{fact}." for fact in checked)]
-    _write("\n".join(lines) + "\n", output)
+    _write("\n".join(lines) + "\n", output, bundle)
 
 
 @facts.command("to-fhir")
@@ -87,7 +87,7 @@ def to_fhir(fact_file: str, assessed_at: datetime, output: str | None, rules_pat
         bundle = facts_to_fhir(fact_set.facts, assessed_at=assessed_at, mapping=load_fhir_mapping(ruleset))
     except ReasonerError as exc:
         fail(exc)
-    _write(json.dumps(bundle, indent=2, ensure_ascii=False) + "\n", output)
+    _write(json.dumps(bundle, indent=2, ensure_ascii=False) + "\n", output, fact_file)
 
 
 def _read_text(path: str, name: str) -> str:
@@ -107,12 +107,12 @@ def _shown_path(ruleset) -> str:
     return f"{ruleset.path}/{MAPPING_FILE}" if not str(ruleset.path).endswith(".dl") else MAPPING_FILE
 
 
-def _write(text: str, output: str | None) -> None:
+def _write(text: str, output: str | None, source: str) -> None:
     if output is None or output == "-":
         click.echo(text, nl=False)
         return
     from reasoner.io.output import write_text
     try:
-        write_text(output, text, "--output")
+        write_text(output, text, "--output", (source,))
     except ReasonerError as exc:
         fail(exc)

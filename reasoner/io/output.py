@@ -6,13 +6,17 @@ is written under a temporary name in the target's own folder and renamed into pl
 file is never lost or half-written by a run that fails or is interrupted, and two runs
 writing the same file at once never interleave: each writes its own temporary file and
 the last rename wins, each result whole. A target that is not a regular file (`/dev/null`,
-a FIFO) is written in place at the end, from a temporary file in the system's folder.
+a FIFO) or is a symbolic link (`/dev/stdout`, a link into a shared folder) is written in
+place at the end, from a temporary file in the system's folder: a rename would replace the
+link itself and leave its target unwritten. A target that is one of the run's inputs is
+refused (E021): the input would be lost.
 """
 from __future__ import annotations
 
 import os
 import stat
 from pathlib import Path
+from typing import Iterable
 
 from reasoner.language.errors import OUTPUT, ReasonerError
 from reasoner.language.syntax import Span
@@ -44,13 +48,17 @@ class OutputFile:
     Made before the run's work starts: a missing or unwritable folder is reported then
     (E021), located at the path, before anything is printed or evaluated."""
 
-    def __init__(self, path: str, option: str):
+    def __init__(self, path: str, option: str, inputs: Iterable[str] = ()):
         self.path, self.option = path, option
         self._temps: list[str] = []
         target = Path(path)
-        self.special = target.exists() and not target.is_file() and not target.is_dir()
-        if self.special:  # a device or a FIFO: never replaced, written in place at the end
-            if not os.access(path, os.W_OK):
+        for source in inputs:
+            why = _overwritten_input(path, source) if source != "-" else None
+            if why:
+                raise _error(path, option, why)
+        self.special = target.is_symlink() or (target.exists() and not target.is_file() and not target.is_dir())
+        if self.special:  # a link, a device or a FIFO: never replaced, written in place at the end
+            if target.exists() and not os.access(path, os.W_OK):
                 raise _error(path, option, "permission denied")
             import tempfile  # only when a file is written: `recommend` to stdout stays lighter
             self.folder = tempfile.gettempdir()
@@ -109,9 +117,22 @@ class OutputFile:
         self.discard()
 
 
-def write_text(path: str | Path, text: str, option: str = "output") -> None:
-    """`text` into `path`, whole or not at all."""
-    with OutputFile(str(path), option) as out:
+def _overwritten_input(a: str, b: str) -> str | None:
+    """Why writing `a` would overwrite the input `b` (the file itself, or a file in the input
+    folder, which the run reads), or None."""
+    try:
+        if os.path.samefile(a, b):
+            return f"it is also an input of this run ({b}), which it would overwrite"
+        if os.path.isdir(b) and os.path.isfile(a) and Path(a).resolve().is_relative_to(Path(b).resolve()):
+            return f"it is a file in the input folder {b}, which this run reads: it would be overwritten"
+    except OSError:  # either does not exist (yet): nothing to overwrite
+        pass
+    return None
+
+
+def write_text(path: str | Path, text: str, option: str = "output", inputs: Iterable[str] = ()) -> None:
+    """`text` into `path`, whole or not at all (never over one of `inputs`)."""
+    with OutputFile(str(path), option, inputs) as out:
         with open(out.temp, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
         out.commit()
