@@ -137,6 +137,18 @@ def test_json_and_csv_errors_are_located(tmp_path) -> None:
         load_facts(rules, [bad_csv])
     assert [(d.span.line, d.code) for d in err.value.diagnostics] == [(3, "E004"), (4, "E005")]
 
+def test_a_key_given_twice_in_a_json_fact_is_refused_where_it_is_repeated(tmp_path) -> None:
+    # Python's json keeps the last of two equal keys without a word: weight 95, not 65
+    rules = load_rules(text=DECLS)
+    path = tmp_path / "twice.json"
+    path.write_text('[\n  {"predicate": "weight", "args": ["p1", 65],\n   "args": ["p1", 95]}\n]')
+    with pytest.raises(ReasonerError) as err:
+        load_facts(rules, [path])
+    (d,) = err.value.diagnostics
+    assert (d.span.line, d.span.col, d.code) == (3, 4, "E015")
+    assert d.message.startswith('the key "args" appears twice in one object')
+
+
 def test_json_nan_and_infinity_are_refused_not_read_as_numbers(tmp_path) -> None:
     # Python's json module reads the non-standard NaN and Infinity literals; an untyped
     # (inferred) program has no range to catch them, so the reader itself must.

@@ -250,3 +250,16 @@ def test_a_plain_fact_file_never_imports_fhir_resources() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_key_given_twice_in_a_bundle_is_refused_where_it_is_repeated(tmp_path: Path) -> None:
+    # Python's json keeps the last value: a weight of 65 kg written twice, the second 95,
+    # was read as 95 without a word
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": []}
+    text = json.dumps(bundle, indent=2).replace('"type": "collection"', '"type": "collection",\n  "type": "batch"')
+    path = tmp_path / "twice.json"
+    path.write_text(text)
+    for command in (["facts", "from-fhir"], ["recommend"]):
+        result = run(*command, str(path))
+        assert result.exit_code == 2
+        assert f"{path}:4:3: error[E040]: the key \"type\" appears twice in one object" in result.output, result.output

@@ -357,6 +357,7 @@ def test_a_refused_token_or_no_source_of_data_is_412(service, fhir_stub) -> None
     (b'{"hook": NaN}', 400, "E050"),
     (b"\xff\xfe", 400, "E050"),
     (b"[" * 100_000, 400, "E050"),
+    (b'{"hook": "patient-view", "hook": "order-select"}', 400, "E050"),  # a key twice: which one is meant?
     (json.dumps({"hook": "patient-view", "context": {}}).encode(), 400, "E050"),
     (json.dumps({"hook": "order-sign", "hookInstance": "x", "context": {"patientId": "p02"}}).encode(), 400, "E051"),
     (json.dumps({"hook": "no-such-hook", "hookInstance": "x", "context": {"patientId": "p02"}}).encode(), 400, "E051"),

@@ -16,6 +16,7 @@ from typing import Iterator
 
 from reasoner.analysis.program import ANY, NUMERIC, RuleSet, suggest
 from reasoner.io.fact_check import NumberText, typed_fact
+from reasoner.io.json_keys import DuplicateKey, duplicate_at, unique_keys
 from reasoner.language.errors import Diagnostic, ReasonerError
 from reasoner.language.parse import parse_facts
 from reasoner.language.syntax import Fact, Span, Value
@@ -105,7 +106,7 @@ def _literal(tokens: list[str]) -> str | None:
 
 def _parse_json(text: str, name: str, ruleset: RuleSet) -> Parsed:
     """A JSON array of {"predicate": "...", "args": [...]}, each located by line:col."""
-    decoder = json.JSONDecoder(parse_int=NumberText, parse_float=NumberText)
+    decoder = json.JSONDecoder(parse_int=NumberText, parse_float=NumberText, object_pairs_hook=unique_keys)
     facts: list[Fact] = []
     problems: list[Diagnostic] = []
     pos = skip_ws(text, 0)
@@ -124,6 +125,10 @@ def _parse_json(text: str, name: str, ruleset: RuleSet) -> Parsed:
             item, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise ReasonerError(problems + [Diagnostic(span_at(text, name, exc.pos), f"invalid JSON: {exc.msg}",
+                                                       "E015")]) from None
+        except DuplicateKey as exc:
+            at = duplicate_at(text, pos)
+            raise ReasonerError(problems + [Diagnostic(span_at(text, name, pos if at is None else at), str(exc),
                                                        "E015")]) from None
         except RecursionError:
             raise ReasonerError(problems + [Diagnostic(span, "JSON nested too deeply: a fact is an object "

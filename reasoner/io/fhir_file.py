@@ -16,6 +16,7 @@ from reasoner.analysis.program import RuleSet
 from reasoner.io.fhir import MALFORMED, FhirFacts, facts_from_fhir
 from reasoner.io.fact_readers import skip_ws, span_at
 from reasoner.io.fhir_map import load_fhir_mapping
+from reasoner.io.json_keys import DuplicateKey, duplicate_at, unique_keys
 from reasoner.language.errors import Diagnostic, ReasonerError
 from reasoner.language.syntax import Fact, Span
 
@@ -27,9 +28,11 @@ def read_bundle(text: str, name: str, assessed_at: datetime | None = None,
     """The FhirFacts of a Bundle file's text (`name` for messages). Raises ReasonerError
     (E040) when the text is not JSON or not a Bundle, or (E044) the mapping is missing."""
     try:
-        data = json.loads(text, parse_float=Decimal)
+        data = json.loads(text, parse_float=Decimal, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
         raise ReasonerError.at(span_at(text, name, exc.pos), f"not JSON: {exc.msg}", MALFORMED) from None
+    except DuplicateKey as exc:
+        raise ReasonerError.at(span_at(text, name, duplicate_at(text) or 0), str(exc), MALFORMED) from None
     except RecursionError:
         raise ReasonerError.at(Span(name, 1, 1), "JSON nested too deeply for a FHIR Bundle", MALFORMED) from None
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":

@@ -19,12 +19,14 @@ diet, a lab) is not read and is listed on a warning card, never dropped unsaid.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
 from reasoner.analysis.program import RuleSet
+from reasoner.io.json_keys import unique_keys
 from reasoner.io.fact_check import OneFacts
 from reasoner.io.fhir_map import Code, FhirMapping
 from reasoner.language.errors import Diagnostic
@@ -105,8 +107,8 @@ async def _fetch(request: HookRequest, key: str, query: str, client: Any) -> Any
         if response.status_code != 200:
             raise ServiceError.one(412, NO_DATA, f"fhirServer answered {response.status_code} to {shown}", where)
         try:
-            page = response.json()
-        except ValueError:
+            page = json.loads(response.text, object_pairs_hook=unique_keys)
+        except ValueError:  # not JSON, or a key given twice (json_keys.py)
             raise ServiceError.one(412, NO_DATA, f"fhirServer's answer to {shown} is not JSON", where) from None
         if not isinstance(page, dict) or page.get("resourceType") != "Bundle":
             return page if merged is None else merged

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reasoner.service.outcome import MALFORMED, WRONG_HOOK, Issue, ServiceError
+from reasoner.io.json_keys import DuplicateKey, duplicate_at, unique_keys
 
 HOOKS = ("patient-view", "order-select", "order-sign")
 ORDER_HOOKS = ("order-select", "order-sign")
@@ -89,10 +90,15 @@ def read_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise ServiceError.one(400, MALFORMED, f"the request body is not UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text, parse_constant=no_constant)
+        return json.loads(text, parse_constant=no_constant, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
         raise ServiceError.one(400, MALFORMED, f"the request body is not JSON: {exc.msg} at line {exc.lineno}, "
                                f"column {exc.colno}") from None
+    except DuplicateKey as exc:
+        at = duplicate_at(text) or 0
+        line = text.count("\n", 0, at) + 1
+        raise ServiceError.one(400, MALFORMED, f"the request body is not valid: {exc}, at line {line}, column "
+                               f"{at - (text.rfind(chr(10), 0, at) + 1) + 1}") from None
     except (ValueError, RecursionError) as exc:
         problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise ServiceError.one(400, MALFORMED, f"the request body is not JSON: {problem}") from None
