@@ -114,3 +114,16 @@ def test_a_rule_file_that_does_not_parse_stops_the_claims_about_the_rest(tmp_pat
     assert out.exit_code == 1
     assert "missing '.' at the end of this statement?" in out.output
     assert "Semantic checks not run: " in out.output and "S205" not in out.output and "W105" not in out.output
+
+
+def test_the_same_rule_set_gives_the_same_report_bytes() -> None:
+    # the report said how many seconds the solver took: never the same bytes twice. Each
+    # run is its own process, as a command is (z3's terms live as long as the process, and
+    # a second check in one process may find another, equally valid, witness).
+    import subprocess
+    import sys
+    for fmt in ("text", "json"):
+        runs = [subprocess.run([sys.executable, "-m", "reasoner", "check", "--format", fmt, str(SEEDED)],
+                               capture_output=True, text=True, cwd=ROOT) for _ in range(2)]
+        assert runs[0].stdout == runs[1].stdout and runs[0].returncode == 1
+        assert " s)" not in runs[0].stdout and "seconds" not in runs[0].stdout
