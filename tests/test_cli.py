@@ -225,3 +225,24 @@ def test_a_computed_dose_reads_rounded_and_the_data_keeps_the_engine_number(tmp_
     doc = json.loads(run("recommend", "--format", "json", str(facts)).output)
     item = next(i for i in doc["patients"][0]["recommendations"] if i["action"] == "siltuximab")
     assert item["dose_mg"] == 11 * 1.1
+
+
+def test_an_output_that_is_a_link_writes_its_target_and_an_input_is_never_overwritten(tmp_path: Path) -> None:
+    p01 = str(FACTS / "p01_grade2_first_dose.facts")
+    real, link = tmp_path / "real.txt", tmp_path / "link.txt"
+    real.write_text("old\n")
+    link.symlink_to(real.name)
+    assert run("recommend", "-o", str(link), p01).exit_code == 0
+    # the rename used to replace the link with a file and leave its target as it was
+    assert link.is_symlink() and real.read_text().startswith("Patient p01: CRS grade 2")
+    # an output that is an input, or a file in an input folder, is refused before anything runs
+    inp = tmp_path / "in.facts"
+    inp.write_text((FACTS / "p01_grade2_first_dose.facts").read_text())
+    for args in (["-o", str(inp), str(inp)], ["-o", str(inp), str(tmp_path)],
+                 ["--rule-counts", str(inp), str(inp)]):
+        result = run("recommend", *args)
+        assert result.exit_code == 2 and "error[E021]" in result.output, result.output
+        assert "overwrite" in result.output or "overwritten" in result.output
+    assert inp.read_text() == (FACTS / "p01_grade2_first_dose.facts").read_text()
+    result = run("facts", "to-fhir", "--assessed-at", "2026-01-01T00:00:00Z", "-o", str(inp), str(inp))
+    assert result.exit_code == 2 and "error[E021]" in result.output

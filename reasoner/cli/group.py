@@ -190,3 +190,6 @@ def main() -> None:
 
     A research and authoring tool, not a medical device.
     """
+    facts = sys.modules.get("reasoner.io.facts")  # not imported for it: start-up stays light
+    if facts is not None:  # each command names a folder's unread files once (tests run many in one process)
+        facts.NOTED.clear()

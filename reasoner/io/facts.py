@@ -116,7 +116,7 @@ def _read_path(path: str, stdin_format: str) -> list[tuple[str, str, str]]:
         return [("<stdin>", stdin_format, _read_stdin())]
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in FACT_SUFFIXES)
+        files = fact_files_in(p)
         if not files:
             raise ReasonerError.at(Span(path, 0, 0), f"no fact files ({', '.join(FACT_SUFFIXES)}) in this directory",
                                    "E015")
@@ -176,12 +176,36 @@ def stream_file(path: str, ruleset: RuleSet) -> Iterator[Fact | Diagnostic]:
             yield from validated(ruleset, read_form(ruleset, display, form, content))
 
 
+NOTED: set[str] = set()
+"""Folders whose unread files this command has named (cleared as each command starts)."""
+
+
+def fact_files_in(folder: Path) -> list[Path]:
+    """The fact files under `folder` (its subfolders too), by name: those whose suffix is
+    one of FACT_SUFFIXES. The other files are not read, and a note on stderr names them (once
+    a command: a cohort is read twice when streamed): a
+    `B.FACTS` or a `day2.dl` left in a cohort folder is not dropped without a word (hidden
+    files, such as .DS_Store, and a folder's README or Markdown notes are not named)."""
+    files, others = [], []
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            (files if f.suffix in FACT_SUFFIXES else others).append(f)
+    shown = [str(f.relative_to(folder)) for f in others
+             if not f.name.startswith(".") and not f.name.upper().startswith("README") and f.suffix != ".md"]
+    if shown and str(folder) not in NOTED:
+        NOTED.add(str(folder))
+        print(f"{folder}:0:0: note: {len(shown)} {'file' if len(shown) == 1 else 'files'} not read, not named "
+              f"{', '.join(FACT_SUFFIXES)}: {', '.join(shown[:5])}{' and more' if len(shown) > 5 else ''}",
+              file=sys.stderr)
+    return files
+
+
 def _expand(paths: Iterable[str | Path]) -> list[str]:
     out: list[str] = []
     for path in paths:
         p = Path(path)
         if str(path) != "-" and p.is_dir():
-            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix in FACT_SUFFIXES)
+            out += [str(f) for f in fact_files_in(p)]
         else:
             out.append(str(path))
     return out
