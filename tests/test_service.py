@@ -402,6 +402,12 @@ def test_unknown_codes_bad_values_and_other_patients_data_are_400(service) -> No
     doc = outcome(post(base, "/cds-services/crs-patient-view", hook_request("patient-view", "p02", other)), 400,
                   "E053")
     assert any("p99" in i["diagnostics"] for i in doc["issue"])
+    # the Patient resource itself gives no fact: another patient's was accepted with cards
+    other = prefetch_of(found)
+    other["patient"] = {"resourceType": "Patient", "id": "p99"}
+    doc = outcome(post(base, "/cds-services/crs-patient-view", hook_request("patient-view", "p02", other)), 400,
+                  "E053")
+    assert any("Patient/p99" in i["diagnostics"] and i["expression"] == ["prefetch.patient"] for i in doc["issue"])
 
 
 def test_no_traceback_was_logged(service, logs) -> None:

@@ -161,6 +161,11 @@ def read_facts(rules: RuleSet, mapping: FhirMapping, request: HookRequest, data:
         issues.extend(Issue(BAD_DATA, f"{d.message} ({d.code})", (where,)) for d in problems)
         return facts
 
+    patient = data.get("patient")  # it gives no fact, so no fact names its patient: checked here
+    if isinstance(patient, dict) and patient.get("resourceType") == "Patient" and "id" in patient \
+            and str(patient["id"]) != request.patient_id:
+        issues.append(Issue(BAD_DATA, f"Patient/{patient['id']} is another patient than the request's "
+                            f"context.patientId {request.patient_id}", ("prefetch.patient",)))
     facts: list[Fact] = []
     for key, value in data.items():
         if value is not None:
