@@ -263,3 +263,18 @@ def test_a_key_given_twice_in_a_bundle_is_refused_where_it_is_repeated(tmp_path:
         result = run(*command, str(path))
         assert result.exit_code == 2
         assert f"{path}:4:3: error[E040]: the key \"type\" appears twice in one object" in result.output, result.output
+
+
+def test_hours_round_trip_exactly_across_a_threshold(tmp_path: Path) -> None:
+    # a dose 7.99999 h ago is under the 8-hour minimum interval (too_soon); to FHIR and back
+    # it came out as 8 (hours were rounded to 4 places) and the contraindication was lost
+    facts = tmp_path / "soon.facts"
+    facts.write_text("weight_kg(p1, 72).\ntemperature_c(p1, 38.9).\ncrs_onset(p1, 30).\noxygen(p1, facemask, 8).\n"
+                     "given(p1, tocilizumab, 576, 7.99999).\n")
+    bundle = tmp_path / "soon.json"
+    assert run("facts", "to-fhir", "--assessed-at", "2026-01-05T12:00:00Z", "-o", str(bundle), str(facts)).exit_code == 0
+    back = run("facts", "from-fhir", str(bundle))
+    assert "given(p1, tocilizumab, 576, 7.99999)." in back.output, back.output
+    for source in (facts, bundle):
+        result = run("query", "contraindicated(p1, tocilizumab, R)", str(source))
+        assert "too_soon" in result.output, result.output

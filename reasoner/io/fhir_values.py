@@ -120,8 +120,11 @@ def effective(resource: Any, names: Iterable[str]) -> tuple[datetime, str]:
 
 
 def hours_before(assessed_at: datetime, when: datetime) -> int | float:
-    """Hours from `when` to the assessment, rounded to 4 decimal places (0.36 s); negative
-    when `when` is after the assessment (the fact validator reports it as out of range)."""
+    """Hours from `when` to the assessment, to 12 decimal places (3.6 ns); negative when
+    `when` is after the assessment (the fact validator reports it as out of range). FHIR
+    times go to the microsecond (2.8e-10 h), so the rounding never moves a time across a
+    threshold the rules compare with (8 h, 7.9 h): rounding to 4 places (0.36 s) read a
+    dose 7.99999 h ago as 8 h, and the too_soon contraindication was lost."""
     delta = assessed_at - when
     seconds = Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds) / 1_000_000
-    return number((seconds / 3600).quantize(Decimal("0.0001")).normalize())
+    return number((seconds / 3600).quantize(Decimal("1e-12")).normalize())
