@@ -246,3 +246,19 @@ def test_an_output_that_is_a_link_writes_its_target_and_an_input_is_never_overwr
     assert inp.read_text() == (FACTS / "p01_grade2_first_dose.facts").read_text()
     result = run("facts", "to-fhir", "--assessed-at", "2026-01-01T00:00:00Z", "-o", str(inp), str(inp))
     assert result.exit_code == 2 and "error[E021]" in result.output
+
+
+def test_files_a_fact_folder_does_not_read_are_named_not_dropped(tmp_path: Path) -> None:
+    # B.FACTS is read when named, but a folder reads .facts, .json, .csv and .parquet only
+    folder = tmp_path / "cohort"
+    folder.mkdir()
+    (folder / "a.facts").write_text("weight_kg(p1, 70).\n")
+    (folder / "B.FACTS").write_text("allergy(p1, tocilizumab).\n")
+    (folder / "day2.dl").write_text("weight_kg(p2, 71).\n")
+    (folder / "README.md").write_text("notes\n")
+    for engine in ("pydatalog", "duckdb"):
+        result = CliRunner().invoke(main, ["query", "--engine", engine, "weight_kg(P, K)", str(folder)])
+        assert result.exit_code == 0
+        assert result.stderr.count("note:") == 1, result.stderr
+        assert f"{folder}:0:0: note: 2 files not read, not named .facts, .json, .csv, .parquet: B.FACTS, day2.dl" \
+            in result.stderr
