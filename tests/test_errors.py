@@ -62,6 +62,8 @@ BAD_RULES = [
     # a '.' left out at a line's end: placed where the '.' goes, not at the next statement
     ("out(P, X) :- temp(P, X)\n@id next\nout(P, 1) :- flag(P).", "E001", 1,
      "missing '.' at the end of this statement? (the next line, 9, goes on with '@id next')"),
+    ("out(P, N) :- flag(P), N = count : { temp(P, C), M = count : { temp(P, C) } }.", "E001", 1,
+     "an aggregate inside an aggregate"),
     # lark's anonymous terminals read as their text, never as __anon_N
     ("out(P, 1) :- flag(P) :- flag(P).", "E001", 1, "unexpected ':-'; expected ',', '.'"),
 ]

@@ -416,6 +416,10 @@ class _Build:
                                    "E001")
         if func == "count" and target is not None:
             raise ReasonerError.at(span, "count takes no variable: `N = count : { ... }`", "E001")
+        for lit in body:
+            if isinstance(lit, Aggregate):  # no engine evaluates it: every stage would fail later, unlocated
+                raise ReasonerError.at(lit.span, "an aggregate inside an aggregate: give the inner one a rule "
+                                       "of its own and use its head here", "E001")
         return Aggregate(result, func, target, body, _span_of(result))
 
     def body(self, children: list[Literal]) -> tuple[Literal, ...]:
