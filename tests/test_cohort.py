@@ -621,3 +621,12 @@ def test_the_rules_behind_each_fact_grouped_per_constant_or_not() -> None:
             assert sql.count("GROUP BY") == (2 if extra == "" else 1)  # one per action, or one in all
             got = {(p, d): combo for p, d, combo in result.con.execute(sql).fetchall()}
         assert got == expected
+
+
+def test_ids_with_digit_runs_too_long_for_an_int_still_sort_in_number_order() -> None:
+    # an id with 4,400 digits was an internal error (Python turns at most 4,300 into an int)
+    from reasoner.engines.model import value_key
+    huge = ["p" + "9" * 4400, "p1" + "0" * 4400, "p" + "0" * 5 + "9" * 4400, "p12", "p٣", "p0007"]
+    ordered = sorted(huge, key=value_key)
+    # equal numbers (leading zeros) are put in the order of their text, as for short ones
+    assert ordered == ["p٣", "p0007", "p12", "p" + "0" * 5 + "9" * 4400, "p" + "9" * 4400, "p1" + "0" * 4400]

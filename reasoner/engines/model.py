@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -135,8 +136,21 @@ def value_key(v: Value) -> tuple:
     (p2 before p10), so listings read the way a person expects."""
     if isinstance(v, str):
         parts = _DIGITS.split(v)
-        return (1, 0.0, tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), v)
+        return (1, 0.0, tuple(_digits_key(p) if i % 2 else p for i, p in enumerate(parts)), v)
     return (0, float(v), (), "")
+
+
+def _digits_key(run: str) -> tuple[int, int | str]:
+    """A run of digits in the order of its number: by length without leading zeros, then by
+    value. Past 4,000 digits by the digits themselves (the same order), as Python will not
+    turn so long a text into an int (and would take quadratic time if made to)."""
+    zeros = 0
+    while zeros < len(run) and unicodedata.digit(run[zeros]) == 0:  # a zero of any script
+        zeros += 1
+    size = len(run) - zeros
+    if size <= 4000:
+        return (size, int(run))
+    return (size, "".join(str(unicodedata.digit(c)) for c in run))
 
 
 def row_key(row: tuple[Value, ...]) -> tuple:
