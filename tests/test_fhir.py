@@ -278,3 +278,22 @@ def test_hours_round_trip_exactly_across_a_threshold(tmp_path: Path) -> None:
     for source in (facts, bundle):
         result = run("query", "contraindicated(p1, tocilizumab, R)", str(source))
         assert "too_soon" in result.output, result.output
+
+
+def test_two_administrations_of_one_dose_at_one_time_are_refused_not_counted_once(tmp_path: Path) -> None:
+    # facts are a set: three MedicationAdministrations at one time gave one `given` fact,
+    # so the 3-in-24-h maximum was not seen and tocilizumab was recommended again
+    facts = tmp_path / "p.facts"
+    facts.write_text("weight_kg(p1, 72).\ntemperature_c(p1, 38.9).\noxygen(p1, facemask, 8).\n"
+                     "given(p1, tocilizumab, 576, 10).\n")
+    bundle = tmp_path / "p.json"
+    assert run("facts", "to-fhir", "--assessed-at", "2026-01-05T12:00:00Z", "-o", str(bundle), str(facts)).exit_code == 0
+    doc = json.loads(bundle.read_text())
+    dose = next(e for e in doc["entry"] if e["resource"]["resourceType"] == "MedicationAdministration")
+    doc["entry"].append({"resource": {**dose["resource"], "id": "again"}})
+    bundle.write_text(json.dumps(doc, indent=2))
+    for command in (["facts", "from-fhir"], ["recommend"]):
+        result = run(*command, str(bundle))
+        assert result.exit_code == 2
+        assert "error[E041]: MedicationAdministration/again effectiveDateTime: the same dose at the same time as " \
+               "MedicationAdministration/" in result.output, result.output

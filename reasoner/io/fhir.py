@@ -85,12 +85,22 @@ class FhirFacts:
 
         facts: list[Fact] = []
         problems = [p.diagnostic() for p in self.problems]
+        doses: dict[tuple, str] = {}
         for fact, (resource, path) in zip(self.facts, self.sources):
             checked = validate_fact(ruleset, fact)
             if isinstance(checked, Diagnostic):
                 problems.append(Diagnostic(checked.span, f"{resource} {path}: {checked.message}", checked.code))
-            else:
-                facts.append(checked)
+                continue
+            if checked.pred == "given":
+                # facts are a set: two administrations of one dose at one time would count as
+                # one dose (three doses in 24 h read as one); which is meant cannot be told
+                first = doses.setdefault(tuple(checked.args), resource)
+                if first != resource:
+                    problems.append(Diagnostic(checked.span, f"{resource} {path}: the same dose at the same time "
+                                               f"as {first} ({checked}): one dose recorded twice, or two doses? "
+                                               "Facts are a set, so they would count as one", UNMAPPED))
+                    continue
+            facts.append(checked)
         return facts, problems
 
 
