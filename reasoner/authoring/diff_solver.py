@@ -190,6 +190,7 @@ def solve(old: Version, new: Version, preds: list[str], replay: Replay, default_
         needs[p] = max(needs.get(p, 0), n)
     prover = Prover(a, old.settings, validate=lambda *x: None, default_bound=default_bound, names=names, needs=needs)
     enc_b = Encoder(b, new.settings, default_bound, names, needs)
+    prover.others.append(enc_b)
     results: list[PredicateResult] = []
     undecided: dict[str, str] = {}
     internal: list[str] = []

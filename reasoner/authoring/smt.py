@@ -98,6 +98,8 @@ class Prover:
                  names: Iterable[str] = (), needs: dict[str, int] | None = None):
         self.rs = rs
         self.enc = Encoder(rs, settings, default_bound, names, needs)
+        self.others: list[Encoder] = []
+        """Encoders whose formulas are decided here too (`reasoner diff`'s other version)."""
         self.validate = validate
         self.pid = pid
         self.solver = z3.Solver()
@@ -113,6 +115,15 @@ class Prover:
 
     # ---- solver calls
     def _check(self, *formulas) -> z3.CheckSatResult:
+        # axioms the encoders made since the last call (a computed value's rounding bounds):
+        # for good at the top level, as assumptions of this call inside a push
+        pending = [a for enc in (self.enc, *self.others) for a in enc.axioms[enc.axioms_given:]]
+        if pending and self.solver.num_scopes() == 0:
+            self.solver.add(*pending)
+            for enc in (self.enc, *self.others):
+                enc.axioms_given = len(enc.axioms)
+        elif pending:
+            formulas = (*formulas, *pending)
         t0 = time.perf_counter()
         self.calls += 1
         r = self.solver.check(*formulas) if formulas else self.solver.check()

@@ -180,6 +180,10 @@ class Encoder:
         self.base: list[z3.BoolRef] = []
         self.numeric_inputs: list = []  # Real terms of input slots (for round witnesses)
         self.presents: list[z3.BoolRef] = []
+        self.axioms: list[z3.BoolRef] = []
+        """Facts about the rounding functions (`_computed`), true of every patient: never a
+        row's condition, which a solver could make false to leave a row out."""
+        self.axioms_given = 0
         self.loose = z3.Bool(LOOSE)
         """True: what the engine computes in floating point may round (`rounds`) - a comparison
         near its boundary may come out either way, a computed value may be off by a relative
@@ -613,8 +617,8 @@ class Encoder:
         relies.add(f"flc:{e}")
         off = self._rounded(e, z3.RealSort(), value)
         size = z3.If(value >= 0, value, -value)
-        conds.append(z3.If(self.loose, z3.And(off <= z3.RealVal(ROUNDING) * size, -off <= z3.RealVal(ROUNDING) * size),
-                           off == 0))
+        self.axioms.append(z3.If(self.loose, z3.And(off <= z3.RealVal(ROUNDING) * size,
+                                                    -off <= z3.RealVal(ROUNDING) * size), off == 0))
         return value + off
 
     def _whole(self, body: tuple[Literal, ...]) -> frozenset[str]:
