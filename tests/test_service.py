@@ -513,3 +513,19 @@ def test_serve_without_the_web_stack_says_how_to_install_it(monkeypatch) -> None
     assert result.exit_code == 2, result.output
     assert "error[E016]: reasoner serve needs starlette" in result.output
     assert "[service]" in result.output
+
+
+def test_serve_says_when_it_cannot_listen() -> None:
+    # uvicorn printed its own "[Errno 98]" line and exited 3
+    from click.testing import CliRunner
+
+    from reasoner.cli import main
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert f"error[E016]: cannot listen on 127.0.0.1:{port}: address already in use" in result.output
+    result = CliRunner().invoke(main, ["serve", "--host", "256.1.1.1", "--port", "0"])
+    assert result.exit_code == 2 and "the host does not resolve" in result.output

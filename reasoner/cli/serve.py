@@ -49,9 +49,31 @@ def serve(rules_path: str | None, overrides: tuple[str, ...], host: str, port: i
         fail(exc)
     except ServiceError as exc:
         refuse(exc.issues[0].message, exc.issues[0].code)
+    why = _cannot_listen(host, port)
+    if why:  # said as every other error is, not as uvicorn's own line and its exit status 3
+        service.close()
+        refuse(f"cannot listen on {host}:{port}: {why} (--host, --port)")
     click.echo(f"reasoner serve: {len(service.services)} CDS services of {rules.path} on http://{host}:{port}"
                f"/cds-services (feedback: {feedback_db or 'in memory'})", err=True)
     run(service, host, port, log_level)
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why `host`:`port` cannot be listened on (an address in use, a host that does not
+    resolve), or None: a bind tried and let go just before uvicorn binds it."""
+    import socket
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"the host does not resolve ({exc})"
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+    return None
 
 
 @click.command()
