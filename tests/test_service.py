@@ -494,6 +494,23 @@ def test_a_bad_feedback_database_is_refused_before_serving(tmp_path) -> None:
     assert result.exit_code == 2 and "error[E056]" in result.output
 
 
+def test_another_programs_database_is_never_written(tmp_path) -> None:
+    # overrides (and serve) made their tables in any SQLite file they were given
+    import sqlite3
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE samples (id INTEGER)")
+    for args in (["overrides", "--feedback-db", str(other)], ["serve", "--feedback-db", str(other)]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2 and "error[E056]" in result.output and "nothing was written" in result.output
+    with sqlite3.connect(other) as db:
+        assert [name for (name,) in db.execute("SELECT name FROM sqlite_master")] == ["samples"]
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()  # overrides creates nothing: an empty file is no feedback database
+    result = CliRunner().invoke(main, ["overrides", "--feedback-db", str(empty)])
+    assert result.exit_code == 2 and "not a feedback database" in result.output and empty.stat().st_size == 0
+
+
 def test_other_commands_import_no_web_stack() -> None:
     code = ("import sys; from reasoner.cli import main\n"
             "try:\n    main(['query', 'crs_grade(P, G)', 'facts/p01_grade2_first_dose.facts'], standalone_mode=False)\n"

@@ -49,11 +49,21 @@ class FeedbackStore:
     """The database at `path` (":memory:" for one that lives as long as the service);
     safe to use from several threads (one connection, one lock)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, create: bool = True):
+        """`create`: make the tables in a new, empty database (`serve`); without it, or in a
+        database that holds other tables, nothing is written (`overrides` only reads, and
+        another program's database is never changed)."""
         self.path = path
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            found = self._db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() \
+                if "meta" in tables else None
+            if found is None and (tables or not create):
+                self._db.close()
+                raise ServiceError.one(500, FEEDBACK_DB, f"{path}: not a feedback database of reasoner serve"
+                                       + (" (it holds other tables; nothing was written to it)" if tables else ""))
             self._db.execute("PRAGMA journal_mode=WAL" if path != ":memory:" else "PRAGMA journal_mode=MEMORY")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
@@ -175,7 +185,7 @@ def open_existing(path: str) -> FeedbackStore:
     if not Path(path).is_file():
         raise ServiceError.one(500, FEEDBACK_DB, f"{path}: no such feedback database (start `reasoner serve "
                                "--feedback-db PATH` to create one)")
-    return FeedbackStore(path)
+    return FeedbackStore(path, create=False)
 
 
 def render(rows: list[RuleOverrides], fmt: str) -> str:
