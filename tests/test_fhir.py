@@ -297,3 +297,18 @@ def test_two_administrations_of_one_dose_at_one_time_are_refused_not_counted_onc
         assert result.exit_code == 2
         assert "error[E041]: MedicationAdministration/again effectiveDateTime: the same dose at the same time as " \
                "MedicationAdministration/" in result.output, result.output
+
+
+def test_icans_of_unspecified_grade_is_an_error_not_no_icans(tmp_path: Path) -> None:
+    # G92.00 gave a note and no fact: the patient read as having no ICANS at all (so an
+    # isolated ICANS could not stop tocilizumab); docs/fhir.md says it is an error
+    facts = tmp_path / "i.facts"
+    facts.write_text("weight_kg(p1, 72).\nicans_grade(p1, 2).\n")
+    bundle = tmp_path / "i.json"
+    assert run("facts", "to-fhir", "--assessed-at", "2026-01-05T12:00:00Z", "-o", str(bundle), str(facts)).exit_code == 0
+    text = bundle.read_text()
+    assert '"G92.02"' in text
+    bundle.write_text(text.replace('"G92.02"', '"G92.00"'))
+    result = run("facts", "from-fhir", str(bundle))
+    assert result.exit_code == 2
+    assert "error[E041]: Condition/" in result.output and "G92.00 states no grade" in result.output, result.output

@@ -156,7 +156,8 @@ def _condition(r: Any, mapping: FhirMapping) -> Read:
         return [Candidate(entry.predicate, (entry.values[code],), "code")]
     if entry.kind == "graded":
         if code not in entry.grades:
-            raise Unmapped("code", f"{code[1]} states no grade")
+            raise Unmapped("code", f"{code[1]} states no grade, and the rules need the grade: record a graded "
+                           f"code ({', '.join(sorted(c[1] for c in entry.grades))})")
         return [Candidate(entry.predicate, (entry.grades[code],), "code")]
     if r.onsetDateTime is None:  # onset
         raise Unmapped("onsetDateTime", "no onsetDateTime: the hours since onset cannot be counted")
