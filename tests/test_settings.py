@@ -180,6 +180,24 @@ def test_a_case_setting_is_checked_where_it_is_written(tmp_path: Path) -> None:
         assert (d.span.file, d.span.line) == (str(case), 2) and words in d.message
 
 
+def test_a_comment_that_reads_like_a_directive_is_an_error_not_a_passing_case(tmp_path: Path) -> None:
+    # `% Expect:` and `% expect GOAL` were read as comments: a case checking nothing passed
+    rs = load_rules()
+    case = tmp_path / "c.facts"
+    for line, fix in (("% Expect: crs_grade(p1, 4)", "`% expect: GOAL`"),
+                      ("% expect crs_grade(p1, 4)", "`% expect: GOAL`"),
+                      ("%% Reject: crs_grade(p1, 0)", "`% reject: GOAL`"),
+                      ("% settings: toci_max_total = 2", "`% setting: NAME = NUMBER`")):
+        case.write_text(f"% expect: weight_kg(p1, 70)\n{line}\nweight_kg(p1, 70).\n", encoding="utf-8")
+        with pytest.raises(ReasonerError) as info:
+            read_case(case, rs)
+        (d,) = info.value.diagnostics
+        assert (d.span.line, d.code) == (2, "E015") and "is not a directive" in d.message and fix in d.message
+    case.write_text("% expect: weight_kg(p1, 70)\n% expected to be graded 0: prose, not a directive\n"
+                    "weight_kg(p1, 70).\n", encoding="utf-8")
+    assert read_case(case, rs).expect
+
+
 # ----------------------------------------------------------------------------- DuckDB's round limit
 UNBOUNDED = """
 .decl s(x: number) input "start"

@@ -26,6 +26,9 @@ from reasoner.language.syntax import Atom, Span
 from reasoner.language.values import read_number
 
 _DIRECTIVE = re.compile(r"^\s*%\s*(expect|reject|setting)\s*:\s*(.+?)\s*$")
+_ALMOST = re.compile(r"^\s*%+\s*(expects?|rejects?|settings?)\b\s*(:?)", re.IGNORECASE)
+"""A comment that reads like a directive but is not one (`% Expect:`, `% expect crs_grade(...)`):
+an error, or the case would pass without checking what its author meant."""
 
 
 @dataclass
@@ -58,6 +61,13 @@ def read_case(path: Path, rules: RuleSet) -> Case:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         m = _DIRECTIVE.match(line)
         if not m:
+            almost = _ALMOST.match(line)
+            if almost:
+                word = almost.group(1).lower().rstrip("s")
+                problems.append(Diagnostic(Span(str(path), number, almost.start(1) + 1),
+                                           f"{line.strip()!r} is not a directive: write `% {word}: GOAL`"
+                                           + (" (lower case, with a colon)" if word != "setting" else
+                                              " (`% setting: NAME = NUMBER`)"), "E015"))
             continue
         kind, body = m.groups()
         span = Span(str(path), number, line.index(body) + 1)
