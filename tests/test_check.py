@@ -127,3 +127,15 @@ def test_the_same_rule_set_gives_the_same_report_bytes() -> None:
                                capture_output=True, text=True, cwd=ROOT) for _ in range(2)]
         assert runs[0].stdout == runs[1].stdout and runs[0].returncode == 1
         assert " s)" not in runs[0].stdout and "seconds" not in runs[0].stdout
+
+
+def test_an_allow_of_no_warning_and_a_type_value_given_twice_are_errors(tmp_path: Path) -> None:
+    for text, code, words in (('.allow Z999 "x" "a typo"\n', "E001", ".allow Z999: there is no such code"),
+                              ('.allow S201 "x" "hide it"\n', "E001", ".allow S201: an error cannot be allowed"),
+                              (".type colour = red | red\n", "E010", "red is already a value of type colour")):
+        path = tmp_path / "r.dl"
+        path.write_text(text + '.decl a(p: id) input "a"\n.decl b(p: id) output "b"\nb(P) :- a(P).\n')
+        report = run_check(path, semantic=False)
+        assert [(f.code, f.span.line) for f in report.findings if f.code.startswith("E")] == [(code, 1)], \
+            report.findings
+        assert words in next(f.message for f in report.findings if f.code == code)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from reasoner.analysis.program import RuleSet, dependencies
-from reasoner.authoring.check_codes import Finding
+from reasoner.authoring.check_codes import CODES, Finding
 from reasoner.language.syntax import (
     Aggregate,
     Atom,
@@ -20,6 +20,11 @@ from reasoner.language.syntax import (
 
 def static_findings(rs: RuleSet) -> list[Finding]:
     out = [Finding(d.code, d.span, d.message) for d in rs.problems]
+    for allow in rs.allows:  # an .allow that allows nothing would hide nothing and say nothing
+        if allow.code not in CODES or CODES[allow.code][0] != "warning":
+            known = "an error cannot be allowed" if allow.code in CODES else "there is no such code"
+            out.append(Finding("E001", allow.span, f".allow {allow.code}: {known}; only warnings can be allowed "
+                               "(`reasoner check --codes` lists them)"))
     used: set[str] = set()
     for rule in rs.rules:
         out += _singletons(rule, rs)

@@ -495,6 +495,11 @@ class _Build:
 
     def type_decl(self, children: list[Token]) -> TypeDecl:
         name, *values = children
+        seen: set[str] = set()
+        for v in values:
+            if str(v) in seen:  # a slip, or a second value meant: never silently one
+                raise ReasonerError.at(self._span(v), f"{v} is already a value of type {name}", "E010")
+            seen.add(str(v))
         return TypeDecl(str(name), tuple(str(v) for v in values), self._span(name))
 
     def arg_decl(self, children: list[Any]) -> ArgDecl:
