@@ -64,9 +64,16 @@ BAD_RULES = [
      "missing '.' at the end of this statement? (the next line, 9, goes on with '@id next')"),
     ("out(P, N) :- flag(P), N = count : { temp(P, C), M = count : { temp(P, C) } }.", "E001", 1,
      "an aggregate inside an aggregate"),
+    # 20,000 terms made every later stage overflow Python's stack (an internal error)
+    ("out(P, X) :- temp(P, C), X = " + " + ".join(["C"] * 20_000) + ".", "E001", 1, "nested more than 200"),
     # lark's anonymous terminals read as their text, never as __anon_N
     ("out(P, 1) :- flag(P) :- flag(P).", "E001", 1, "unexpected ':-'; expected ',', '.'"),
 ]
+
+
+def test_an_expression_200_operations_deep_is_read() -> None:
+    rules = load_rules(text=DECLS + "out(P, X) :- temp(P, C), X = " + " + ".join(["C"] * 201) + ".", path="ok.dl")
+    assert len(rules.rules) == 1
 
 
 @pytest.mark.parametrize("text,code,line,needle", BAD_RULES, ids=[f"rule{i}" for i in range(len(BAD_RULES))])

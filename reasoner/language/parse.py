@@ -39,6 +39,11 @@ _TERMINAL_WORDS = {
 }
 
 
+MAX_NESTING = 200
+"""The deepest expression a rule may hold (`X + X + ... + X` with 200 operators; a rule
+needs a handful)."""
+
+
 _PARSERS = threading.local()
 """Each thread's parsers: a parser and its tree builder hold the file being parsed while
 they parse, so two threads must never share one (see `_parser`)."""
@@ -326,6 +331,17 @@ class _Build:
     def reset(self, file: str) -> None:
         self.file = file
         self._fresh = count(1)
+        self._depth: dict[int, int] = {}
+
+    def _nested(self, node: Expr, *parts: Any) -> Expr:
+        """`node`, whose operands are `parts`, if it nests no deeper than MAX_NESTING: every
+        later stage walks an expression recursively, and Python's stack is finite."""
+        depth = 1 + max((self._depth.get(id(p), 0) for p in parts if isinstance(p, (BinOp, Call))), default=0)
+        if depth > MAX_NESTING:
+            raise ReasonerError.at(_span_of(node), f"an expression nested more than {MAX_NESTING} operations deep: "
+                                   "split it over several rules", "E001")
+        self._depth[id(node)] = depth
+        return node
 
     def _span(self, token: Token) -> Span:
         return Span(self.file, token.line or 0, token.column or 0)
@@ -371,13 +387,13 @@ class _Build:
 
     def binop(self, children: list[Any]) -> Expr:
         left, op, right = children
-        return BinOp(str(op), left, right, _span_of(left))
+        return self._nested(BinOp(str(op), left, right, _span_of(left)), left, right)
 
     def negate(self, children: list[Any]) -> Expr:
         (inner,) = children
         if isinstance(inner, Const) and isinstance(inner.value, (int, float)):
             return Const(-inner.value, inner.span)
-        return BinOp("-", Const(0, _span_of(inner)), inner, _span_of(inner))
+        return self._nested(BinOp("-", Const(0, _span_of(inner)), inner, _span_of(inner)), inner)
 
     def call(self, children: list[Any]) -> Call:
         func, *args = children
@@ -385,7 +401,7 @@ class _Build:
             raise ReasonerError.at(self._span(func), "abs takes one argument", "E001")
         if str(func) in ("min", "max") and len(args) < 2:
             raise ReasonerError.at(self._span(func), f"{func} takes two or more arguments", "E001")
-        return Call(str(func), tuple(args), self._span(func))
+        return self._nested(Call(str(func), tuple(args), self._span(func)), *args)
 
     # ---- literals
     def atom(self, children: list[Any]) -> Atom:
