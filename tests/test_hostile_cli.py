@@ -389,3 +389,19 @@ def test_a_full_disk_is_a_located_e021() -> None:
         child = subprocess.run(REASONER + ["recommend", P01], stdout=full, stderr=subprocess.PIPE, cwd=ROOT)
     err = child.stderr.decode()
     assert child.returncode == 2 and LINE.match(err) and "E021" in err and "Traceback" not in err, err
+
+
+def test_a_closed_standard_stream_is_said_not_an_internal_error() -> None:
+    # started with stdout, stdin or stderr closed, Python gives None for it
+    def reasoner(*args: str, close: int) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "reasoner", *args], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE if close != 1 else None,
+                              stderr=subprocess.PIPE if close != 2 else None,
+                              stdin=subprocess.DEVNULL if close != 0 else None,
+                              preexec_fn=lambda: os.close(close))
+    out = reasoner("recommend", P01, close=1)
+    assert out.returncode == 2 and out.stderr.startswith("error[E021]: standard output is closed"), out.stderr
+    got = reasoner("query", "crs_grade(P, G)", "-", close=0)
+    assert got.returncode == 2 and "<stdin>:0:0: error[E015]: standard input is closed" in got.stderr, got.stderr
+    err = reasoner("query", "crs_grade(P, G)", P01, close=2)
+    assert err.returncode == 0 and "p01  2" in err.stdout

@@ -88,6 +88,12 @@ class ReasonerGroup(click.Group):
             raise
 
     def _standalone(self, args: Any, prog_name: str | None, complete_var: str | None, **extra: Any) -> NoReturn:
+        if sys.stderr is None:  # started with stderr closed (`2>&-`): messages are lost, not the run
+            sys.stderr = open(os.devnull, "w", encoding="utf-8")
+        if sys.stdout is None:  # started with stdout closed (`>&-`): whatever it would print is lost
+            click.echo(str(Diagnostic(NO_SPAN, "standard output is closed: nothing could be written", OUTPUT)),
+                       err=True)
+            sys.exit(EXIT_BAD_INPUT)
         with _noting_interrupts():
             try:
                 status = super().main(args, prog_name, complete_var, False, **extra)

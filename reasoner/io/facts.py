@@ -138,6 +138,8 @@ def _read_path(path: str, stdin_format: str) -> list[tuple[str, str, str]]:
 
 
 def _read_stdin() -> str:
+    if sys.stdin is None:  # started with standard input closed (`<&-`)
+        raise ReasonerError.at(Span("<stdin>", 0, 0), "standard input is closed: nothing to read for -", "E015")
     buffer = getattr(sys.stdin, "buffer", None)
     if buffer is None:
         return sys.stdin.read()
