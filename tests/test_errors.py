@@ -225,3 +225,17 @@ def test_an_aggregate_grouped_by_another_aggregates_answer_is_refused(tmp_path) 
                                            "--engine", engine])
         assert result.exit_code == 2, result.output
         assert f"{rules}:4:18: error[E007]: an aggregate's keys may not depend on another aggregate" in result.output
+
+
+def test_messages_say_what_was_given() -> None:
+    # an empty goal read as "unexpected '.'"; --set x=__import__(...) as a digit separator
+    from click.testing import CliRunner
+
+    from reasoner.cli import main
+    p01 = "facts/p01_grade2_first_dose.facts"
+    result = CliRunner().invoke(main, ["query", "   ", p01])
+    assert result.exit_code == 2 and "error[E016]: an empty goal" in result.output
+    result = CliRunner().invoke(main, ["query", "--set", "toci_max_mg=__import__('os')", "crs_grade(P, G)", p01])
+    assert result.exit_code == 2 and "digit separators" not in result.output and "not a number" in result.output
+    result = CliRunner().invoke(main, ["query", "--set", "toci_max_mg=8_00", "crs_grade(P, G)", p01])
+    assert result.exit_code == 2 and "digit separators" in result.output

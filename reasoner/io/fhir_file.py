@@ -37,7 +37,9 @@ def read_bundle(text: str, name: str, assessed_at: datetime | None = None,
         raise ReasonerError.at(Span(name, 1, 1), "JSON nested too deeply for a FHIR Bundle", MALFORMED) from None
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
         what = f"a {data['resourceType']} resource" if isinstance(data, dict) and isinstance(
-            data.get("resourceType"), str) else "a JSON object without resourceType"
+            data.get("resourceType"), str) else "a JSON object without resourceType" if isinstance(data, dict) \
+            else "an array of something else" if isinstance(data, list) else "null" if data is None \
+            else "true or false" if isinstance(data, bool) else "a string" if isinstance(data, str) else "a number"
         raise ReasonerError.at(Span(name, 1, 1), f"expected a FHIR Bundle (resourceType Bundle) or a JSON array of "
                                f"facts, found {what}", MALFORMED)
     mapping = load_fhir_mapping(rules)

@@ -89,6 +89,8 @@ def parse_facts(text: str, file: str) -> list[Fact]:
 def parse_goal(text: str, file: str = "<goal>") -> Atom:
     """Parse a query goal such as `crs_grade(P, G)` (a trailing '.' is optional)."""
     stripped = text.strip()
+    if not stripped:
+        raise ReasonerError.at(Span(file, 1, 1), "an empty goal: a goal is one atom such as crs_grade(P, G)", "E016")
     if not stripped.endswith("."):
         stripped += "."
     fast = _fast_atoms(stripped, file, goal=True)

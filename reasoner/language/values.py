@@ -66,7 +66,7 @@ def _why_not(text: str) -> str:
         return "numbers are written without an exponent (100, not 1e2)"
     if any(c.isdigit() and not c.isascii() for c in text):
         return "numbers are written in ASCII digits 0-9"
-    if "_" in text:
+    if re.fullmatch(r"-?[0-9][0-9_]*(\.[0-9_]+)?", text):  # 1_000, not __import__(...)
         return "numbers are written without digit separators (1000, not 1_000)"
     return "a number is ASCII digits with an optional leading - and one . between digits (72, -3, 37.5)"
 
