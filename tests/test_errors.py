@@ -51,6 +51,8 @@ BAD_RULES = [
     (".decl x(p: id, d: symbol[0, 1]) input \"x\"", "E004", 1, "a range needs type number"),
     (".decl x(p: id, d: number[5, 1]) input \"x\"", "E001", 1, "empty range"),
     (".include \"missing.dl\"", "E013", 1, "included file not found"),
+    (".include \"/dev/zero\"", "E013", 1, "included file is not a regular file (a device?): /dev/zero"),
+    (".include \"/\"", "E013", 1, "included file is a folder, not a rule file: /"),
     ("out(P, X) :- flag(P), X = count : { }.", "E001", 1, "unexpected '}'"),
     ("out(P, S) :- flag(P), S = sum : { temp(P, _) }.", "E001", 1, "sum needs a variable"),
     ("out(P, S) :- flag(P), S = count T : { temp(P, T) }.", "E001", 1, "count takes no variable"),
@@ -239,3 +241,12 @@ def test_messages_say_what_was_given() -> None:
     assert result.exit_code == 2 and "digit separators" not in result.output and "not a number" in result.output
     result = CliRunner().invoke(main, ["query", "--set", "toci_max_mg=8_00", "crs_grade(P, G)", p01])
     assert result.exit_code == 2 and "digit separators" in result.output
+
+
+def test_a_rule_file_that_is_not_utf8_is_located(tmp_path) -> None:
+    path = tmp_path / "latin1.dl"
+    path.write_bytes(DECLS.encode() + "% fièvre\n".encode("latin-1"))
+    with pytest.raises(ReasonerError) as err:
+        load_rules(path)
+    (d,) = err.value.diagnostics
+    assert (d.span.line, d.span.col, d.code) == (DECL_LINES + 1, 5, "E013") and "not UTF-8 text" in d.message

@@ -405,3 +405,13 @@ def test_a_closed_standard_stream_is_said_not_an_internal_error() -> None:
     assert got.returncode == 2 and "<stdin>:0:0: error[E015]: standard input is closed" in got.stderr, got.stderr
     err = reasoner("query", "crs_grade(P, G)", P01, close=2)
     assert err.returncode == 0 and "p01  2" in err.stdout
+
+
+def test_a_device_that_never_ends_and_a_link_loop_are_said(tmp_path) -> None:
+    # /dev/zero was read for ever; a loop of links was "no such fact file"
+    zero = run("query", "crs_grade(P, G)", "/dev/zero")
+    assert zero.exit_code == 2 and "/dev/zero:0:0: error[E015]: a NUL byte" in zero.output
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    loop = run("query", "crs_grade(P, G)", str(tmp_path / "a"))
+    assert loop.exit_code == 2 and "error[E015]: a loop of symbolic links" in loop.output

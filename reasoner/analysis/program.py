@@ -167,9 +167,16 @@ def _collect_file(file: Path, statements: list, diagnostics: list[Diagnostic], s
         data = file.read_bytes()
         # read_text's decoding and newlines, from the bytes that are hashed below
         text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:  # UTF-16, Latin-1: say where, in the file itself
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        diagnostics.append(Diagnostic(Span(str(file), line, col), f"not UTF-8 text (byte 0x{data[exc.start]:02x}): "
+                                      "rule files are UTF-8", "E013"))
+        return
+    except OSError as exc:
         span = included_at or Span(str(file), 0, 0)
-        diagnostics.append(Diagnostic(span, f"cannot read {file}: {exc.__class__.__name__}", "E013"))
+        diagnostics.append(Diagnostic(span, f"cannot read {file}: {(exc.strerror or exc.__class__.__name__).lower()}",
+                                      "E013"))
         return
     if files is not None:
         files.append((str(file), str(resolved), sha256_hex(data)))
@@ -187,7 +194,9 @@ def _collect(text: str, name: str, base: Path, statements: list, diagnostics: li
         if isinstance(statement, Include):
             target = base / statement.path
             if not target.is_file():
-                diagnostics.append(Diagnostic(statement.span, f"included file not found: {statement.path}", "E013"))
+                what = ("is a folder, not a rule file" if target.is_dir() else "is not a regular file (a device?)"
+                        if target.exists() else "not found")
+                diagnostics.append(Diagnostic(statement.span, f"included file {what}: {statement.path}", "E013"))
                 continue
             _collect_file(target, statements, diagnostics, seen, statement.span, files)
         else:

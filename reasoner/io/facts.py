@@ -122,19 +122,42 @@ def _read_path(path: str, stdin_format: str) -> list[tuple[str, str, str]]:
                                    "E015")
         return [entry for f in files for entry in _read_path(str(f), stdin_format)]
     if not p.exists():  # /dev/null, a FIFO or /dev/stdin are read like files
-        raise ReasonerError.at(Span(path, 0, 0), "no such fact file", "E015")
+        why = "a loop of symbolic links" if p.is_symlink() and _link_loop(p) else "no such fact file"
+        raise ReasonerError.at(Span(path, 0, 0), why, "E015")
     if p.suffix == ".parquet":
         return [(path, "parquet", "")]  # read by streaming, not as text
     form = {".json": "json", ".csv": "csv"}.get(p.suffix, "facts")
     try:
         with open(p, "rb") as handle:  # read once: a FIFO gives its bytes only once
-            data = handle.read()
+            data = handle.read() if p.is_file() else _read_device(handle, path)
     except OSError as exc:
         raise ReasonerError.at(Span(path, 0, 0), f"cannot read: {exc.strerror or exc}", "E015") from None
     text = _decode(data, path)
     if form != "csv":  # the csv module reads every line ending itself, quoted ones too
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return [(path, form, text)]
+
+
+def _link_loop(p: Path) -> bool:
+    try:
+        p.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 says a loop this way
+        return True
+    except OSError as exc:
+        return exc.errno == 40  # ELOOP
+    return False
+
+
+def _read_device(handle, path: str) -> bytes:
+    """A FIFO's or a device's bytes, in chunks: one that gives a NUL byte (/dev/zero,
+    /dev/urandom) is no fact file, and is refused at once instead of read for ever."""
+    chunks = []
+    while chunk := handle.read(1 << 20):
+        if b"\0" in chunk:
+            raise ReasonerError.at(Span(path, 0, 0), "a NUL byte: not a text fact file (a device such as "
+                                   "/dev/zero?)", "E015")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _read_stdin() -> str:
