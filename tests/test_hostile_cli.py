@@ -415,3 +415,24 @@ def test_a_device_that_never_ends_and_a_link_loop_are_said(tmp_path) -> None:
     (tmp_path / "b").symlink_to(tmp_path / "a")
     loop = run("query", "crs_grade(P, G)", str(tmp_path / "a"))
     assert loop.exit_code == 2 and "error[E015]: a loop of symbolic links" in loop.output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["recommend", "--format", "json", "--format=csv", P01], "--format given twice"),
+    (["recommend", "-o", "a.txt", "--output", "b.txt", P01], "-o and --output given together"),
+    (["recommend", "--stream", "--no-stream", P01], "--stream and --no-stream given together"),
+    (["query", "--set", "toci_max_total=2", "--set", "toci_max_total=3", "crs_grade(P, G)", P01],
+     "toci_max_total is set twice"),
+    (["query", "--engine", "duckdb", "--spark-master", "local[1]", "crs_grade(P, G)", P01],
+     "--spark-master is for --engine spark, not --engine duckdb"),
+    (["query", "--spark-master", "local[1]", "crs_grade(P, G)", P01], "not --engine pydatalog"),
+    (["check", "--no-solver", "--search", "never"], "would check nothing semantic"),
+])
+def test_options_that_contradict_or_repeat_are_refused_not_taken_last(args, words) -> None:
+    # click kept the last of a repeated option, and ignored an option for another engine
+    result = run(*args)
+    assert result.exit_code == 2 and words in result.output, result.output
+
+
+def test_a_plain_flag_given_twice_is_fine() -> None:
+    assert run("why", "--all", "--all", "crs_grade(P, G)", P01).exit_code == 0

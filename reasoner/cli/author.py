@@ -57,6 +57,8 @@ def check(rules_path: str | None, fmt: str, witness_dir: str | None, static_only
             click.echo(f"{code}  {severity:<7}  {text}")
         return
     from reasoner.io.output import check_folder
+    if no_solver and search == "never":
+        refuse("--no-solver --search never would check nothing semantic: drop one (or use --static-only)")
     settings = parse_settings(overrides)
     try:
         if witness_dir:  # before the exploration: a folder that cannot be made stops the run now (E021)

@@ -88,6 +88,9 @@ def format_option(*choices: str) -> Callable[[F], F]:
 
 
 def _spark_master(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    engine = ctx.params.get("engine")
+    if value and engine not in (None, "spark"):  # --engine is read first (is_eager): it is known here
+        raise click.UsageError(f"--spark-master is for --engine spark, not --engine {engine}")
     if value:  # recorded for the Spark session, which starts only if --engine spark runs
         from reasoner.engines.spark_session import configure
         configure(master=value)
@@ -98,7 +101,7 @@ def cohort_options(f: F) -> F:
                      help="With --engine spark: where Spark runs (local[*] by default; spark://host:7077, "
                           "yarn, k8s://...). SPARK_REMOTE=sc://host:15002 uses Spark Connect instead.")(f)
     f = click.option("--engine", type=click.Choice(["pydatalog", "duckdb", "spark"]), default="pydatalog",
-                     show_default=True,
+                     show_default=True, is_eager=True,  # read first: --spark-master checks it
                      help="duckdb: the same rules compiled to SQL, for large cohorts; spark: the same SQL run "
                           "by Apache Spark (docs/spark.md). No proofs with either: "
                           "`reasoner why` re-derives one patient's with pyDatalog.")(f)
@@ -130,6 +133,9 @@ def parse_settings(overrides: tuple[str, ...]) -> dict[str, int | float]:
         shown = repr(item if len(item) <= 60 else item[:60] + "...")
         if not sep or not name:
             problems.append(Diagnostic(NO_SPAN, f"--set {shown}: expected NAME=NUMBER", SETTING_RANGE))
+            continue
+        if name in out:  # which one is meant cannot be told: never the last silently
+            problems.append(Diagnostic(NO_SPAN, f"--set {shown}: {name} is set twice", SETTING_RANGE))
             continue
         try:
             out[name] = read_number(text)

@@ -64,6 +64,30 @@ def _usage_line(exc: click.ClickException) -> str:
     return str(Diagnostic(NO_SPAN, message, USAGE))
 
 
+def _refuse_repeated_options(command: click.Command, args: list[str]) -> None:
+    """An option that takes one value given twice (`-o a -o b`, `--format json --format
+    csv`): click keeps the last without a word; which one is meant cannot be told."""
+    single = {}
+    for param in command.params:
+        # a plain flag given twice means what it means once; an on/off pair is a choice
+        plain_flag = param.is_flag and not param.secondary_opts if isinstance(param, click.Option) else False
+        if isinstance(param, click.Option) and not param.multiple and not param.count and not plain_flag:
+            for opt in (*param.opts, *param.secondary_opts):
+                single[opt] = param
+    seen: dict[str, str] = {}
+    for arg in args:
+        if arg == "--":
+            break
+        opt = arg.split("=", 1)[0] if arg.startswith("--") else arg[:2] if arg.startswith("-") else None
+        param = single.get(opt) if opt else None
+        if param is None:
+            continue
+        if param.name in seen:
+            both = f"{opt} given twice" if seen[param.name] == opt else f"{seen[param.name]} and {opt} given together"
+            raise click.UsageError(f"{both}: which one is meant cannot be told")
+        seen[param.name] = opt  # type: ignore[index]
+
+
 def _internal(exc: BaseException) -> NoReturn:
     """The safety net: an exception no known case explains, reported in one line."""
     text = " ".join(str(exc).split())
@@ -75,6 +99,12 @@ def _internal(exc: BaseException) -> NoReturn:
 class ReasonerGroup(click.Group):
     """The `reasoner` group: whatever happens in a command ends in a located line and an
     exit status, never a traceback: bad input or usage 2, Ctrl-C 130."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            _refuse_repeated_options(command, rest)
+        return name, command, rest
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
