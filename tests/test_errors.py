@@ -250,3 +250,16 @@ def test_a_rule_file_that_is_not_utf8_is_located(tmp_path) -> None:
         load_rules(path)
     (d,) = err.value.diagnostics
     assert (d.span.line, d.span.col, d.code) == (DECL_LINES + 1, 5, "E013") and "not UTF-8 text" in d.message
+
+
+def test_span_at_places_every_offset_as_counting_lines_would() -> None:
+    # span_at counted the newlines before each offset (quadratic over a 20,000-entry
+    # Bundle); it now searches offsets found once per text: the same places
+    from reasoner.io.fact_readers import span_at
+    for text in ("", "a", "ab\ncd\n\nef", "\n\n", "x\r\ny\n"):
+        other = "zz\n" * 3  # another text in between must not mix up the two
+        for pos in range(len(text) + 1):
+            span_at(other, "o", 1)
+            line = text.count("\n", 0, pos) + 1
+            col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+            assert (span_at(text, "t", pos).line, span_at(text, "t", pos).col) == (line, col), (text, pos)
