@@ -30,7 +30,7 @@ BAD_RULES = [
     ("outt(P, 1) :- flag(P).", "E002", 1, "undeclared predicate outt/2"),
     ("out(P) :- flag(P).", "E003", 1, "out takes 2 arguments"),
     ("out(P, X) :- temp(P, X, 1).", "E003", 1, "temp takes 2 arguments"),
-    ("out(P, 1) :- oxygen(P, nasal, _).", "E004", 1, "'nasal' is not a value of type device"),
+    ("out(P, 1) :- oxygen(P, nasal, _).", "E006", 1, "'nasal' is not a value of type device"),
     ("out(P, 1) :- temp(P, hot).", "E004", 1, "expected a number"),
     ("out(P, X) :- oxygen(P, X, _).", "E004", 1, "variable X is used as device here but as number"),
     ("out(P, 1) :- temp(P, T), T > cold.", "E004", 1, "cold is not a number"),
@@ -58,9 +58,12 @@ BAD_RULES = [
     ("out(P, S) :- flag(P), S = count T : { temp(P, T) }.", "E001", 1, "count takes no variable"),
     ("out(P, X) :- temp(P, X), out(P, X + 1).", "E001", 1, "arithmetic in a body atom"),
     ("@id a\n@id b\nout(P, 1) :- flag(P).", "E001", 2, "one @id"),
-    ("out(P, 1) :- flag(P). % fine\n.type t = a | b\n.decl y(v: t) input \"\"\ny(c).", "E004", 4, "'c' is not a value of type t"),
+    ("out(P, 1) :- flag(P). % fine\n.type t = a | b\n.decl y(v: t) input \"\"\ny(c).", "E006", 4, "'c' is not a value of type t"),
     ("out(P, 5) :- flag(P), abs(1, 2) > 0.", "E001", 1, "abs takes one argument"),
     ("out(P, 1) :- flag(P), P = 3.", "E004", 1, "sets a id against a number"),
+    # a constant in a rule gets the code a fact with it gets (E004 was said for all three)
+    ("out(P, 1) :- temp(P, 389).", "E005", 1, "389 C is outside the valid range 30–45 C"),
+    ("out(P, 1) :- temp(P, hot).", "E004", 1, "expected a number"),
     # a '.' left out at a line's end: placed where the '.' goes, not at the next statement
     ("out(P, X) :- temp(P, X)\n@id next\nout(P, 1) :- flag(P).", "E001", 1,
      "missing '.' at the end of this statement? (the next line, 9, goes on with '@id next')"),

@@ -90,9 +90,11 @@ class RuleChecker:
         for arg, spec in zip(atom.args, decl.args):
             if isinstance(arg, Const):
                 problem = check_value(arg.value, spec, self.rs.types)
-                if problem:
+                if problem:  # the codes a fact with this value gets: range E005, enumeration E006
+                    code = "E005" if "outside the valid range" in problem else \
+                        "E006" if " is not a value of type " in problem else "E004"
                     problems.append(Diagnostic(arg.span if arg.span.line else atom.span,
-                                               f"{atom.pred} argument {spec.name}: {problem}", "E004"))
+                                               f"{atom.pred} argument {spec.name}: {problem}", code))
             elif isinstance(arg, Var):
                 problems += self._bind(arg, spec.type, var_types)
             elif isinstance(arg, Setting):
