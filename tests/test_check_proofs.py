@@ -333,6 +333,24 @@ def test_dead_predicate_and_bounds_are_said(tmp_path: Path) -> None:
     assert report.explored["solver"]["bounds"] == {"given": (3, "declared")}
 
 
+def test_a_dead_rule_names_the_condition_nothing_concludes(tmp_path: Path) -> None:
+    # the note said "no rule concludes crs_active" of a rule concluding crs_active; a rule
+    # whose condition has no rule at all got no reason
+    text = _blind('.decl t(p: id, c: number[30, 45] "C") input "temperature"',
+                  '.decl fever(p: id) internal "fever"', '.decl sepsis(p: id) internal "sepsis"',
+                  '.decl active(p: id) internal "active"', '.decl treat(p: id) output "treat"',
+                  "R fever.none | Never. | fever(P) :- t(P, C), C > 50.",
+                  "R active.fever | Active with fever. | active(P) :- fever(P).",
+                  "R treat.sepsis | Treat sepsis. | treat(P) :- t(P, _), sepsis(P).",
+                  "R treat.active | Treat the active. | treat(P) :- active(P).")
+    report = run_check(_write(tmp_path, "why_dead.dl", text), budget=300)
+    dead = {f.target: f.message for f in report.findings if f.code == "S205"}
+    assert "its condition sepsis holds for no patient: no rule concludes it" in dead["treat.sepsis"]
+    assert "its condition fever holds for no patient: every rule concluding it is dead" in dead["active.fever"]
+    assert "its condition active holds for no patient" in dead["treat.active"]
+    assert "(" not in dead["fever.none"].split(":", 1)[1]  # dead by its own comparison: no condition named
+
+
 def test_every_semantic_code_is_seeded() -> None:
     seeded = {c.code for c in CASES} | {"S201"}  # S201 comes with every S204
     assert {code for code in CODES if code.startswith("S")} <= seeded

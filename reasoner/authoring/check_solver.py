@@ -23,7 +23,7 @@ from reasoner.authoring.smt_formulas import InputEnc
 from reasoner.authoring.vocabulary import CONFLICT, clash_predicates, has_conflicts
 from reasoner.engines.model import Model
 from reasoner.engines.pydatalog import Engine
-from reasoner.language.syntax import Fact, Span, Value, format_value
+from reasoner.language.syntax import Atom, Fact, Span, Value, format_value
 
 
 def solver_findings(rs: RuleSet, settings: dict[str, Value], default_bound: int, skipped: set[Item] = frozenset()
@@ -102,13 +102,21 @@ class _SolverRun:
                 if len(concluded) >= 2:
                     self.proved(item, "S204", rule.span, f"rules {' and '.join(concluded)} apply to the same patient "
                                 f"and their conclusions contradict ({name})", name, o, o.witness)
-        for pred, indexes in by_pred.items():  # a derived predicate no rule can conclude
-            every = [i for i, r in enumerate(rs.rules) if r.head is not None and r.head.pred == pred]
-            if indexes == every and not any(i in live for i in every) and len(every) > 1 and \
-                    not any(r.head is not None and r.head.pred == pred for r in rs.left_out):
-                for f in self.findings:
-                    if f.code == "S205" and f.item and f.item[1] in every:
-                        f.message += f" (no rule concludes {pred})"
+        # why a dead rule is dead, where it shows: a condition on a derived predicate that no
+        # live rule concludes (no rule at all, or only dead ones), named by that predicate
+        concluded = {rs.rules[i].head.pred for i in live}  # type: ignore[union-attr]
+        left_out = {r.head.pred for r in rs.left_out if r.head is not None}
+        for f in self.findings:
+            if f.code != "S205" or not f.item:
+                continue
+            never = sorted({lit.pred for lit in rs.rules[f.item[1]].body if isinstance(lit, Atom)
+                            and rs.decls.get(lit.pred) is not None and rs.decls[lit.pred].role != "input"
+                            and lit.pred not in concluded and lit.pred not in left_out})
+            if never:
+                rules_for = {p: any(r.head is not None and r.head.pred == p for r in rs.rules) for p in never}
+                f.message += " (" + "; ".join(
+                    f"its condition {p} holds for no patient: {'every rule concluding it is dead' if rules_for[p] else 'no rule concludes it'}"
+                    for p in never) + ")"
         return live
 
     def settled(self, item: tuple, o: Outcome, found: str) -> bool:
