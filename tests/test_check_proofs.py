@@ -351,6 +351,18 @@ def test_a_dead_rule_names_the_condition_nothing_concludes(tmp_path: Path) -> No
     assert "(" not in dead["fever.none"].split(":", 1)[1]  # dead by its own comparison: no condition named
 
 
+def test_the_only_base_of_a_loop_is_not_called_redundant(tmp_path: Path) -> None:
+    # the loop concludes every has_weight fact the base rule concludes, but only because
+    # the base gave it first: without the base rule nothing is concluded at all
+    text = _blind('.decl w(p: id, kg: number[1, 400] "kg") input "weight"',
+                  '.decl has_weight(p: id) output "a weight is known"', '.decl weighed(p: id) internal "weighed"',
+                  "R weight.base | A weight on record. | has_weight(P) :- w(P, _).",
+                  "R weight.loop | Weighed means known. | has_weight(P) :- weighed(P).",
+                  "R weight.back | Known means weighed. | weighed(P) :- has_weight(P).")
+    report = run_check(_write(tmp_path, "loop.dl", text), budget=300)
+    assert not [f for f in report.findings if f.code == "S206" and f.target == "weight.base"], report.findings
+
+
 def test_every_semantic_code_is_seeded() -> None:
     seeded = {c.code for c in CASES} | {"S201"}  # S201 comes with every S204
     assert {code for code in CODES if code.startswith("S")} <= seeded

@@ -69,7 +69,7 @@ def semantic_findings(rs: RuleSet, settings: dict[str, Value] | None = None, bud
     else:
         undecided = {item: "the solver was not run (--no-solver)" for item in items(rs) if item not in skipped}
     if search == "always" or (search == "auto" and undecided):
-        found, explored = searched_findings(rs, settings, budget, per_rule, decided, undecided)
+        found, explored = searched_findings(rs, settings, budget, per_rule, decided, undecided, skipped)
         found = [f for f in found if item_group(f.item) not in skipped]
         findings += found
         stats["internal"] += explored.pop("internal")

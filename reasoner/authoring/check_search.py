@@ -27,7 +27,8 @@ from reasoner.language.syntax import Fact, Value, format_value
 
 
 def searched_findings(rs: RuleSet, settings: dict[str, Value], budget: int, per_rule: int,
-                      decided: dict[Item, str], undecided: dict[Item, str]) -> tuple[list[Finding], dict]:
+                      decided: dict[Item, str], undecided: dict[Item, str],
+                      skipped: frozenset | set = frozenset()) -> tuple[list[Finding], dict]:
     """Findings from explored patients (covering, then targeted, then a second round of
     targeted witnesses for rules still silent) for the items not in `decided`; a finding
     against what the solver decided is an internal error (stats["internal"])."""
@@ -67,7 +68,7 @@ def searched_findings(rs: RuleSet, settings: dict[str, Value], budget: int, per_
         if rule.body and rule.head is not None and index not in fired:
             found.append(Finding("S205", rule.span, f"dead rule {rs.rule_name(rule)}: it fired for none of the "
                                  f"{len(patients)} explored patients", rs.rule_name(rule), item=("rule", index)))
-    found += _redundant(rs, model, patients, fired)
+    found += _redundant(rs, model, fired, {item[1] for item in skipped if item[0] == "rule" and len(item) > 1})
     internal: list[str] = []
     out: list[Finding] = []
     for f in found:
@@ -196,18 +197,22 @@ def _ranges(rs: RuleSet, model: Model, patients: dict[str, list[Fact]]) -> list[
     return out
 
 
-def _redundant(rs: RuleSet, model: Model, patients: dict[str, list[Fact]], fired: set[int]) -> list[Finding]:
+def _redundant(rs: RuleSet, model: Model, fired: set[int], skipped: set[int]) -> list[Finding]:
+    """Rules each of whose conclusions another rule concluded too, on the explored patients.
+    Not said of a rule whose head is recursive (the others may conclude its facts only
+    through the facts it gave: without it, none), nor on the word of a rule left out of the
+    checks for an error it depends on."""
     producers: dict[tuple, set[int]] = {}
     for index in fired:
         rule = rs.rules[index]
-        if rule.head is None or index not in model.heads:
+        if rule.head is None or index not in model.heads or index in skipped:
             continue
         for b in model.rule_firings(index):
             producers.setdefault((rule.head.pred, model.head_of(index, b)), set()).add(index)
     out = []
     for index in sorted(fired):
         rule = rs.rules[index]
-        if rule.head is None or index not in model.heads:
+        if rule.head is None or index not in model.heads or rule.head.pred in rs.recursive:
             continue
         mine = {(rule.head.pred, model.head_of(index, b)) for b in model.rule_firings(index)}
         if mine and all(len(producers[f]) > 1 for f in mine):
