@@ -139,3 +139,14 @@ def test_an_allow_of_no_warning_and_a_type_value_given_twice_are_errors(tmp_path
         assert [(f.code, f.span.line) for f in report.findings if f.code.startswith("E")] == [(code, 1)], \
             report.findings
         assert words in next(f.message for f in report.findings if f.code == code)
+
+
+def test_a_setting_no_rule_reads_is_a_warning(tmp_path: Path) -> None:
+    # a seeded-defect review removed the 800 mg cap: $toci_max_mg was then read by no rule,
+    # and nothing said so (a --set of it changed nothing)
+    path = tmp_path / "r.dl"
+    path.write_text('.setting cap = 800 [1, 800] "mg" "the most per dose"\n.setting used = 8 [1, 12] "mg/kg" "x"\n'
+                    '.decl w(p: id, kg: number[1, 400] "kg") input "w"\n.decl dose(p: id, mg: number) output "d"\n'
+                    "dose(P, M) :- w(P, K), M = $used * K.\n")
+    report = run_check(path, semantic=False)
+    assert [(f.code, f.target, f.span.line) for f in report.findings if f.code == "W109"] == [("W109", "cap", 1)]

@@ -79,7 +79,7 @@ def semantic_findings(rs: RuleSet, settings: dict[str, Value] | None = None, bud
 
 
 # ----------------------------------------------------------------------------- the whole check
-LOST_FILE_CLAIMS = ("W105", "W106", "W108")
+LOST_FILE_CLAIMS = ("W105", "W106", "W108", "W109")
 """Static findings that claim something is used nowhere: not made while a rule file is
 unparsed (its rules may be the users)."""
 

@@ -61,6 +61,7 @@ CODES: dict[str, tuple[str, str]] = {
     "W106": ("warning", "derived predicate that no output, constraint or requirement uses"),
     "W107": ("warning", "rule that is not patient-local: it joins facts of different patients"),
     "W108": ("warning", "source declared but cited by no rule"),
+    "W109": ("warning", "setting declared but read by no rule (setting it changes nothing)"),
     "S201": ("error", "integrity constraint violated: a witness patient breaks it"),
     "S202": ("warning", "conflict the rule set can produce (indicated or ordered, and contraindicated)"),
     "S203": ("error", "coverage requirement (.require) fails for a witness patient"),

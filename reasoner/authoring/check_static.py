@@ -3,6 +3,7 @@ shows, with no patient evaluated.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from reasoner.analysis.program import RuleSet, dependencies
@@ -55,6 +56,13 @@ def static_findings(rs: RuleSet) -> list[Finding]:
     for key, src in rs.sources.items():
         if key not in cited:
             out.append(Finding("W108", src.span, f"source {key} is cited by no rule", key))
+    # a setting no rule reads: a --set of it changes nothing (a dose cap whose rule was lost)
+    written = " ".join(str(r) for r in rs.rules + rs.left_out) + " " + " ".join(str(q) for q in rs.requirements)
+    read = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", written))
+    for name, decl in rs.settings.items():
+        if name not in read:
+            out.append(Finding("W109", decl.span, f"setting {name} is read by no rule: setting it changes nothing",
+                               name))
     return out
 
 
