@@ -173,6 +173,24 @@ def test_a_master_and_spark_connect_together_are_refused(tmp_path: Path) -> None
         assert done.stderr.decode().startswith("error[E032]: both a Spark master (local[1]"), done.stderr
 
 
+def test_a_spark_connect_server_that_cannot_be_reached_is_said(tmp_path: Path) -> None:
+    """Nothing listens at SPARK_REMOTE: the Connect client retried for ever (400 s and on,
+    found by a hostile-input review); now E032, exit 2, at once."""
+    pytest.importorskip("pyspark")
+    pytest.importorskip("grpc")
+    (tmp_path / "paths.dl").write_text(PATHS)
+    (tmp_path / "edges.csv").write_text(EDGES)
+    with socket.socket() as probe:  # a port nothing listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        done = subprocess.run(REASONER + ["query", "--rules", "paths.dl", "--engine", "spark", "path(X, Y)",
+                                          "edges.csv"], cwd=tmp_path, capture_output=True, timeout=600,
+                              env={**os.environ, "SPARK_REMOTE": f"sc://127.0.0.1:{port}"})
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr.decode().startswith(f"error[E032]: Spark Connect server sc://127.0.0.1:{port} cannot be "
+                                           "reached: connection refused"), done.stderr
+
+
 def test_spark_connect_without_its_client_says_what_to_install(tmp_path: Path) -> None:
     """pyspark without its Connect client (grpcio and the rest of pyspark[connect]):
     E030 with the extra to install, exit 2, no traceback."""

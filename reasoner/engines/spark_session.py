@@ -118,6 +118,17 @@ def session(app: str = "reasoner") -> Any:
                                     f"MASTER) and Spark Connect (SPARK_REMOTE={remote}) are given: unset one")
         builder = SparkSession.builder.appName(app)
         if remote:
+            try:  # the Connect client first: without it, its absence is what to say (E030)
+                from pyspark.sql.connect.utils import check_dependencies
+                check_dependencies()
+            except ImportError as exc:  # pyspark's PySparkImportError is one
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise _fail(NO_PYSPARK, "SPARK_REMOTE (Spark Connect) needs pyspark's Connect client: "
+                                        f"pip install 'guideline-reasoner[spark-connect]' ({first})") from None
+            unreachable = _unreachable(remote)
+            if unreachable:  # the Connect client retries a refused connection for ever, without a word
+                raise _fail(NO_SESSION, f"Spark Connect server {remote} cannot be reached: {unreachable} "
+                                        "(SPARK_REMOTE)")
             builder = builder.remote(remote)
         else:
             _check_java()
@@ -134,6 +145,28 @@ def session(app: str = "reasoner") -> Any:
             where = "" if remote else f" (the JVM's messages: {log_path()})"  # Connect starts no JVM here
             raise _fail(NO_SESSION, f"Spark did not start ({remote or master()}): {first}{where}") from None
         return _session
+
+
+def _unreachable(remote: str, timeout: float = 10.0) -> str | None:
+    """Why a TCP connection to the `sc://host:port` of SPARK_REMOTE cannot be made (port
+    15002 when none is given), or None. Other forms (pyspark's `local`, which starts a
+    server here) are pyspark's to judge."""
+    import socket
+    from urllib.parse import urlsplit
+    if not remote.startswith("sc://"):
+        return None
+    try:
+        parts = urlsplit(remote.split(";", 1)[0])
+        host, port = parts.hostname, parts.port or 15002
+    except ValueError as exc:
+        return f"not an sc://host:port address ({exc})"
+    if not host:
+        return "not an sc://host:port address"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return (exc.strerror or str(exc) or type(exc).__name__).lower()
 
 
 def _local_builder(builder: Any) -> Any:
