@@ -436,3 +436,18 @@ def test_options_that_contradict_or_repeat_are_refused_not_taken_last(args, word
 
 def test_a_plain_flag_given_twice_is_fine() -> None:
     assert run("why", "--all", "--all", "crs_grade(P, G)", P01).exit_code == 0
+
+
+def test_an_explanation_that_grows_past_its_step_budget_is_e022(tmp_path, monkeypatch) -> None:
+    # why --all over p :- p, p on a clique ran past a minute (derivations multiply with depth)
+    import reasoner.proof.statements as statements
+    monkeypatch.setattr(statements, "MAX_STEPS", 2_000)
+    rules = tmp_path / "double.dl"
+    rules.write_text('.decl e(x: symbol, y: symbol) input "edge"\n.decl p(x: symbol, y: symbol) output "path"\n'
+                     "p(X, Y) :- e(X, Y).\np(X, Z) :- p(X, Y), p(Y, Z).\n")
+    nodes = "abcdefgh"
+    facts = tmp_path / "clique.facts"
+    facts.write_text("".join(f"e({x}, {y}).\n" for x in nodes for y in nodes if x != y))
+    result = run("why", "--rules", str(rules), "--all", "p(a, b)", str(facts))
+    assert result.exit_code == 2 and "error[E022]: the explanation stopped after 2,000 steps" in result.output
+    assert run("why", "--rules", str(rules), "p(a, b)", str(facts)).exit_code == 0  # one proof: a few steps

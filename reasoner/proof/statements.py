@@ -11,9 +11,14 @@ from reasoner.proof.tree import fact_text
 from reasoner.engines.model import Model, row_key, values_equal
 from reasoner.plan.semantics import has_value
 from reasoner.analysis.program import RuleSet, fill_settings
+from reasoner.language.errors import EvaluationLimit
 from reasoner.language.syntax import (
     Aggregate, Atom, BinOp, Call, Comparison, Const, Expr, Rule, Setting, Value, Var, format_value,
 )
+
+
+MAX_STEPS = 300_000
+"""Steps an explanation may take (a derivation or a rule tried): seconds, not hours."""
 
 
 class StepText:
@@ -23,6 +28,15 @@ class StepText:
         self.rs = ruleset
         self.model = model
         self.settings = model.settings
+        self.steps = 0
+
+    def _step(self) -> None:
+        """One more step of an explanation; past MAX_STEPS, EvaluationLimit (E022): `why
+        --all` and `why-not` over dense recursive rules can grow exponentially with --depth."""
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise EvaluationLimit(f"the explanation stopped after {MAX_STEPS:,} steps: the rules' derivations of "
+                                  "this goal are too many to list; use a smaller --depth (or --max-proofs)")
 
     def _says(self, index: int) -> str | None:
         """Rule `index`'s sentence as this run reads it (its `$settings` as values)."""

@@ -126,6 +126,7 @@ class Prover(StepText):
         return [unshared(p) for p in found]
 
     def _derivations(self, key: FactKey, depth: int, ancestors: frozenset[FactKey], limit: int) -> list[Node]:
+        self._step()
         memo_key = (key, depth)
         recursive = key[0] in self.rs.recursive  # only there can an ancestor recur below
         if not recursive and memo_key in self._derivation_memo:

@@ -57,6 +57,7 @@ class WhyNot(Prover):
         return self._why_not((pred, args), depth, max_candidates)
 
     def _why_not(self, key: FactKey, depth: int, max_candidates: int) -> Node:
+        self._step()
         pred, args = key
         if self.holds(pred, args):
             return self.prove(pred, args)
@@ -112,6 +113,7 @@ class WhyNot(Prover):
             if budget[0] <= 0:
                 return
             budget[0] -= 1
+            self._step()
             if i == len(steps):
                 attempts.append(_Attempt(i, current, None))  # the body holds: the head computes another value
                 return
