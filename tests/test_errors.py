@@ -44,6 +44,8 @@ BAD_RULES = [
     ("out(P, N) :- N = count : { flag(P) }.", "E007", 1, "aggregate's key variable P"),
     ("@source nope\nout(P, 1) :- flag(P).", "E011", 1, "unknown source nope"),
     ("@source astc\nout(P, 1) :- flag(P).", "E011", 1, "did you mean astct"),
+    # at its own @source line, not the rule's first annotation
+    ("@id r\n@says \"x\"\n@source astct, nope\nout(P, 1) :- flag(P).", "E011", 3, "unknown source nope"),
     ("out(P, X) :- temp(P, T), X = T * $factor.", "E012", 1, "unknown setting $factor"),
     ("@id a.b\nout(P, 1) :- flag(P).\n@id a.b\nout(P, 2) :- flag(P).", "E010", 3, "rule id a.b is already used"),
     (".decl temp(p: id) input \"again\"", "E010", 1, "predicate temp is already declared"),

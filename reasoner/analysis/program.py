@@ -303,9 +303,10 @@ def _check_ids_and_sources(ruleset: RuleSet, problems: list[Diagnostic]) -> None
                                            "E010"))
             else:
                 seen_ids[rule.id] = rule
-        for key in rule.sources:
-            if key not in ruleset.sources:
-                problems.append(Diagnostic(rule.span, f"unknown source {key}" + suggest(key, ruleset.sources), "E011"))
+        for i, key in enumerate(rule.sources):
+            if key not in ruleset.sources:  # at its @source line (the rule's span is its first annotation)
+                where = rule.source_spans[i] if i < len(rule.source_spans) else rule.span
+                problems.append(Diagnostic(where, f"unknown source {key}" + suggest(key, ruleset.sources), "E011"))
 
 
 def _check_rules(ruleset: RuleSet, problems: list[Diagnostic]) -> None:

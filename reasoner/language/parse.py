@@ -482,7 +482,7 @@ class _Build:
 
     def clause(self, children: list[Any]) -> Rule:
         *annotations, (head, body, span) = children
-        rule_id, says, sources = None, None, []
+        rule_id, says, sources, source_spans = None, None, [], []
         single: dict[str, str] = {}
         problems = []
         for kind, value, ann_span in annotations:
@@ -499,12 +499,15 @@ class _Build:
                     problems.append(Diagnostic(ann_span, "a rule has one @says", "E001"))
                 says = value
             else:
-                sources += [s.strip() for s in value.split(",")]
+                keys = [s.strip() for s in value.split(",")]
+                sources += keys
+                source_spans += [ann_span] * len(keys)
         if problems:
             raise ReasonerError(problems)
         if annotations:
             span = annotations[0][2]
-        return Rule(head, body, rule_id, tuple(sources), says, span, single.get("strength"), single.get("choice"))
+        return Rule(head, body, rule_id, tuple(sources), says, span, single.get("strength"), single.get("choice"),
+                    tuple(source_spans))
 
     # ---- directives
     def include(self, children: list[Token]) -> Include:

@@ -177,6 +177,8 @@ class Rule(Record):
     choice: str | None = None
     """The choice group (`@choice`): actions concluded by rules of one group are
     alternatives to choose among, not a list to give together."""
+    source_spans: tuple[Span, ...] = field(default=(), compare=False)
+    """Where each of `sources` is written (its `@source` line), for messages about it."""
 
     @property
     def is_constraint(self) -> bool:
