@@ -86,6 +86,20 @@ def test_a_cohort_not_grouped_by_patient_is_refused_not_split(rules, tmp_path) -
         list(stream_chunks(rules, [path], 1))
 
 
+def test_a_cohort_not_grouped_by_patient_is_refused_before_any_report_is_printed(tmp_path) -> None:
+    # the first chunks' report went to stdout before the patient that came back was met
+    path = tmp_path / "mixed.csv"
+    rows = [f"weight_kg,p{i:02d},70\ntemperature_c,p{i:02d},39\n" for i in range(30)]
+    path.write_text("predicate,arg1,arg2\n" + "".join(rows) + "allergy,p00,anakinra\n")
+    result = CliRunner().invoke(main, ["recommend", "--stream", "--chunk-size", "5", "--format", "csv", str(path)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"{path}:62:1: error[E015]: patient p00 appears again after other patients" in result.stderr
+    # in one chunk the patient's facts are together: read, with the same report as whole
+    whole = CliRunner().invoke(main, ["recommend", "--no-stream", "--format", "csv", str(path)])
+    one = CliRunner().invoke(main, ["recommend", "--stream", "--chunk-size", "50", "--format", "csv", str(path)])
+    assert one.exit_code == whole.exit_code == 0 and one.stdout == whole.stdout
+
+
 def test_stream_validation_reports_every_bad_row_before_evaluating(rules, tmp_path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("predicate,arg1,arg2\nweight_kg,a,-3\ntemperature_c,a,389\nwieght_kg,b,70\n")

@@ -25,7 +25,7 @@ from typing import Iterator
 
 from reasoner.authoring.diff_solver import PredicateResult, Replay, Version, Witness, constants, fresh_pid, search, solve
 from reasoner.language.errors import Diagnostic, ReasonerError
-from reasoner.io.facts import chunks, load_facts, stream_chunks, validate_stream
+from reasoner.io.facts import Grouping, chunks, load_facts, stream_chunks, validate_stream
 from reasoner.engines.model import Model, row_key, value_key
 from reasoner.io.output import write_text
 from reasoner.analysis.program import RuleSet, load_rules, resolve_settings
@@ -243,7 +243,11 @@ def _fact_chunks(rs: RuleSet, paths: tuple[str, ...], size: int, stream: bool | 
     if stream is None:
         stream = cohort_forms and not any(read_once(p) for p in paths)
     if stream:
-        validate_stream(rs, paths)
+        grouping = Grouping(rs)
+        validate_stream(rs, paths, grouping=grouping)
+        problem = grouping.problem(size)
+        if problem is not None:
+            raise ReasonerError([problem])
         return stream_chunks(rs, paths, size)
     return chunks(rs, load_facts(rs, paths), size)
 

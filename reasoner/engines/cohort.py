@@ -53,7 +53,7 @@ class Cohort:
     Bad facts raise ReasonerError here, before anything is evaluated."""
 
     def __init__(self, rules: RuleSet, paths: tuple[str, ...], stream: bool | None, engine: str = "pydatalog"):
-        from reasoner.io.facts import load_facts, validate_stream
+        from reasoner.io.facts import Grouping, load_facts, validate_stream
         self.rules, self.paths = rules, paths
         cohort_forms = all(Path(p).suffix in (".csv", ".parquet") for p in paths if p != "-")
         once = [p for p in paths if read_once(p)]  # a FIFO or a device: no second pass
@@ -67,7 +67,8 @@ class Cohort:
         elif self.stream and engine == "spark" and self.spark_reads_it():
             pass  # checked by the Spark engine before it evaluates (reasoner.engines.spark)
         elif self.stream:
-            validate_stream(rules, paths)
+            self.grouping = Grouping(rules)
+            validate_stream(rules, paths, grouping=self.grouping)
         else:
             self.factset = load_facts(rules, paths)
 
@@ -88,6 +89,10 @@ class Cohort:
         from reasoner.io.facts import chunks, stream_chunks
         if self.factset is not None:
             return chunks(self.rules, self.factset, size)
+        grouping = getattr(self, "grouping", None)
+        problem = grouping.problem(size) if grouping is not None else None
+        if problem is not None:  # known from pass one: refused before any chunk is evaluated or printed
+            raise ReasonerError([problem])
         return stream_chunks(self.rules, self.paths, size)
 
     def patients(self) -> int | None:

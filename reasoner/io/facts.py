@@ -236,10 +236,60 @@ def _expand(paths: Iterable[str | Path]) -> list[str]:
     return out
 
 
-def validate_stream(ruleset: RuleSet, paths: Iterable[str | Path], limit: int = 1000) -> int:
+class Grouping:
+    """Pass one's record of how a cohort's patients are grouped: each patient's rank (the
+    order of first appearance) and, for a patient whose facts come back after others
+    began, the highest rank seen by then and the fact that came back. Pass two hands on
+    chunks of `size` patients by rank: patient p, of rank r, breaks the chunking where it
+    comes back after the chunk of rank m began (r // size < m // size). Knowing that after
+    pass one, a command refuses the cohort before printing any of its report."""
+
+    def __init__(self, ruleset: RuleSet):
+        self.ruleset = ruleset
+        self.rank: dict[Value, int] = {}
+        self.back: dict[Value, tuple[int, Span]] = {}
+        self.current: Value | None = None
+        self.keyless: tuple[int, Fact] | None = None  # the first fact of no patient after some patients
+
+    def add(self, fact: Fact) -> None:
+        k = self.ruleset.key_index(fact.pred)
+        if k is None:
+            if self.rank and self.keyless is None:
+                self.keyless = (len(self.rank), fact)
+            return
+        key = fact.args[k]
+        if key == self.current:
+            return
+        self.current = key
+        if key not in self.rank:
+            self.rank[key] = len(self.rank)
+        elif self.rank[key] < len(self.rank) - 1:
+            seen = len(self.rank) - 1
+            if key not in self.back or self.back[key][0] < seen:
+                self.back[key] = (seen, fact.span)
+
+    def problem(self, size: int) -> Diagnostic | None:
+        """Why chunks of `size` patients cannot be read from the cohort as it is, or None."""
+        if not self.ruleset.patient_local:
+            return None
+        if self.keyless is not None and self.keyless[0] > size:  # after the first chunk was handed on
+            fact = self.keyless[1]
+            return Diagnostic(fact.span, f"{fact.pred} holds no patient: in a cohort read in chunks, such facts come "
+                              "before every patient's facts", "E015")
+        broken = [(span, key) for key, (seen, span) in self.back.items() if self.rank[key] // size < seen // size]
+        if broken:
+            span, key = min(broken, key=lambda b: (b[0].file, b[0].line, b[0].col))
+            return Diagnostic(span, f"patient {key} appears again after other patients: a cohort read in chunks must "
+                              "hold each patient's facts together (sort it by patient), or read it whole with "
+                              "--no-stream", "E015")
+        return None
+
+
+def validate_stream(ruleset: RuleSet, paths: Iterable[str | Path], limit: int = 1000,
+                    grouping: Grouping | None = None) -> int:
     """Pass one over a cohort: check every fact, `one` per patient included, keeping none
-    (memory flat: see `OneFacts`). Raises ReasonerError with the problems (the first
-    `limit`, and how many more)."""
+    (memory flat: see `OneFacts`), and record in `grouping` how its patients are grouped.
+    Raises ReasonerError with the problems (the first `limit`, and how many more)."""
     problems: list[Diagnostic] = []
     more = 0
     count = 0
@@ -266,6 +316,8 @@ def validate_stream(ruleset: RuleSet, paths: Iterable[str | Path], limit: int = 
             else:
                 count += 1
                 one.add(item)
+                if grouping is not None:
+                    grouping.add(item)
     for problem in one.problems():
         report(problem)
     if more:
