@@ -363,6 +363,19 @@ def test_the_only_base_of_a_loop_is_not_called_redundant(tmp_path: Path) -> None
     assert not [f for f in report.findings if f.code == "S206" and f.target == "weight.base"], report.findings
 
 
+def test_a_conflict_names_its_rules_at_the_one_that_contraindicates(tmp_path: Path) -> None:
+    # S202 sat at `.decl conflict` and named no rule: a new contraindication for every
+    # grade 3 patient (a seeded defect) read the same as the bundled allergy conflicts
+    case = next(c for c in CASES if c.name == "conflict predicate")
+    report = run_check(_write(tmp_path, "conflict.dl", case.defect), budget=300)
+    s202 = next(f for f in report.findings if f.code == "S202")
+    assert s202.message == ("the rule set can produce conflict(toci, allergy) (contraindicated by contra.allergy; "
+                            "indicated by indicated.toci; conflict by conflict.indicated)"), s202.message
+    text = (tmp_path / "conflict.dl").read_text().splitlines()
+    assert text[s202.span.line - 1].startswith("contraindicated(P, D, allergy)") or \
+        text[s202.span.line - 1].startswith("@id contra.allergy")
+
+
 def test_every_semantic_code_is_seeded() -> None:
     seeded = {c.code for c in CASES} | {"S201"}  # S201 comes with every S204
     assert {code for code in CODES if code.startswith("S")} <= seeded

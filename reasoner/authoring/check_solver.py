@@ -191,10 +191,27 @@ class _SolverRun:
                 what = ", ".join(format_value(v) for v in o.value)
                 self.decided[(kind, o.value)] = "found"
                 if kind == "conflict":
-                    self.proved(("conflict", o.value), "S202", rs.decls[CONFLICT].span,
-                                f"the rule set can produce {CONFLICT}({what})", CONFLICT, o, o.witness)
+                    span, said = self._conflict_sides(o)
+                    self.proved(("conflict", o.value), "S202", span,
+                                f"the rule set can produce {CONFLICT}({what}){said}", CONFLICT, o, o.witness)
                 else:
                     self._clash(o)
+
+    def _conflict_sides(self, o: Outcome) -> tuple[Span, str]:
+        """Where a conflict comes from: the rule that contraindicates (the finding's place)
+        and the rules on each side, named; the conflict declaration when they are unknown."""
+        rs = self.rs
+        sides = clash_predicates(rs)
+        if sides is None or rs.decls[sides[1]].arity != len(self.reproduce.full(CONFLICT, o.value)):
+            return rs.decls[CONFLICT].span, ""
+        ind, contra = sides
+        row = self.reproduce.full(contra, o.value)
+        by = {p: _concluded_by(rs, o.evidence, p, r) for p, r in ((ind, row[:rs.decls[ind].arity]), (contra, row),
+                                                                  (CONFLICT, self.reproduce.full(CONFLICT, o.value)))}
+        named = [f"{p} by {', '.join(rs.rule_name(rs.rules[i]) for i in by[p])}" for p in (contra, ind, CONFLICT)
+                 if by[p]]
+        span = next((rs.rules[i].span for i in by[contra]), rs.decls[CONFLICT].span)
+        return span, f" ({'; '.join(named)})" if named else ""
 
     def _clash(self, o: Outcome) -> None:
         """A clash: the two facts as the witness has them (its patient included), at the rules that concluded them."""
@@ -286,8 +303,8 @@ class _Reproducer:
             others = {model.head_of(j, b) for j, r in enumerate(rs.rules) if j != index and j in model.heads
                       and r.head is not None and r.head.pred == pred for b in model.rule_firings(j)}
             return any(model.head_of(index, b) not in others for b in model.rule_firings(index)) or None  # type: ignore[arg-type]
-        if kind == "conflict":
-            return model.holds(CONFLICT, self.full(CONFLICT, value)) or None
+        if kind == "conflict":  # the model: which rules concluded its two sides
+            return model if model.holds(CONFLICT, self.full(CONFLICT, value)) else None
         if kind == "clash":
             ind, contra = clash_predicates(rs)  # type: ignore[misc]
             row = self.full(contra, value)
