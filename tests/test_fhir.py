@@ -265,14 +265,19 @@ def test_a_key_given_twice_in_a_bundle_is_refused_where_it_is_repeated(tmp_path:
         assert f"{path}:4:3: error[E040]: the key \"type\" appears twice in one object" in result.output, result.output
 
 
+def bundle_of(tmp_path: Path, name: str, facts_text: str) -> tuple[Path, Path]:
+    """A fact file and the Bundle `facts to-fhir` makes of it (assessed 2026-01-05 12:00 UTC)."""
+    facts, bundle = tmp_path / f"{name}.facts", tmp_path / f"{name}.json"
+    facts.write_text(facts_text)
+    assert run("facts", "to-fhir", "--assessed-at", "2026-01-05T12:00:00Z", "-o", str(bundle), str(facts)).exit_code == 0
+    return facts, bundle
+
+
 def test_hours_round_trip_exactly_across_a_threshold(tmp_path: Path) -> None:
     # a dose 7.99999 h ago is under the 8-hour minimum interval (too_soon); to FHIR and back
     # it came out as 8 (hours were rounded to 4 places) and the contraindication was lost
-    facts = tmp_path / "soon.facts"
-    facts.write_text("weight_kg(p1, 72).\ntemperature_c(p1, 38.9).\ncrs_onset(p1, 30).\noxygen(p1, facemask, 8).\n"
-                     "given(p1, tocilizumab, 576, 7.99999).\n")
-    bundle = tmp_path / "soon.json"
-    assert run("facts", "to-fhir", "--assessed-at", "2026-01-05T12:00:00Z", "-o", str(bundle), str(facts)).exit_code == 0
+    facts, bundle = bundle_of(tmp_path, "soon", "weight_kg(p1, 72).\ntemperature_c(p1, 38.9).\ncrs_onset(p1, 30).\n"
+                              "oxygen(p1, facemask, 8).\ngiven(p1, tocilizumab, 576, 7.99999).\n")
     back = run("facts", "from-fhir", str(bundle))
     assert "given(p1, tocilizumab, 576, 7.99999)." in back.output, back.output
     for source in (facts, bundle):
@@ -283,11 +288,8 @@ def test_hours_round_trip_exactly_across_a_threshold(tmp_path: Path) -> None:
 def test_two_administrations_of_one_dose_at_one_time_are_refused_not_counted_once(tmp_path: Path) -> None:
     # facts are a set: three MedicationAdministrations at one time gave one `given` fact,
     # so the 3-in-24-h maximum was not seen and tocilizumab was recommended again
-    facts = tmp_path / "p.facts"
-    facts.write_text("weight_kg(p1, 72).\ntemperature_c(p1, 38.9).\noxygen(p1, facemask, 8).\n"
-                     "given(p1, tocilizumab, 576, 10).\n")
-    bundle = tmp_path / "p.json"
-    assert run("facts", "to-fhir", "--assessed-at", "2026-01-05T12:00:00Z", "-o", str(bundle), str(facts)).exit_code == 0
+    _, bundle = bundle_of(tmp_path, "p", "weight_kg(p1, 72).\ntemperature_c(p1, 38.9).\noxygen(p1, facemask, 8).\n"
+                          "given(p1, tocilizumab, 576, 10).\n")
     doc = json.loads(bundle.read_text())
     dose = next(e for e in doc["entry"] if e["resource"]["resourceType"] == "MedicationAdministration")
     doc["entry"].append({"resource": {**dose["resource"], "id": "again"}})
@@ -302,10 +304,7 @@ def test_two_administrations_of_one_dose_at_one_time_are_refused_not_counted_onc
 def test_icans_of_unspecified_grade_is_an_error_not_no_icans(tmp_path: Path) -> None:
     # G92.00 gave a note and no fact: the patient read as having no ICANS at all (so an
     # isolated ICANS could not stop tocilizumab); docs/fhir.md says it is an error
-    facts = tmp_path / "i.facts"
-    facts.write_text("weight_kg(p1, 72).\nicans_grade(p1, 2).\n")
-    bundle = tmp_path / "i.json"
-    assert run("facts", "to-fhir", "--assessed-at", "2026-01-05T12:00:00Z", "-o", str(bundle), str(facts)).exit_code == 0
+    _, bundle = bundle_of(tmp_path, "i", "weight_kg(p1, 72).\nicans_grade(p1, 2).\n")
     text = bundle.read_text()
     assert '"G92.02"' in text
     bundle.write_text(text.replace('"G92.02"', '"G92.00"'))

@@ -20,6 +20,7 @@ importable from here too (`__all__`).
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import stat
 import sys
@@ -144,7 +145,7 @@ def _link_loop(p: Path) -> bool:
     except RuntimeError:  # Python < 3.13 says a loop this way
         return True
     except OSError as exc:
-        return exc.errno == 40  # ELOOP
+        return exc.errno == errno.ELOOP
     return False
 
 
@@ -236,6 +237,11 @@ def _expand(paths: Iterable[str | Path]) -> list[str]:
     return out
 
 
+def _not_grouped(key: Value) -> str:
+    return (f"patient {key} appears again after other patients: a cohort read in chunks must hold each patient's "
+            "facts together (sort it by patient), or read it whole with --no-stream")
+
+
 class Grouping:
     """Pass one's record of how a cohort's patients are grouped: each patient's rank (the
     order of first appearance) and, for a patient whose facts come back after others
@@ -279,9 +285,7 @@ class Grouping:
         broken = [(span, key) for key, (seen, span) in self.back.items() if self.rank[key] // size < seen // size]
         if broken:
             span, key = min(broken, key=lambda b: (b[0].file, b[0].line, b[0].col))
-            return Diagnostic(span, f"patient {key} appears again after other patients: a cohort read in chunks must "
-                              "hold each patient's facts together (sort it by patient), or read it whole with "
-                              "--no-stream", "E015")
+            return Diagnostic(span, _not_grouped(key), "E015")
         return None
 
 
@@ -353,9 +357,7 @@ def stream_chunks(ruleset: RuleSet, paths: Iterable[str | Path], size: int) -> I
             key = fact.args[k]
             if key not in current:
                 if key in done:
-                    raise ReasonerError.at(fact.span, f"patient {key} appears again after other patients: a cohort "
-                                           "read in chunks must hold each patient's facts together (sort it by "
-                                           "patient), or read it whole with --no-stream", "E015")
+                    raise ReasonerError.at(fact.span, _not_grouped(key), "E015")
                 if len(current) == size:
                     yield shared + batch
                     handed_on = True

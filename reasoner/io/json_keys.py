@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-_SKIP = json.JSONDecoder()
+_SKIP = json.JSONDecoder(object_pairs_hook=lambda pairs: None)
+"""Decodes a value only to find where it ends (its objects are not built)."""
 
 
 class DuplicateKey(ValueError):
@@ -29,15 +30,10 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _ws(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\n\r":
-        pos += 1
-    return pos
-
-
 def duplicate_at(text: str, pos: int = 0) -> int | None:
     """The position of the first repeated key in the JSON value at `pos` (text already known
     to parse, but for the repeat), or None. Each value is skipped by the decoder itself."""
+    from reasoner.io.fact_readers import skip_ws as _ws  # here: fact_readers imports this module
     pos = _ws(text, pos)
     if pos >= len(text) or text[pos] not in "{[":
         return None
@@ -55,7 +51,7 @@ def duplicate_at(text: str, pos: int = 0) -> int | None:
         inner = duplicate_at(text, pos)
         if inner is not None:
             return inner
-        _, pos = json.JSONDecoder(object_pairs_hook=lambda p: None).raw_decode(text, pos)
+        _, pos = _SKIP.raw_decode(text, pos)
         pos = _ws(text, pos)
         if pos < len(text) and text[pos] == ",":
             pos = _ws(text, pos + 1)

@@ -95,10 +95,10 @@ def read_json(body: bytes) -> Any:
         raise ServiceError.one(400, MALFORMED, f"the request body is not JSON: {exc.msg} at line {exc.lineno}, "
                                f"column {exc.colno}") from None
     except DuplicateKey as exc:
-        at = duplicate_at(text) or 0
-        line = text.count("\n", 0, at) + 1
-        raise ServiceError.one(400, MALFORMED, f"the request body is not valid: {exc}, at line {line}, column "
-                               f"{at - (text.rfind(chr(10), 0, at) + 1) + 1}") from None
+        from reasoner.io.fact_readers import span_at
+        at = span_at(text, "<request>", duplicate_at(text) or 0)
+        raise ServiceError.one(400, MALFORMED, f"the request body is not valid: {exc}, at line {at.line}, column "
+                               f"{at.col}") from None
     except (ValueError, RecursionError) as exc:
         problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise ServiceError.one(400, MALFORMED, f"the request body is not JSON: {problem}") from None
