@@ -502,16 +502,17 @@ class Encoder:
                     if not z3.is_false(f):
                         new.append((c2 + [f], env))
             elif isinstance(lit, Comparison):
+                whole = self._whole(body)  # once per literal, not per row
+                loose = rounds(lit.left, self.settings, whole) or rounds(lit.right, self.settings, whole)
                 for conds, env in rows:
                     c2 = list(conds)
-                    whole = self._whole(body)
                     if step.assign is not None:
                         other = lit.right if isinstance(lit.left, Var) and lit.left.name == step.assign else lit.left
                         new.append((c2, {**env, step.assign: self._computed(other, env, c2, whole, relies)}))
                     else:
                         left, right = self.term(lit.left, env, c2), self.term(lit.right, env, c2)
                         f = compare(lit.op, left, right)
-                        if rounds(lit.left, self.settings, whole) or rounds(lit.right, self.settings, whole):
+                        if loose:
                             f = self._loosely(lit, f, left, right, relies)
                         if not z3.is_false(f):
                             new.append((c2 + [f], env))
